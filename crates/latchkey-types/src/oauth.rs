@@ -1,0 +1,181 @@
+//! OAuth 2.0 shapes: token responses, access-token claims (RFC 9068 plus
+//! Latchkey's Userfront-compatible claims), server metadata (RFC 8414) and
+//! the JWKS (RFC 7517).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::admin::Authorization;
+use crate::{JsonObject, Mode, UserKind};
+
+/// `POST /oauth/token` success (RFC 6749 §5.1).
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// The signed JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: i64,
+    /// The granted scope, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// The `aud` claim: one audience or several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several audiences.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether `aud` names this audience.
+    pub fn contains(&self, aud: &str) -> bool {
+        match self {
+            Audience::One(a) => a == aud,
+            Audience::Many(list) => list.iter().any(|a| a == aud),
+        }
+    }
+}
+
+/// Names of the claims Latchkey sets itself; custom claims may not use them.
+pub const RESERVED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "mode",
+    "tenantId",
+    "userId",
+    "kind",
+    "authorization",
+    // Registered by RFC 7519/9068/OIDC and too easy to misread if set freely.
+    "typ",
+    "auth_time",
+    "acr",
+    "amr",
+    "azp",
+    "cnf",
+    "act",
+    "may_act",
+];
+
+/// The claims of a Latchkey access token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AccessTokenClaims {
+    /// The issuer URL.
+    pub iss: String,
+    /// The user id.
+    pub sub: String,
+    /// The audience(s).
+    pub aud: Audience,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issue time, seconds since the epoch.
+    pub iat: i64,
+    /// Not-before, seconds since the epoch.
+    pub nbf: i64,
+    /// Unique token id.
+    pub jti: String,
+    /// The OAuth client (the user id).
+    pub client_id: String,
+    /// Granted scope, space-separated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// `test` or `live`.
+    pub mode: Mode,
+    /// The tenant the token is scoped to.
+    #[serde(rename = "tenantId")]
+    pub tenant_id: String,
+    /// The user id (= `sub`).
+    #[serde(rename = "userId")]
+    pub user_id: String,
+    /// Machine or human.
+    pub kind: UserKind,
+    /// Roles effective in the token's tenant and its descendants.
+    pub authorization: Authorization,
+    /// The user's custom claims.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub custom: JsonObject,
+}
+
+/// RFC 8414 authorization server metadata.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServerMetadata {
+    /// The issuer URL.
+    pub issuer: String,
+    /// `POST` here for tokens.
+    pub token_endpoint: String,
+    /// Public signing keys.
+    pub jwks_uri: String,
+    /// Grant types the token endpoint accepts.
+    pub grant_types_supported: Vec<String>,
+    /// Client authentication methods at the token endpoint.
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Response types (none: there is no authorization endpoint yet).
+    pub response_types_supported: Vec<String>,
+    /// Signature algorithms of access tokens.
+    pub access_token_signing_alg_values_supported: Vec<String>,
+    /// Permissions may be asked for with `scope`; they come from the role catalog.
+    pub scopes_supported: Vec<String>,
+    /// Where the API is described.
+    pub service_documentation: String,
+    /// Default access-token lifetime in seconds (Latchkey extension).
+    pub latchkey_access_token_lifetime: i64,
+}
+
+/// One public key of the JWKS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Jwk {
+    /// `OKP`, `EC` or `RSA`.
+    pub kty: String,
+    /// Key id, as in the token header.
+    pub kid: String,
+    /// `EdDSA`, `ES256` or `RS256`.
+    pub alg: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+    /// Curve (`Ed25519`, `P-256`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    /// Public point (OKP, EC), base64url.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// Public point y (EC), base64url.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    /// RSA modulus, base64url.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// RSA exponent, base64url.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+}
+
+/// `GET /.well-known/jwks.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JwkSet {
+    /// The keys of both modes.
+    pub keys: Vec<Jwk>,
+}
