@@ -127,13 +127,14 @@ pub fn generate(mode: Mode, kind: CredentialKind) -> Secret {
 
 /// Checks the shape and checksum of `value` and reads its mode and type.
 pub fn parse(value: &str) -> Result<CredentialInfo, CredentialError> {
-    let rest = value.strip_prefix("lk_").ok_or(CredentialError::Malformed)?;
+    let rest = value
+        .strip_prefix("lk_")
+        .ok_or(CredentialError::Malformed)?;
     let (mode, rest) = rest.split_once('_').ok_or(CredentialError::Malformed)?;
     let (kind, body) = rest.split_once('_').ok_or(CredentialError::Malformed)?;
     let mode = Mode::parse(mode).ok_or(CredentialError::Malformed)?;
     let kind = CredentialKind::parse(kind).ok_or(CredentialError::Malformed)?;
-    if body.len() != RANDOM_LEN + CHECKSUM_LEN || !body.bytes().all(|c| c.is_ascii_alphanumeric())
-    {
+    if body.len() != RANDOM_LEN + CHECKSUM_LEN || !body.bytes().all(|c| c.is_ascii_alphanumeric()) {
         return Err(CredentialError::Malformed);
     }
     let (signed, given) = value.split_at(value.len() - CHECKSUM_LEN);

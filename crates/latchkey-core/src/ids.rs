@@ -51,8 +51,7 @@ pub fn is_valid_role_name(name: &str) -> bool {
 pub fn is_valid_scope_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s
-            .bytes()
+        && s.bytes()
             .all(|c| c == 0x21 || (0x23..=0x5B).contains(&c) || (0x5D..=0x7E).contains(&c))
 }
 
@@ -60,9 +59,10 @@ pub fn is_valid_scope_token(s: &str) -> bool {
 /// before a lookup).
 pub fn has_id_shape(id: &str, prefix: &str) -> bool {
     id.len() <= 64
-        && id.strip_prefix(prefix).and_then(|r| r.strip_prefix('_')).is_some_and(|rest| {
-            !rest.is_empty() && rest.bytes().all(|c| c.is_ascii_alphanumeric())
-        })
+        && id
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('_'))
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|c| c.is_ascii_alphanumeric()))
 }
 
 #[cfg(test)]
@@ -83,7 +83,13 @@ mod tests {
 
     #[test]
     fn role_names_follow_the_contract_pattern() {
-        for ok in ["admin", "iot-remote", "telemetry:write", "a", &"r".repeat(64)] {
+        for ok in [
+            "admin",
+            "iot-remote",
+            "telemetry:write",
+            "a",
+            &"r".repeat(64),
+        ] {
             assert!(is_valid_role_name(ok), "{ok}");
         }
         for bad in ["", ":a", "Admin", "a b", &"r".repeat(65)] {

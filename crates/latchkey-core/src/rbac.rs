@@ -175,7 +175,10 @@ impl Catalog {
 
     /// Every permission of the catalog, for metadata.
     pub fn all_permissions(&self) -> BTreeSet<String> {
-        self.roles.values().flat_map(|p| p.iter().cloned()).collect()
+        self.roles
+            .values()
+            .flat_map(|p| p.iter().cloned())
+            .collect()
     }
 }
 
@@ -254,7 +257,11 @@ mod tests {
             ("nope", &[]),
         ];
         for (tenant, expected) in table {
-            assert_eq!(effective_roles(&t, &direct, tenant), set(expected), "tenant {tenant}");
+            assert_eq!(
+                effective_roles(&t, &direct, tenant),
+                set(expected),
+                "tenant {tenant}"
+            );
         }
     }
 
@@ -272,14 +279,20 @@ mod tests {
         // Turning the boundary's cascade on lets `a`'s roles through again.
         rows.iter_mut().find(|r| r.0 == "x").unwrap().2 = true;
         let open = tree(&rows);
-        assert_eq!(effective_roles(&open, &direct, "c"), set(&["operator", "x-local"]));
+        assert_eq!(
+            effective_roles(&open, &direct, "c"),
+            set(&["operator", "x-local"])
+        );
     }
 
     #[test]
     fn deleting_a_tenant_or_a_membership_removes_what_it_gave() {
         let mut rows = base();
         let direct = held(&[("a", &["operator"]), ("c", &["leaf"])]);
-        assert_eq!(effective_roles(&tree(&rows), &direct, "c"), set(&["leaf", "operator"]));
+        assert_eq!(
+            effective_roles(&tree(&rows), &direct, "c"),
+            set(&["leaf", "operator"])
+        );
         // Delete c: its roles are gone with it and the authorization of `a`
         // no longer lists it.
         rows.retain(|r| r.0 != "c");
@@ -338,7 +351,10 @@ mod tests {
     #[test]
     fn scope_is_checked_against_the_catalog() {
         let catalog = Catalog::new([
-            ("operator".to_string(), vec!["telemetry:write".into(), "telemetry:read".into()]),
+            (
+                "operator".to_string(),
+                vec!["telemetry:write".into(), "telemetry:read".into()],
+            ),
             ("viewer".to_string(), vec!["telemetry:read".into()]),
         ]);
         let granted = catalog.permissions(&set(&["viewer", "unknown-role"]));

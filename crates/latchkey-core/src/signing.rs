@@ -97,10 +97,12 @@ impl SigningKey {
                 .map_err(|_| SigningError::Crypto)?
                 .as_ref()
                 .to_vec(),
-            Algorithm::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .map_err(|_| SigningError::Crypto)?
-                .as_ref()
-                .to_vec(),
+            Algorithm::ES256 => {
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| SigningError::Crypto)?
+                    .as_ref()
+                    .to_vec()
+            }
             Algorithm::RS256 => {
                 let pair =
                     RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| SigningError::Crypto)?;
@@ -150,12 +152,12 @@ impl SigningKey {
                 let public = pair.public_key();
                 let jwk = Jwk {
                     kty: "RSA".into(),
-                    n: Some(URL_SAFE_NO_PAD.encode(
-                        public.modulus().big_endian_without_leading_zero(),
-                    )),
-                    e: Some(URL_SAFE_NO_PAD.encode(
-                        public.exponent().big_endian_without_leading_zero(),
-                    )),
+                    n: Some(
+                        URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+                    ),
+                    e: Some(
+                        URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+                    ),
                     ..empty_jwk(alg)
                 };
                 (Inner::Rsa(pair), jwk)
@@ -230,7 +232,11 @@ fn empty_jwk(alg: Algorithm) -> Jwk {
 pub fn thumbprint(jwk: &Jwk) -> String {
     let s = |v: &Option<String>| v.clone().unwrap_or_default();
     let canonical = match jwk.kty.as_str() {
-        "OKP" => format!(r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#, s(&jwk.crv), s(&jwk.x)),
+        "OKP" => format!(
+            r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
+            s(&jwk.crv),
+            s(&jwk.x)
+        ),
         "EC" => format!(
             r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
             s(&jwk.crv),
@@ -253,8 +259,12 @@ mod tests {
         let again = SigningKey::from_pkcs8(Algorithm::EdDSA, key.pkcs8_der()).unwrap();
         assert_eq!(key.kid(), again.kid());
         let sig = key.sign(b"payload").unwrap();
-        let x = URL_SAFE_NO_PAD.decode(key.public_jwk().x.as_ref().unwrap()).unwrap();
-        UnparsedPublicKey::new(&ED25519, x).verify(b"payload", &sig).unwrap();
+        let x = URL_SAFE_NO_PAD
+            .decode(key.public_jwk().x.as_ref().unwrap())
+            .unwrap();
+        UnparsedPublicKey::new(&ED25519, x)
+            .verify(b"payload", &sig)
+            .unwrap();
         assert_eq!(key.public_jwk().kty, "OKP");
         assert_eq!(key.public_jwk().kid, key.kid());
     }
@@ -277,7 +287,13 @@ mod tests {
     fn rs256_keys_export_a_public_modulus_and_reload() {
         let key = SigningKey::generate(Algorithm::RS256).unwrap();
         let jwk = key.public_jwk();
-        assert_eq!(URL_SAFE_NO_PAD.decode(jwk.n.as_ref().unwrap()).unwrap().len(), 256);
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(jwk.n.as_ref().unwrap())
+                .unwrap()
+                .len(),
+            256
+        );
         assert_eq!(jwk.e.as_deref(), Some("AQAB"));
         let again = SigningKey::from_pkcs8(Algorithm::RS256, key.pkcs8_der()).unwrap();
         assert_eq!(again.kid(), key.kid());
@@ -293,7 +309,10 @@ mod tests {
             e: Some("AQAB".into()),
             ..empty_jwk(Algorithm::RS256)
         };
-        assert_eq!(thumbprint(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]

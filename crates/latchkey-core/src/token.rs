@@ -111,7 +111,12 @@ mod tests {
 
     fn grant<'a>(custom: &'a JsonObject) -> TokenGrant<'a> {
         let mut authorization = Authorization::new();
-        authorization.insert("acme".into(), TenantRoles { roles: vec!["operator".into()] });
+        authorization.insert(
+            "acme".into(),
+            TenantRoles {
+                roles: vec!["operator".into()],
+            },
+        );
         TokenGrant {
             issuer: "https://auth.example",
             user_id: "usr_abc",
@@ -164,9 +169,13 @@ mod tests {
         assert_eq!(h["typ"], "at+jwt");
         assert_eq!(h["alg"], "EdDSA");
         assert_eq!(h["kid"], key.kid());
-        let x = URL_SAFE_NO_PAD.decode(key.public_jwk().x.as_ref().unwrap()).unwrap();
+        let x = URL_SAFE_NO_PAD
+            .decode(key.public_jwk().x.as_ref().unwrap())
+            .unwrap();
         let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
         let input = format!("{}.{}", parts[0], parts[1]);
-        UnparsedPublicKey::new(&ED25519, x).verify(input.as_bytes(), &sig).unwrap();
+        UnparsedPublicKey::new(&ED25519, x)
+            .verify(input.as_bytes(), &sig)
+            .unwrap();
     }
 }

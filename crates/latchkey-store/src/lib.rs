@@ -1,1 +1,271 @@
-//! placeholder
+//! Latchkey's store: SQLite (the embedded default) and PostgreSQL behind one
+//! type, [`Store`]. This crate is the only place that knows SQL.
+//!
+//! Both backends run through sqlx's `Any` driver with the same statements:
+//! the schema uses only `TEXT` and `BIGINT` columns and `$n` placeholders,
+//! which both databases accept, so one implementation (and one conformance
+//! suite) covers both. Each backend still has its own versioned migrations.
+//! Writes that belong together run in one transaction.
+
+mod bootstrap;
+mod principals;
+mod records;
+mod roles;
+mod tenants;
+mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+pub use records::*;
+
+/// What went wrong in the store, in terms callers can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named thing does not exist (in this mode).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The write conflicts with what is stored (duplicate, cycle, in use).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database cannot be reached.
+    #[error("store unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else; the cause is for the log, never for a client.
+    #[error("store failure")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict("a record with this id or name already exists".into())
+            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                StoreError::Conflict("the record is referenced by or refers to another".into())
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            _ => StoreError::Internal(Box::new(e)),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Internal(Box::new(e))
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file (WAL).
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// The store: a connection pool and the statements Latchkey runs.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite allows one writer at a time, and a deferred transaction that
+    /// reads before it writes can fail with `SQLITE_BUSY` instead of waiting.
+    /// Serialising write transactions in process avoids that; PostgreSQL
+    /// needs no such lock.
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+type WriteGuard = Option<tokio::sync::OwnedMutexGuard<()>>;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database `latchkey.db` under
+    /// `data_dir`, in WAL mode, and migrates it.
+    pub async fn open_sqlite(data_dir: &Path) -> StoreResult<Store> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Internal(Box::new(e)))?;
+        let path = data_dir.join("latchkey.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Self::connect(&url).await
+    }
+
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and migrates.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::Internal(
+                "database URL must start with sqlite: or postgres://".into(),
+            ));
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool_options = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(match backend {
+                // SQLite has one writer; a few readers are plenty under WAL.
+                Backend::Sqlite => 4,
+                Backend::Postgres => 16,
+            });
+        let pool_options = match backend {
+            Backend::Sqlite => pool_options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => pool_options,
+        };
+        let pool = pool_options.connect_with(options).await?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Internal(Box::new(e)))?;
+        Ok(Store {
+            pool,
+            backend,
+            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Begins a write transaction (holding the SQLite writer lock).
+    async fn begin_write(&self) -> StoreResult<(WriteGuard, Transaction<'static, Any>)> {
+        let guard = match self.backend {
+            Backend::Sqlite => Some(self.sqlite_writer.clone().lock_owned().await),
+            Backend::Postgres => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok((guard, tx))
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Closes every connection; later calls fail with `Unavailable`.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// One page of a list query: at most `limit` items after the item whose sort
+/// key is `after`.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    /// Maximum number of items.
+    pub limit: u32,
+    /// Sort key (id) of the last item of the previous page.
+    pub after: Option<String>,
+}
+
+/// One page of results.
+#[derive(Debug, Clone)]
+pub struct PageResult<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// The sort key to continue after, when there are more items.
+    pub next_after: Option<String>,
+}
+
+impl<T> PageResult<T> {
+    /// Cuts `limit + 1` fetched items down to a page, remembering where to go on.
+    fn from_overfetch(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Self {
+        let limit = limit as usize;
+        let next_after = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(key)
+        } else {
+            None
+        };
+        PageResult { items, next_after }
+    }
+}
+
+/// Small helper for statements with optional `WHERE` conditions: tracks the
+/// `$n` numbering so dynamic SQL stays correct on both backends.
+#[derive(Debug, Default)]
+struct Conditions {
+    sql: String,
+    args: Vec<String>,
+}
+
+impl Conditions {
+    /// Adds `column <op> $n` bound to `value`.
+    fn push(&mut self, clause: &str, value: impl Into<String>) {
+        self.args.push(value.into());
+        let placeholder = format!("${}", self.args.len());
+        self.sql.push_str(" AND ");
+        self.sql.push_str(&clause.replace("{}", &placeholder));
+    }
+
+    /// Adds a condition without a bound value.
+    fn push_raw(&mut self, clause: &str) {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(clause);
+    }
+
+    /// The next placeholder number.
+    fn next(&self) -> usize {
+        self.args.len() + 1
+    }
+}
+
+/// Helpers for test suites that need a fresh database.
+pub mod testing {
+    use sqlx::Executor;
+
+    /// The environment variable that enables the PostgreSQL suites.
+    pub const POSTGRES_URL_VAR: &str = "LATCHKEY_TEST_POSTGRES_URL";
+
+    /// Creates a new, empty PostgreSQL database on the server named by
+    /// `LATCHKEY_TEST_POSTGRES_URL` and returns its URL, or `None` when the
+    /// variable is unset (the suite is then skipped).
+    pub async fn fresh_postgres_url() -> Option<String> {
+        let base = std::env::var(POSTGRES_URL_VAR)
+            .ok()
+            .filter(|s| !s.is_empty())?;
+        sqlx::any::install_default_drivers();
+        let name = format!("lk_test_{}", latchkey_core::ids::random_lower_alnum(16));
+        let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach {POSTGRES_URL_VAR}: {e}"));
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database: {e}"));
+        let (prefix, _) = base.rsplit_once('/').unwrap_or((&base, ""));
+        Some(format!("{prefix}/{name}"))
+    }
+}

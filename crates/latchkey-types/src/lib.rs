@@ -51,9 +51,7 @@ impl std::fmt::Display for Mode {
 }
 
 /// Whether an identity is a machine or a person. Both are users.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UserKind {
     /// A server, service, device or job (the default).

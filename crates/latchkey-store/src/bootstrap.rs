@@ -1,0 +1,135 @@
+//! The workspace, its first-start bootstrap, signing keys and admin keys.
+
+use latchkey_core::clock::to_unix_ms;
+use latchkey_core::credential::CredentialDigest;
+use latchkey_types::Mode;
+use sqlx::Row;
+
+use crate::records::{digest_of, mode_of, time_of};
+use crate::{AdminKeyRecord, SigningKeyRecord, Store, StoreError, StoreResult, WorkspaceRecord};
+
+impl Store {
+    /// The workspace, if the store has been bootstrapped.
+    pub async fn workspace(&self) -> StoreResult<Option<WorkspaceRecord>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM workspace")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(WorkspaceRecord {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                created_at: time_of(&r, "created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Creates the workspace, its root tenant in each mode, the first signing
+    /// keys and admin keys, all in one transaction. Fails with `Conflict` when
+    /// the store already has a workspace (another node bootstrapped first).
+    pub async fn bootstrap(
+        &self,
+        workspace: &WorkspaceRecord,
+        signing_keys: &[SigningKeyRecord],
+        admin_keys: &[AdminKeyRecord],
+    ) -> StoreResult<()> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let existing = sqlx::query("SELECT id FROM workspace")
+            .fetch_optional(&mut *tx)
+            .await?;
+        if existing.is_some() {
+            return Err(StoreError::Conflict(
+                "the store already has a workspace".into(),
+            ));
+        }
+        let created = to_unix_ms(workspace.created_at);
+        sqlx::query("INSERT INTO workspace (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&workspace.id)
+            .bind(&workspace.name)
+            .bind(created)
+            .execute(&mut *tx)
+            .await?;
+        for mode in Mode::ALL {
+            sqlx::query(
+                "INSERT INTO tenants (mode, id, name, parent_id, cascades, metadata, created_at) \
+                 VALUES ($1, $2, $3, NULL, 1, '{}', $4)",
+            )
+            .bind(mode.as_str())
+            .bind(&workspace.id)
+            .bind(&workspace.name)
+            .bind(created)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for key in signing_keys {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, mode, alg, private_pkcs8, status, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&key.kid)
+            .bind(key.mode.as_str())
+            .bind(&key.alg)
+            .bind(&key.private_pkcs8)
+            .bind(&key.status)
+            .bind(to_unix_ms(key.created_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for key in admin_keys {
+            sqlx::query(
+                "INSERT INTO admin_keys (id, mode, digest, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&key.id)
+            .bind(key.mode.as_str())
+            .bind(key.digest.to_hex())
+            .bind(to_unix_ms(key.created_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every signing key of every mode, oldest first.
+    pub async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT kid, mode, alg, private_pkcs8, status, created_at FROM signing_keys \
+             ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SigningKeyRecord {
+                    kid: r.try_get("kid")?,
+                    mode: mode_of(r)?,
+                    alg: r.try_get("alg")?,
+                    private_pkcs8: r.try_get("private_pkcs8")?,
+                    status: r.try_get("status")?,
+                    created_at: time_of(r, "created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The admin key with this digest.
+    pub async fn find_admin_key(
+        &self,
+        digest: &CredentialDigest,
+    ) -> StoreResult<Option<AdminKeyRecord>> {
+        let row =
+            sqlx::query("SELECT id, mode, digest, created_at FROM admin_keys WHERE digest = $1")
+                .bind(digest.to_hex())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok(AdminKeyRecord {
+                id: r.try_get("id")?,
+                mode: mode_of(&r)?,
+                digest: digest_of(&r, "digest")?,
+                created_at: time_of(&r, "created_at")?,
+            })
+        })
+        .transpose()
+    }
+}

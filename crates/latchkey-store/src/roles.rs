@@ -1,0 +1,116 @@
+//! The role catalog: role name → permissions.
+
+use latchkey_core::clock::to_unix_ms;
+use latchkey_types::admin::Role;
+use latchkey_types::Mode;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use crate::records::{list_of, role_of, to_json};
+use crate::{Conditions, PageRequest, PageResult, Store, StoreError, StoreResult};
+
+const ROLE_COLUMNS: &str = "mode, name, permissions, description, updated_at";
+
+impl Store {
+    /// Creates or replaces a role. Returns the role and whether it was new.
+    pub async fn put_role(
+        &self,
+        mode: Mode,
+        name: &str,
+        permissions: &[String],
+        description: Option<&str>,
+        now: OffsetDateTime,
+    ) -> StoreResult<(Role, bool)> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let existed = sqlx::query("DELETE FROM roles WHERE mode = $1 AND name = $2")
+            .bind(mode.as_str())
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        let row = sqlx::query(&format!(
+            "INSERT INTO roles ({ROLE_COLUMNS}) VALUES ($1, $2, $3, $4, $5) RETURNING {ROLE_COLUMNS}"
+        ))
+        .bind(mode.as_str())
+        .bind(name)
+        .bind(to_json(&permissions)?)
+        .bind(description)
+        .bind(to_unix_ms(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let role = role_of(&row)?;
+        tx.commit().await?;
+        Ok((role, !existed))
+    }
+
+    /// One role.
+    pub async fn get_role(&self, mode: Mode, name: &str) -> StoreResult<Role> {
+        let row = sqlx::query(&format!(
+            "SELECT {ROLE_COLUMNS} FROM roles WHERE mode = $1 AND name = $2"
+        ))
+        .bind(mode.as_str())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("role"))?;
+        role_of(&row)
+    }
+
+    /// The catalog, by name.
+    pub async fn list_roles(
+        &self,
+        mode: Mode,
+        page: &PageRequest,
+    ) -> StoreResult<PageResult<Role>> {
+        let mut c = Conditions::default();
+        c.push("mode = {}", mode.as_str());
+        if let Some(after) = &page.after {
+            c.push("name > {}", after.clone());
+        }
+        let sql = format!(
+            "SELECT {ROLE_COLUMNS} FROM roles WHERE 1 = 1{} ORDER BY name LIMIT ${}",
+            c.sql,
+            c.next()
+        );
+        let mut q = sqlx::query(&sql);
+        for a in &c.args {
+            q = q.bind(a);
+        }
+        let rows = q
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows.iter().map(role_of).collect::<StoreResult<Vec<_>>>()?;
+        Ok(PageResult::from_overfetch(items, page.limit, |r| {
+            r.name.clone()
+        }))
+    }
+
+    /// Removes a role from the catalog. Users who hold it keep the name, which
+    /// then grants no permission.
+    pub async fn delete_role(&self, mode: Mode, name: &str) -> StoreResult<()> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let done = sqlx::query("DELETE FROM roles WHERE mode = $1 AND name = $2")
+            .bind(mode.as_str())
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("role"));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The whole catalog of a mode as `(role, permissions)`, for the resolver.
+    pub async fn role_catalog(&self, mode: Mode) -> StoreResult<Vec<(String, Vec<String>)>> {
+        let rows = sqlx::query("SELECT name, permissions FROM roles WHERE mode = $1")
+            .bind(mode.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, list_of(r, "permissions")?)))
+            .collect()
+    }
+}

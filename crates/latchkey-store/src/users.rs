@@ -1,0 +1,320 @@
+//! Users (machines and people) and their client secrets.
+
+use latchkey_core::clock::to_unix_ms;
+use latchkey_types::admin::{ClientSecret, UpdateUser, User};
+use latchkey_types::{Mode, UserKind};
+use sqlx::{Any, Transaction};
+use time::OffsetDateTime;
+
+use crate::records::{bool_int, secret_of, to_json, user_of, USER_COLUMNS};
+use crate::{
+    Conditions, NewSecret, NewUser, PageRequest, PageResult, Store, StoreError, StoreResult,
+};
+
+const SECRET_COLUMNS: &str = "id, user_id, name, created_at, expires_at";
+
+impl Store {
+    /// Creates a user. A taken `username` is a `Conflict`.
+    pub async fn create_user(
+        &self,
+        mode: Mode,
+        user: &NewUser,
+        now: OffsetDateTime,
+    ) -> StoreResult<User> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        if let Some(username) = &user.username {
+            ensure_username_free(&mut tx, mode, username, None).await?;
+        }
+        let at = to_unix_ms(now);
+        let row = sqlx::query(&format!(
+            "INSERT INTO users ({USER_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             RETURNING {USER_COLUMNS}"
+        ))
+        .bind(mode.as_str())
+        .bind(&user.id)
+        .bind(user.kind.as_str())
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(&user.username)
+        .bind(&user.phone_number)
+        .bind(to_json(&user.metadata)?)
+        .bind(to_json(&user.custom_claims)?)
+        .bind(bool_int(user.disabled))
+        .bind(user.token_ttl_seconds)
+        .bind(at)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let created = user_of(&row)?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// One user.
+    pub async fn get_user(&self, mode: Mode, id: &str) -> StoreResult<User> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE mode = $1 AND id = $2"
+        ))
+        .bind(mode.as_str())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("user"))?;
+        user_of(&row)
+    }
+
+    /// Users by id, optionally of one kind and/or holding roles directly in
+    /// one tenant.
+    pub async fn list_users(
+        &self,
+        mode: Mode,
+        kind: Option<UserKind>,
+        tenant_id: Option<&str>,
+        page: &PageRequest,
+    ) -> StoreResult<PageResult<User>> {
+        let mut c = Conditions::default();
+        c.push("mode = {}", mode.as_str());
+        if let Some(kind) = kind {
+            c.push("kind = {}", kind.as_str());
+        }
+        if let Some(tenant) = tenant_id {
+            // `$1` is the mode, pushed first above.
+            c.push(
+                "id IN (SELECT user_id FROM memberships WHERE mode = $1 AND tenant_id = {})",
+                tenant,
+            );
+        }
+        if let Some(after) = &page.after {
+            c.push("id > {}", after.clone());
+        }
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE 1 = 1{} ORDER BY id LIMIT ${}",
+            c.sql,
+            c.next()
+        );
+        let mut q = sqlx::query(&sql);
+        for a in &c.args {
+            q = q.bind(a);
+        }
+        let rows = q
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows.iter().map(user_of).collect::<StoreResult<Vec<_>>>()?;
+        Ok(PageResult::from_overfetch(items, page.limit, |u| {
+            u.id.clone()
+        }))
+    }
+
+    /// Applies a PATCH to a user.
+    pub async fn update_user(
+        &self,
+        mode: Mode,
+        id: &str,
+        patch: &UpdateUser,
+        now: OffsetDateTime,
+    ) -> StoreResult<User> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE mode = $1 AND id = $2"
+        ))
+        .bind(mode.as_str())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound("user"))?;
+        let mut user = user_of(&row)?;
+        if let Some(name) = &patch.name {
+            user.name = name.clone();
+        }
+        if let Some(email) = &patch.email {
+            user.email = email.clone();
+        }
+        if let Some(username) = &patch.username {
+            if let Some(u) = username {
+                ensure_username_free(&mut tx, mode, u, Some(id)).await?;
+            }
+            user.username = username.clone();
+        }
+        if let Some(phone) = &patch.phone_number {
+            user.phone_number = phone.clone();
+        }
+        if let Some(metadata) = &patch.metadata {
+            user.metadata = metadata.clone();
+        }
+        if let Some(claims) = &patch.custom_claims {
+            user.custom_claims = claims.clone();
+        }
+        if let Some(disabled) = patch.disabled {
+            user.disabled = disabled;
+        }
+        if let Some(ttl) = patch.token_ttl_seconds {
+            user.token_ttl_seconds = ttl;
+        }
+        let row = sqlx::query(&format!(
+            "UPDATE users SET name = $3, email = $4, username = $5, phone_number = $6, \
+             metadata = $7, custom_claims = $8, disabled = $9, token_ttl_seconds = $10, \
+             updated_at = $11 WHERE mode = $1 AND id = $2 RETURNING {USER_COLUMNS}"
+        ))
+        .bind(mode.as_str())
+        .bind(id)
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(&user.username)
+        .bind(&user.phone_number)
+        .bind(to_json(&user.metadata)?)
+        .bind(to_json(&user.custom_claims)?)
+        .bind(bool_int(user.disabled))
+        .bind(user.token_ttl_seconds)
+        .bind(to_unix_ms(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let updated = user_of(&row)?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Deletes a user with its memberships and secrets.
+    pub async fn delete_user(&self, mode: Mode, id: &str) -> StoreResult<()> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        // Children first, explicitly, so the result does not depend on the
+        // database enforcing ON DELETE CASCADE.
+        for table in ["memberships", "client_secrets"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE mode = $1 AND user_id = $2"
+            ))
+            .bind(mode.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let done = sqlx::query("DELETE FROM users WHERE mode = $1 AND id = $2")
+            .bind(mode.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("user"));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds a client secret to a user.
+    pub async fn create_secret(
+        &self,
+        mode: Mode,
+        secret: &NewSecret,
+        now: OffsetDateTime,
+    ) -> StoreResult<ClientSecret> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        ensure_user(&mut tx, mode, &secret.user_id).await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO client_secrets (mode, id, user_id, name, digest, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {SECRET_COLUMNS}"
+        ))
+        .bind(mode.as_str())
+        .bind(&secret.id)
+        .bind(&secret.user_id)
+        .bind(&secret.name)
+        .bind(secret.digest.to_hex())
+        .bind(to_unix_ms(now))
+        .bind(secret.expires_at.map(to_unix_ms))
+        .fetch_one(&mut *tx)
+        .await?;
+        let created = secret_of(&row)?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// A user's client secrets (without their values, which are not stored).
+    pub async fn list_secrets(
+        &self,
+        mode: Mode,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<PageResult<ClientSecret>> {
+        let mut tx = self.pool.begin().await?;
+        ensure_user(&mut tx, mode, user_id).await?;
+        let mut c = Conditions::default();
+        c.push("mode = {}", mode.as_str());
+        c.push("user_id = {}", user_id);
+        if let Some(after) = &page.after {
+            c.push("id > {}", after.clone());
+        }
+        let sql = format!(
+            "SELECT {SECRET_COLUMNS} FROM client_secrets WHERE 1 = 1{} ORDER BY id LIMIT ${}",
+            c.sql,
+            c.next()
+        );
+        let mut q = sqlx::query(&sql);
+        for a in &c.args {
+            q = q.bind(a);
+        }
+        let rows = q
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let items = rows
+            .iter()
+            .map(secret_of)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(PageResult::from_overfetch(items, page.limit, |s| {
+            s.id.clone()
+        }))
+    }
+
+    /// Deletes one client secret of a user.
+    pub async fn delete_secret(
+        &self,
+        mode: Mode,
+        user_id: &str,
+        secret_id: &str,
+    ) -> StoreResult<()> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        ensure_user(&mut tx, mode, user_id).await?;
+        let done =
+            sqlx::query("DELETE FROM client_secrets WHERE mode = $1 AND user_id = $2 AND id = $3")
+                .bind(mode.as_str())
+                .bind(user_id)
+                .bind(secret_id)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("client secret"));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn ensure_user(tx: &mut Transaction<'_, Any>, mode: Mode, id: &str) -> StoreResult<()> {
+    sqlx::query("SELECT id FROM users WHERE mode = $1 AND id = $2")
+        .bind(mode.as_str())
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|_| ())
+        .ok_or(StoreError::NotFound("user"))
+}
+
+async fn ensure_username_free(
+    tx: &mut Transaction<'_, Any>,
+    mode: Mode,
+    username: &str,
+    except: Option<&str>,
+) -> StoreResult<()> {
+    let row = sqlx::query("SELECT id FROM users WHERE mode = $1 AND username = $2")
+        .bind(mode.as_str())
+        .bind(username)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        Some(r) if except != Some(sqlx::Row::try_get::<String, _>(&r, "id")?.as_str()) => Err(
+            StoreError::Conflict(format!("the username {username:?} is already taken")),
+        ),
+        _ => Ok(()),
+    }
+}

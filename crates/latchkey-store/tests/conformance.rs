@@ -1,0 +1,507 @@
+//! The store conformance suite: every test runs on a fresh SQLite database,
+//! and on a fresh PostgreSQL database when `LATCHKEY_TEST_POSTGRES_URL` is
+//! set (otherwise the PostgreSQL half says it was skipped).
+
+use latchkey_core::credential::CredentialDigest;
+use latchkey_store::{
+    AdminKeyRecord, NewSecret, NewTenant, NewUser, PageRequest, SigningKeyRecord, Store,
+    StoreError, WorkspaceRecord,
+};
+use latchkey_types::admin::{UpdateTenant, UpdateUser};
+use latchkey_types::{JsonObject, Mode, UserKind};
+use time::OffsetDateTime;
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+}
+
+fn page(limit: u32) -> PageRequest {
+    PageRequest { limit, after: None }
+}
+
+async fn bootstrapped(store: &Store) {
+    let ws = WorkspaceRecord {
+        id: "ws".into(),
+        name: "Workspace".into(),
+        created_at: now(),
+    };
+    let keys = [SigningKeyRecord {
+        kid: "k1".into(),
+        mode: Mode::Test,
+        alg: "EdDSA".into(),
+        private_pkcs8: "AAAA".into(),
+        status: "active".into(),
+        created_at: now(),
+    }];
+    let admin = [AdminKeyRecord {
+        id: "adm_1".into(),
+        mode: Mode::Live,
+        digest: CredentialDigest::of("admin-key"),
+        created_at: now(),
+    }];
+    store.bootstrap(&ws, &keys, &admin).await.unwrap();
+}
+
+fn tenant(id: &str, parent: &str, cascade: bool) -> NewTenant {
+    NewTenant {
+        id: id.into(),
+        name: id.to_uppercase(),
+        parent_id: parent.into(),
+        cascade,
+        metadata: JsonObject::new(),
+    }
+}
+
+fn user(id: &str, username: Option<&str>) -> NewUser {
+    NewUser {
+        id: id.into(),
+        kind: UserKind::Machine,
+        name: format!("machine {id}"),
+        email: None,
+        username: username.map(str::to_string),
+        phone_number: None,
+        metadata: JsonObject::new(),
+        custom_claims: serde_json::from_str(r#"{"region":"eu"}"#).unwrap(),
+        disabled: false,
+        token_ttl_seconds: None,
+    }
+}
+
+fn is_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::Conflict(_)))
+}
+
+fn is_not_found<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::NotFound(_)))
+}
+
+async fn bootstrap_happens_once_and_creates_a_root_tenant_per_mode(s: &Store) {
+    assert!(s.workspace().await.unwrap().is_none());
+    bootstrapped(s).await;
+    let ws = s.workspace().await.unwrap().unwrap();
+    assert_eq!(ws.id, "ws");
+    for mode in Mode::ALL {
+        let root = s.get_tenant(mode, "ws").await.unwrap();
+        assert_eq!(root.parent_id, None);
+        assert_eq!(root.mode, mode);
+    }
+    let again = WorkspaceRecord {
+        id: "other".into(),
+        name: "x".into(),
+        created_at: now(),
+    };
+    assert!(is_conflict(s.bootstrap(&again, &[], &[]).await));
+    assert_eq!(s.signing_keys().await.unwrap().len(), 1);
+    let admin = s
+        .find_admin_key(&CredentialDigest::of("admin-key"))
+        .await
+        .unwrap();
+    assert_eq!(admin.unwrap().mode, Mode::Live);
+    assert!(s
+        .find_admin_key(&CredentialDigest::of("nope"))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn tenants_nest_move_and_refuse_cycles(s: &Store) {
+    bootstrapped(s).await;
+    s.create_tenant(Mode::Test, &tenant("a", "ws", true), now())
+        .await
+        .unwrap();
+    s.create_tenant(Mode::Test, &tenant("b", "a", true), now())
+        .await
+        .unwrap();
+    s.create_tenant(Mode::Test, &tenant("c", "b", false), now())
+        .await
+        .unwrap();
+    assert!(is_conflict(
+        s.create_tenant(Mode::Test, &tenant("a", "ws", true), now())
+            .await
+    ));
+    assert!(is_not_found(
+        s.create_tenant(Mode::Test, &tenant("d", "zz", true), now())
+            .await
+    ));
+
+    let move_under = |p: &str| UpdateTenant {
+        parent_id: Some(p.into()),
+        ..Default::default()
+    };
+    assert!(is_conflict(
+        s.update_tenant(Mode::Test, "a", &move_under("c")).await
+    ));
+    assert!(is_conflict(
+        s.update_tenant(Mode::Test, "a", &move_under("a")).await
+    ));
+    assert!(is_conflict(
+        s.update_tenant(Mode::Test, "ws", &move_under("a")).await
+    ));
+    // The refused move left the tree as it was.
+    assert_eq!(
+        s.get_tenant(Mode::Test, "a")
+            .await
+            .unwrap()
+            .parent_id
+            .as_deref(),
+        Some("ws")
+    );
+    let moved = s
+        .update_tenant(Mode::Test, "c", &move_under("a"))
+        .await
+        .unwrap();
+    assert_eq!(moved.parent_id.as_deref(), Some("a"));
+    assert!(!moved.cascade);
+
+    let mut tree = s.tenant_tree(Mode::Test).await.unwrap();
+    tree.sort();
+    assert_eq!(
+        tree,
+        vec![
+            ("a".into(), Some("ws".into()), true),
+            ("b".into(), Some("a".into()), true),
+            ("c".into(), Some("a".into()), false),
+            ("ws".into(), None, true),
+        ]
+    );
+    let children = s
+        .list_tenants(Mode::Test, Some("a"), &page(50))
+        .await
+        .unwrap();
+    let ids: Vec<_> = children.items.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, vec!["b", "c"]);
+}
+
+async fn tenants_with_children_or_members_cannot_be_deleted(s: &Store) {
+    bootstrapped(s).await;
+    s.create_tenant(Mode::Test, &tenant("a", "ws", true), now())
+        .await
+        .unwrap();
+    s.create_tenant(Mode::Test, &tenant("b", "a", true), now())
+        .await
+        .unwrap();
+    s.create_user(Mode::Test, &user("usr_1", None), now())
+        .await
+        .unwrap();
+    s.set_roles(Mode::Test, "b", "usr_1", &["viewer".into()], now())
+        .await
+        .unwrap();
+    assert!(is_conflict(s.delete_tenant(Mode::Test, "a").await));
+    assert!(is_conflict(s.delete_tenant(Mode::Test, "b").await));
+    assert!(is_conflict(s.delete_tenant(Mode::Test, "ws").await));
+    assert!(s
+        .set_roles(Mode::Test, "b", "usr_1", &[], now())
+        .await
+        .unwrap()
+        .is_none());
+    s.delete_tenant(Mode::Test, "b").await.unwrap();
+    s.delete_tenant(Mode::Test, "a").await.unwrap();
+    assert!(is_not_found(s.get_tenant(Mode::Test, "a").await));
+    assert!(is_not_found(s.delete_tenant(Mode::Test, "a").await));
+}
+
+async fn modes_never_see_each_other(s: &Store) {
+    bootstrapped(s).await;
+    s.create_tenant(Mode::Live, &tenant("prod", "ws", true), now())
+        .await
+        .unwrap();
+    s.create_user(Mode::Live, &user("usr_live", Some("edge")), now())
+        .await
+        .unwrap();
+    assert!(is_not_found(s.get_tenant(Mode::Test, "prod").await));
+    assert!(is_not_found(s.get_user(Mode::Test, "usr_live").await));
+    assert!(s
+        .load_principal(Mode::Test, "usr_live")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .list_tenants(Mode::Test, None, &page(50))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(is_not_found(
+        s.set_roles(Mode::Test, "ws", "usr_live", &["admin".into()], now())
+            .await
+    ));
+    // The same ids and usernames may exist in both modes independently.
+    s.create_tenant(Mode::Test, &tenant("prod", "ws", true), now())
+        .await
+        .unwrap();
+    s.create_user(Mode::Test, &user("usr_live", Some("edge")), now())
+        .await
+        .unwrap();
+    s.delete_user(Mode::Test, "usr_live").await.unwrap();
+    assert!(s.get_user(Mode::Live, "usr_live").await.is_ok());
+}
+
+async fn users_update_delete_and_keep_usernames_unique(s: &Store) {
+    bootstrapped(s).await;
+    let u = s
+        .create_user(Mode::Test, &user("usr_1", Some("sensor")), now())
+        .await
+        .unwrap();
+    assert_eq!(u.custom_claims["region"], "eu");
+    assert!(is_conflict(
+        s.create_user(Mode::Test, &user("usr_2", Some("sensor")), now())
+            .await
+    ));
+    assert!(is_conflict(
+        s.create_user(Mode::Test, &user("usr_1", None), now()).await
+    ));
+    s.create_user(Mode::Test, &user("usr_2", None), now())
+        .await
+        .unwrap();
+    let taken = UpdateUser {
+        username: Some(Some("sensor".into())),
+        ..Default::default()
+    };
+    assert!(is_conflict(
+        s.update_user(Mode::Test, "usr_2", &taken, now()).await
+    ));
+    let patch = UpdateUser {
+        name: Some("renamed".into()),
+        email: Some(Some("ops@example.com".into())),
+        username: Some(None),
+        disabled: Some(true),
+        token_ttl_seconds: Some(Some(60)),
+        ..Default::default()
+    };
+    let updated = s
+        .update_user(Mode::Test, "usr_1", &patch, now())
+        .await
+        .unwrap();
+    assert_eq!(updated.name, "renamed");
+    assert_eq!(updated.username, None);
+    assert!(updated.disabled);
+    assert_eq!(updated.token_ttl_seconds, Some(60));
+    assert_eq!(updated.email.as_deref(), Some("ops@example.com"));
+    // The freed username can be taken now.
+    s.update_user(Mode::Test, "usr_2", &taken, now())
+        .await
+        .unwrap();
+
+    s.create_tenant(Mode::Test, &tenant("a", "ws", true), now())
+        .await
+        .unwrap();
+    s.set_roles(Mode::Test, "a", "usr_1", &["viewer".into()], now())
+        .await
+        .unwrap();
+    let by_tenant = s
+        .list_users(Mode::Test, None, Some("a"), &page(50))
+        .await
+        .unwrap();
+    assert_eq!(by_tenant.items.len(), 1);
+    assert_eq!(by_tenant.items[0].id, "usr_1");
+    let humans = s
+        .list_users(Mode::Test, Some(UserKind::Human), None, &page(50))
+        .await
+        .unwrap();
+    assert!(humans.items.is_empty());
+
+    s.delete_user(Mode::Test, "usr_1").await.unwrap();
+    assert!(is_not_found(s.delete_user(Mode::Test, "usr_1").await));
+    // Its membership went with it, so the tenant can be deleted.
+    s.delete_tenant(Mode::Test, "a").await.unwrap();
+}
+
+async fn secrets_and_memberships_make_up_the_principal(s: &Store) {
+    bootstrapped(s).await;
+    s.create_user(Mode::Test, &user("usr_1", None), now())
+        .await
+        .unwrap();
+    s.create_tenant(Mode::Test, &tenant("a", "ws", true), now())
+        .await
+        .unwrap();
+    for (id, expiry) in [("sec_1", None), ("sec_2", Some(now()))] {
+        let secret = NewSecret {
+            id: id.into(),
+            user_id: "usr_1".into(),
+            name: Some(format!("{id} label")),
+            digest: CredentialDigest::of(id),
+            expires_at: expiry,
+        };
+        s.create_secret(Mode::Test, &secret, now()).await.unwrap();
+    }
+    let orphan = NewSecret {
+        id: "sec_3".into(),
+        user_id: "usr_404".into(),
+        name: None,
+        digest: CredentialDigest::of("sec_3"),
+        expires_at: None,
+    };
+    assert!(is_not_found(
+        s.create_secret(Mode::Test, &orphan, now()).await
+    ));
+    s.set_roles(
+        Mode::Test,
+        "a",
+        "usr_1",
+        &["operator".into(), "viewer".into()],
+        now(),
+    )
+    .await
+    .unwrap();
+    s.set_roles(Mode::Test, "ws", "usr_1", &["admin".into()], now())
+        .await
+        .unwrap();
+
+    let p = s
+        .load_principal(Mode::Test, "usr_1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.secrets.len(), 2);
+    assert!(p
+        .secrets
+        .iter()
+        .any(|x| x.digest == CredentialDigest::of("sec_1")));
+    assert_eq!(
+        p.secrets
+            .iter()
+            .find(|x| x.id == "sec_2")
+            .unwrap()
+            .expires_at,
+        Some(now())
+    );
+    let mut m = p.memberships.clone();
+    m.sort();
+    assert_eq!(
+        m,
+        vec![
+            ("a".into(), vec!["operator".into(), "viewer".into()]),
+            ("ws".into(), vec!["admin".into()]),
+        ]
+    );
+
+    let listed = s
+        .list_secrets(Mode::Test, "usr_1", &page(50))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 2);
+    s.delete_secret(Mode::Test, "usr_1", "sec_1").await.unwrap();
+    assert!(is_not_found(
+        s.delete_secret(Mode::Test, "usr_1", "sec_1").await
+    ));
+    assert!(is_not_found(
+        s.delete_secret(Mode::Live, "usr_1", "sec_2").await
+    ));
+    let p = s
+        .load_principal(Mode::Test, "usr_1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.secrets.len(), 1);
+    let members = s.list_members(Mode::Test, "a", &page(50)).await.unwrap();
+    assert_eq!(members.items[0].roles, vec!["operator", "viewer"]);
+}
+
+async fn the_role_catalog_is_replaced_whole_and_lists_in_pages(s: &Store) {
+    bootstrapped(s).await;
+    let (_, created) = s
+        .put_role(
+            Mode::Test,
+            "operator",
+            &["telemetry:write".into()],
+            Some("ops"),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(created);
+    let (role, created) = s
+        .put_role(
+            Mode::Test,
+            "operator",
+            &["telemetry:read".into()],
+            None,
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(role.permissions, vec!["telemetry:read"]);
+    assert_eq!(role.description, None);
+    for name in ["a1", "a2", "a3"] {
+        s.put_role(Mode::Test, name, &[], None, now())
+            .await
+            .unwrap();
+    }
+    let first = s.list_roles(Mode::Test, &page(2)).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    let next = PageRequest {
+        limit: 2,
+        after: first.next_after.clone(),
+    };
+    let second = s.list_roles(Mode::Test, &next).await.unwrap();
+    let names: Vec<_> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|r| r.name.clone())
+        .collect();
+    assert_eq!(names, vec!["a1", "a2", "a3", "operator"]);
+    assert!(second.next_after.is_none());
+    assert_eq!(s.role_catalog(Mode::Test).await.unwrap().len(), 4);
+    assert!(s.role_catalog(Mode::Live).await.unwrap().is_empty());
+    s.delete_role(Mode::Test, "a1").await.unwrap();
+    assert!(is_not_found(s.delete_role(Mode::Test, "a1").await));
+    assert!(is_not_found(s.get_role(Mode::Live, "operator").await));
+}
+
+async fn concurrent_writes_all_land(s: &Store) {
+    bootstrapped(s).await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.create_tenant(Mode::Test, &tenant(&format!("t{i:02}"), "ws", true), now())
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let all = s.list_tenants(Mode::Test, None, &page(1000)).await.unwrap();
+    assert_eq!(all.items.len(), 24);
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = latchkey_store::Store::open_sqlite(dir.path()).await.unwrap();
+                    super::$name(&store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(url) = latchkey_store::testing::fresh_postgres_url().await else {
+                        eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+                        return;
+                    };
+                    let store = latchkey_store::Store::connect(&url).await.unwrap();
+                    super::$name(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    bootstrap_happens_once_and_creates_a_root_tenant_per_mode,
+    tenants_nest_move_and_refuse_cycles,
+    tenants_with_children_or_members_cannot_be_deleted,
+    modes_never_see_each_other,
+    users_update_delete_and_keep_usernames_unique,
+    secrets_and_memberships_make_up_the_principal,
+    the_role_catalog_is_replaced_whole_and_lists_in_pages,
+    concurrent_writes_all_land,
+);
