@@ -2,8 +2,17 @@
 //! routes, the admin and client authentication, the in-memory caches that
 //! keep token issuance off the database, and the error mapping.
 
+mod app;
+mod auth;
+mod cache;
 pub mod config;
+mod error;
+mod extract;
+mod issuance;
+mod routes;
 mod startup;
+mod state;
 
+pub use app::{openapi, MAX_BODY_BYTES};
 pub use config::{BootstrapKeys, Config, ConfigError, Database, Settings};
-pub use startup::{run, spawn, RunningServer, ServerError};
+pub use startup::{run, spawn, spawn_on, RunningServer, ServerError};

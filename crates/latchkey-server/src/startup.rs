@@ -9,7 +9,9 @@ use latchkey_core::clock::{Clock, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::config::Config;
+use crate::config::{Config, Database};
+use crate::state::AppState;
+use latchkey_store::Store;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -50,10 +52,21 @@ impl RunningServer {
     }
 }
 
-/// Starts the server in the background with the given clock.
+/// Starts the server in the background with the given clock, on
+/// `config.listen`.
 pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer, ServerError> {
-    let app = build(&config, clock).await?;
     let listener = TcpListener::bind(config.listen).await?;
+    spawn_on(listener, config, clock).await
+}
+
+/// Starts the server in the background on an already bound listener (so a
+/// test can bind port 0 and name the issuer after the real port first).
+pub async fn spawn_on(
+    listener: TcpListener,
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> Result<RunningServer, ServerError> {
+    let app = build(&config, clock).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
@@ -90,8 +103,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 }
 
 async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Router, ServerError> {
-    let _ = (config, clock);
-    Ok(Router::new().route("/healthz", axum::routing::get(|| async { "ok" })))
+    let store = match &config.database {
+        Database::Sqlite(dir) => Store::open_sqlite(dir).await?,
+        Database::Postgres(url) => Store::connect(url).await?,
+    };
+    let state = AppState::load(store, config.clone(), clock).await?;
+    Ok(crate::app::app(state))
 }
 
 async fn shutdown_signal() {

@@ -112,6 +112,14 @@ impl Store {
             .collect()
     }
 
+    /// Every admin key.
+    pub async fn admin_keys(&self) -> StoreResult<Vec<AdminKeyRecord>> {
+        let rows = sqlx::query("SELECT id, mode, digest, created_at FROM admin_keys ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(admin_key_of).collect()
+    }
+
     /// The admin key with this digest.
     pub async fn find_admin_key(
         &self,
@@ -122,14 +130,15 @@ impl Store {
                 .bind(digest.to_hex())
                 .fetch_optional(&self.pool)
                 .await?;
-        row.map(|r| {
-            Ok(AdminKeyRecord {
-                id: r.try_get("id")?,
-                mode: mode_of(&r)?,
-                digest: digest_of(&r, "digest")?,
-                created_at: time_of(&r, "created_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(admin_key_of).transpose()
     }
+}
+
+fn admin_key_of(r: &sqlx::any::AnyRow) -> StoreResult<AdminKeyRecord> {
+    Ok(AdminKeyRecord {
+        id: r.try_get("id")?,
+        mode: mode_of(r)?,
+        digest: digest_of(r, "digest")?,
+        created_at: time_of(r, "created_at")?,
+    })
 }

@@ -136,8 +136,6 @@ pub struct ServerMetadata {
     pub response_types_supported: Vec<String>,
     /// Signature algorithms of access tokens.
     pub access_token_signing_alg_values_supported: Vec<String>,
-    /// Permissions may be asked for with `scope`; they come from the role catalog.
-    pub scopes_supported: Vec<String>,
     /// Where the API is described.
     pub service_documentation: String,
     /// Default access-token lifetime in seconds (Latchkey extension).

@@ -1,0 +1,60 @@
+//! Admin authentication. Every `/v1` handler takes an [`Admin`], which can
+//! only be obtained by presenting a valid admin key: the type is the proof
+//! that the one authorization check ran, and it carries the partition
+//! (mode) the handler may touch.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
+use latchkey_types::Mode;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A request authenticated with an admin key of `mode`.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin {
+    mode: Mode,
+}
+
+impl Admin {
+    /// The partition this admin key administers.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+/// The credential of an `Authorization: Bearer …` header, if any.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(key) = bearer(parts) else {
+            return Err(ApiError::Unauthenticated(
+                "send an admin key as Authorization: Bearer lk_<mode>_admin_…",
+            ));
+        };
+        // The checksum rejects typos and random strings without a lookup.
+        let info = credential::parse(key)
+            .map_err(|_| ApiError::Unauthenticated("the admin key is not valid"))?;
+        if info.kind != CredentialKind::Admin {
+            return Err(ApiError::Unauthenticated(
+                "this credential is not an admin key; /v1 needs an admin key",
+            ));
+        }
+        match state.admin_keys.get(&CredentialDigest::of(key)) {
+            Some(mode) if *mode == info.mode => Ok(Admin { mode: *mode }),
+            _ => Err(ApiError::Unauthenticated("the admin key is not valid")),
+        }
+    }
+}

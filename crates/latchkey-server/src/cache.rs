@@ -1,0 +1,154 @@
+//! In-memory caches that keep token issuance off the database once warm.
+//!
+//! Per mode: principals (user, secret digests, direct roles), the tenant tree
+//! and the role catalog. Every admin write invalidates what it touched. A
+//! generation counter closes the race between a slow load and a concurrent
+//! invalidation: a load only fills the cache if no invalidation happened
+//! while it was reading the store. No lock is held across an await.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use latchkey_core::rbac::{Catalog, DirectRoles, TenantTree};
+use latchkey_store::{PrincipalRecord, SecretRecord, Store, StoreResult};
+use latchkey_types::admin::User;
+use latchkey_types::Mode;
+use parking_lot::RwLock;
+
+/// Everything issuance needs about one user.
+#[derive(Debug)]
+pub struct Principal {
+    /// The user.
+    pub user: User,
+    /// Client secret digests and expiries.
+    pub secrets: Vec<SecretRecord>,
+    /// Direct roles by tenant.
+    pub direct: DirectRoles,
+}
+
+impl From<PrincipalRecord> for Principal {
+    fn from(r: PrincipalRecord) -> Self {
+        let direct = r
+            .memberships
+            .into_iter()
+            .map(|(tenant, roles)| (tenant, roles.into_iter().collect::<BTreeSet<_>>()))
+            .collect();
+        Principal {
+            user: r.user,
+            secrets: r.secrets,
+            direct,
+        }
+    }
+}
+
+/// Entries above this many principals per mode clear the map; a bounded,
+/// configurable cache with eviction comes with the performance work.
+const MAX_PRINCIPALS: usize = 100_000;
+
+#[derive(Debug, Default)]
+struct ModeCache {
+    /// `None` remembers that the user does not exist, so unknown client ids
+    /// do not reach the store on every attempt.
+    principals: RwLock<HashMap<String, Option<Arc<Principal>>>>,
+    tree: RwLock<Option<Arc<TenantTree>>>,
+    catalog: RwLock<Option<Arc<Catalog>>>,
+    generation: AtomicU64,
+}
+
+/// The caches of both modes.
+#[derive(Debug, Default)]
+pub struct Caches {
+    test: ModeCache,
+    live: ModeCache,
+}
+
+impl Caches {
+    fn mode(&self, mode: Mode) -> &ModeCache {
+        match mode {
+            Mode::Test => &self.test,
+            Mode::Live => &self.live,
+        }
+    }
+
+    /// The principal `user_id`, from memory or (once) from the store.
+    pub async fn principal(
+        &self,
+        store: &Store,
+        mode: Mode,
+        user_id: &str,
+    ) -> StoreResult<Option<Arc<Principal>>> {
+        let c = self.mode(mode);
+        if let Some(hit) = c.principals.read().get(user_id) {
+            return Ok(hit.clone());
+        }
+        let generation = c.generation.load(Ordering::Acquire);
+        let loaded = store
+            .load_principal(mode, user_id)
+            .await?
+            .map(|r| Arc::new(Principal::from(r)));
+        let mut map = c.principals.write();
+        if c.generation.load(Ordering::Acquire) == generation {
+            if map.len() >= MAX_PRINCIPALS {
+                map.clear();
+            }
+            map.insert(user_id.to_owned(), loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// The tenant tree of a mode.
+    pub async fn tree(&self, store: &Store, mode: Mode) -> StoreResult<Arc<TenantTree>> {
+        let c = self.mode(mode);
+        if let Some(t) = c.tree.read().as_ref() {
+            return Ok(t.clone());
+        }
+        let generation = c.generation.load(Ordering::Acquire);
+        let tree = Arc::new(TenantTree::new(store.tenant_tree(mode).await?));
+        let mut slot = c.tree.write();
+        if c.generation.load(Ordering::Acquire) == generation {
+            *slot = Some(tree.clone());
+        }
+        Ok(tree)
+    }
+
+    /// The role catalog of a mode.
+    pub async fn catalog(&self, store: &Store, mode: Mode) -> StoreResult<Arc<Catalog>> {
+        let c = self.mode(mode);
+        if let Some(t) = c.catalog.read().as_ref() {
+            return Ok(t.clone());
+        }
+        let generation = c.generation.load(Ordering::Acquire);
+        let catalog = Arc::new(Catalog::new(store.role_catalog(mode).await?));
+        let mut slot = c.catalog.write();
+        if c.generation.load(Ordering::Acquire) == generation {
+            *slot = Some(catalog.clone());
+        }
+        Ok(catalog)
+    }
+
+    /// Forgets one user (after a change to it, its secrets or its roles).
+    pub fn invalidate_user(&self, mode: Mode, user_id: &str) {
+        let c = self.mode(mode);
+        let mut map = c.principals.write();
+        c.generation.fetch_add(1, Ordering::AcqRel);
+        map.remove(user_id);
+    }
+
+    /// Forgets the tenant tree (after a tenant is created, moved, changed or
+    /// deleted).
+    pub fn invalidate_tree(&self, mode: Mode) {
+        let c = self.mode(mode);
+        let mut slot = c.tree.write();
+        c.generation.fetch_add(1, Ordering::AcqRel);
+        *slot = None;
+    }
+
+    /// Forgets the role catalog (after a role is put or deleted).
+    pub fn invalidate_catalog(&self, mode: Mode) {
+        let c = self.mode(mode);
+        let mut slot = c.catalog.write();
+        c.generation.fetch_add(1, Ordering::AcqRel);
+        *slot = None;
+    }
+}

@@ -1,0 +1,251 @@
+//! HTTP errors: RFC 9457 problem documents for `/v1` and RFC 6749 errors for
+//! the OAuth endpoints. Every domain error maps to a status in one exhaustive
+//! `match`; a 5xx body is generic while its cause goes to the log.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use latchkey_store::StoreError;
+use latchkey_types::error::{ErrorCode, OAuthErrorBody, Problem};
+
+/// An error answered by a `/v1` route (or any non-OAuth route).
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request is malformed.
+    InvalidRequest(String),
+    /// 401: missing or invalid credential.
+    Unauthenticated(&'static str),
+    /// 404: no such resource (in this mode) or route.
+    NotFound(String),
+    /// 405: the path exists, the method does not.
+    MethodNotAllowed,
+    /// 409: conflicts with the stored state.
+    Conflict(String),
+    /// 413: body over the limit.
+    PayloadTooLarge,
+    /// 415: the body is not JSON.
+    UnsupportedMediaType(String),
+    /// 503: the store is unreachable.
+    Unavailable,
+    /// 500: a bug or an unexpected failure; already logged.
+    Internal,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, ErrorCode, &'static str, String) {
+        match self {
+            ApiError::InvalidRequest(d) => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                "Invalid request",
+                d.clone(),
+            ),
+            ApiError::Unauthenticated(d) => (
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                "Unauthenticated",
+                (*d).to_owned(),
+            ),
+            ApiError::NotFound(d) => (
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "Not found",
+                d.clone(),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::MethodNotAllowed,
+                "Method not allowed",
+                "this path does not support this method".to_owned(),
+            ),
+            ApiError::Conflict(d) => (
+                StatusCode::CONFLICT,
+                ErrorCode::Conflict,
+                "Conflict",
+                d.clone(),
+            ),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                "Payload too large",
+                format!(
+                    "request bodies are limited to {} bytes",
+                    crate::MAX_BODY_BYTES
+                ),
+            ),
+            ApiError::UnsupportedMediaType(d) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+                "Unsupported media type",
+                d.clone(),
+            ),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                "Service unavailable",
+                "the store is unavailable; try again shortly".to_owned(),
+            ),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "Internal error",
+                "the server could not complete the request".to_owned(),
+            ),
+        }
+    }
+
+    /// Shorthand for a 404 naming what was missing.
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::Conflict(detail) => ApiError::Conflict(detail),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "store unavailable");
+                ApiError::Unavailable
+            }
+            StoreError::Internal(cause) => {
+                tracing::error!(error = %cause, "store failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title, detail) = self.parts();
+        let body = Problem {
+            type_: format!("https://latchkey.dev/problems/{}", code.as_str()),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            code,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"latchkey\""),
+            );
+        }
+        response
+    }
+}
+
+/// The RFC 6749 error codes the OAuth endpoints answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthErrorCode {
+    /// Malformed request.
+    InvalidRequest,
+    /// Client authentication failed.
+    InvalidClient,
+    /// A requested scope is not granted.
+    InvalidScope,
+    /// The grant type is not supported.
+    UnsupportedGrantType,
+    /// Unknown tenant or unacceptable audience/resource (RFC 8707).
+    InvalidTarget,
+    /// The store is unreachable.
+    TemporarilyUnavailable,
+    /// Unexpected failure.
+    ServerError,
+}
+
+/// An error answered by an OAuth endpoint.
+#[derive(Debug)]
+pub struct OAuthError {
+    code: OAuthErrorCode,
+    description: String,
+    basic_challenge: bool,
+}
+
+impl OAuthError {
+    /// An error with a description for people.
+    pub fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
+        OAuthError {
+            code,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    /// The one answer to every failed client authentication: an unknown
+    /// client, a wrong, expired or malformed secret and a disabled user all
+    /// look exactly the same.
+    pub fn invalid_client(used_basic: bool) -> Self {
+        OAuthError {
+            code: OAuthErrorCode::InvalidClient,
+            description: "client authentication failed".into(),
+            basic_challenge: used_basic,
+        }
+    }
+
+    /// The error code.
+    #[cfg(test)]
+    pub fn code(&self) -> OAuthErrorCode {
+        self.code
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        match ApiError::from(e) {
+            ApiError::Unavailable => OAuthError::new(
+                OAuthErrorCode::TemporarilyUnavailable,
+                "the store is unavailable; try again shortly",
+            ),
+            _ => OAuthError::new(
+                OAuthErrorCode::ServerError,
+                "the server could not complete the request",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let (status, error) = match self.code {
+            OAuthErrorCode::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request"),
+            OAuthErrorCode::InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_client"),
+            OAuthErrorCode::InvalidScope => (StatusCode::BAD_REQUEST, "invalid_scope"),
+            OAuthErrorCode::UnsupportedGrantType => {
+                (StatusCode::BAD_REQUEST, "unsupported_grant_type")
+            }
+            OAuthErrorCode::InvalidTarget => (StatusCode::BAD_REQUEST, "invalid_target"),
+            OAuthErrorCode::TemporarilyUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            }
+            OAuthErrorCode::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        };
+        let body = OAuthErrorBody {
+            error: error.to_owned(),
+            error_description: Some(self.description),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = if self.basic_challenge {
+                "Basic realm=\"latchkey\", charset=\"UTF-8\""
+            } else {
+                "Bearer realm=\"latchkey\""
+            };
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}

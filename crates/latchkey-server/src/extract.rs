@@ -1,0 +1,61 @@
+//! Request extractors whose rejections speak the contract's error shape:
+//! bad JSON, unknown fields, wrong types, a missing content type or an
+//! oversized body each become a clear 4xx problem document.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::FromRequest;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+
+use crate::error::ApiError;
+
+/// `axum::Json` with problem-document rejections.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// `axum::extract::Path` with problem-document rejections.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// `axum::extract::Query` with problem-document rejections.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(
+                "send the body as JSON with Content-Type: application/json".into(),
+            ),
+            // Syntax errors (400) and data errors such as unknown fields or
+            // wrong types (422 in axum) are all a 400 in our contract.
+            _ => ApiError::InvalidRequest(clean_detail(&r.body_text())),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::InvalidRequest(clean_detail(&r.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::InvalidRequest(clean_detail(&r.body_text()))
+    }
+}
+
+/// Keeps rejection texts short and single-line.
+fn clean_detail(text: &str) -> String {
+    let one_line = text.replace('\n', " ");
+    if one_line.chars().count() > 300 {
+        one_line.chars().take(300).collect::<String>() + "…"
+    } else {
+        one_line
+    }
+}

@@ -1,0 +1,327 @@
+//! OAuth 2.0 endpoints: server metadata (RFC 8414), the JWKS, and the token
+//! endpoint with `client_credentials` and client-secret authentication.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{FromRequest, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
+use latchkey_core::ids;
+use latchkey_core::signing::Algorithm;
+use latchkey_types::error::OAuthErrorBody;
+use latchkey_types::oauth::{JwkSet, ServerMetadata, TokenResponse};
+use latchkey_types::Mode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::cache::Principal;
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::issuance::{self, TokenRequest};
+use crate::state::AppState;
+
+/// How long verifiers may cache the JWKS, in seconds.
+pub const JWKS_MAX_AGE_SECONDS: u64 = 300;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(oauth_metadata))
+        .routes(routes!(openid_configuration))
+        .routes(routes!(jwks))
+        .routes(routes!(token))
+}
+
+fn metadata(state: &AppState) -> ServerMetadata {
+    let issuer = &state.config.issuer;
+    ServerMetadata {
+        issuer: issuer.clone(),
+        token_endpoint: format!("{issuer}/oauth/token"),
+        jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+        grant_types_supported: vec!["client_credentials".into()],
+        token_endpoint_auth_methods_supported: vec![
+            "client_secret_basic".into(),
+            "client_secret_post".into(),
+        ],
+        response_types_supported: Vec::new(),
+        access_token_signing_alg_values_supported: Algorithm::ALL
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
+        service_documentation: format!("{issuer}/openapi.json"),
+        latchkey_access_token_lifetime: state.config.token_ttl_seconds,
+    }
+}
+
+/// RFC 8414 authorization server metadata.
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
+    responses((status = 200, body = ServerMetadata)))]
+async fn oauth_metadata(State(state): State<AppState>) -> axum::Json<ServerMetadata> {
+    axum::Json(metadata(&state))
+}
+
+/// The same metadata at the OpenID Connect discovery path, for clients that
+/// only look there.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oauth",
+    responses((status = 200, body = ServerMetadata)))]
+async fn openid_configuration(State(state): State<AppState>) -> axum::Json<ServerMetadata> {
+    axum::Json(metadata(&state))
+}
+
+/// The public signing keys of both modes.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth",
+    responses((status = 200, body = JwkSet,
+        headers(("Cache-Control" = String, description = "public, max-age=300")))))]
+async fn jwks(State(state): State<AppState>) -> Response {
+    let mut response = state.jwks_json.clone().into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECONDS}"))
+            .unwrap_or(HeaderValue::from_static("public, max-age=300")),
+    );
+    response
+}
+
+/// The form of `POST /oauth/token` (RFC 6749 §4.4, RFC 8707).
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Documents the form for OpenAPI; parsing is by hand.
+struct TokenForm {
+    /// `client_credentials`.
+    grant_type: String,
+    /// The user id (for `client_secret_post`).
+    client_id: Option<String>,
+    /// The client secret (for `client_secret_post`).
+    client_secret: Option<String>,
+    /// Space-separated permissions.
+    scope: Option<String>,
+    /// Audience of the token (may repeat).
+    audience: Option<String>,
+    /// RFC 8707 resource indicator (may repeat).
+    resource: Option<String>,
+    /// Tenant to scope the token to (default: the workspace).
+    tenant_id: Option<String>,
+}
+
+/// `axum::Form` with OAuth-shaped rejections.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Form), rejection(OAuthError))]
+struct OAuthForm<T>(T);
+
+impl From<FormRejection> for OAuthError {
+    fn from(r: FormRejection) -> Self {
+        let detail = match r {
+            FormRejection::InvalidFormContentType(_) => {
+                "send the request as application/x-www-form-urlencoded".to_owned()
+            }
+            other => format!(
+                "the form is not valid: {}",
+                other.body_text().replace('\n', " ")
+            ),
+        };
+        OAuthError::new(OAuthErrorCode::InvalidRequest, detail)
+    }
+}
+
+/// Form parameters with the RFC 6749 §3.2 rule: none may repeat, except the
+/// ones RFC 8707 (and audience lists) allow.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn one(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+        let mut found = self
+            .0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                format!("the parameter {name} must not repeat"),
+            ));
+        }
+        Ok(first)
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// Issues an access token (`client_credentials`).
+#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = TokenResponse),
+        (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm<Vec<(String, String)>>,
+) -> Result<Response, OAuthError> {
+    let params = Params(form);
+    let grant_type = params
+        .one("grant_type")?
+        .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "grant_type is required"))?;
+    if grant_type != "client_credentials" {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnsupportedGrantType,
+            "supported grant types: client_credentials",
+        ));
+    }
+    let (mode, principal) = authenticate_client(&state, &headers, &params).await?;
+    let request = TokenRequest {
+        tenant_id: params.one("tenant_id")?,
+        scope: params.one("scope")?,
+        audiences: params.all("audience"),
+        resources: params.all("resource"),
+    };
+    let issued = issuance::issue(&state, mode, &principal, &request).await?;
+    let mut response = axum::Json(issued).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// A fixed digest compared against when there is no real one, so an unknown
+/// client costs the same work as a wrong secret.
+fn dummy_digest() -> CredentialDigest {
+    CredentialDigest([0x5a; 32])
+}
+
+/// Authenticates the client by `client_secret_basic` or `client_secret_post`.
+/// Every failure is the same `invalid_client`.
+async fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<(Mode, Arc<Principal>), OAuthError> {
+    let basic = basic_credentials(headers)?;
+    let used_basic = basic.is_some();
+    let post_id = params.one("client_id")?;
+    let post_secret = params.one("client_secret")?;
+    let (client_id, secret) = match (basic, post_id, post_secret) {
+        (Some(_), _, Some(_)) => {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                "use one client authentication method, not several",
+            ))
+        }
+        (Some((id, _)), Some(body_id), None) if body_id != id => {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                "client_id differs from the authenticated client",
+            ))
+        }
+        (Some((id, secret)), _, None) => (id, secret),
+        (None, Some(id), Some(secret)) => (id.to_owned(), secret.to_owned()),
+        (None, _, _) => return Err(OAuthError::invalid_client(false)),
+    };
+    let fail = || OAuthError::invalid_client(used_basic);
+    let presented = CredentialDigest::of(&secret);
+    let mode = match credential::parse(&secret) {
+        Ok(info) if info.kind == CredentialKind::ClientSecret => Some(info.mode),
+        _ => None,
+    };
+    let principal = match mode {
+        Some(mode) if ids::has_id_shape(&client_id, "usr") => {
+            state
+                .caches
+                .principal(&state.store, mode, &client_id)
+                .await?
+        }
+        _ => None,
+    };
+    let now = state.clock.now();
+    let Some(principal) = principal else {
+        // Same work as a real comparison, then the same answer.
+        let _ = std::hint::black_box(dummy_digest().ct_eq(&presented));
+        return Err(fail());
+    };
+    let mut matched = false;
+    for s in &principal.secrets {
+        let equal = s.digest.ct_eq(&presented);
+        let current = s.expires_at.is_none_or(|at| at > now);
+        matched |= equal & current;
+    }
+    if !matched || principal.user.disabled {
+        return Err(fail());
+    }
+    let mode = mode.ok_or_else(fail)?;
+    Ok((mode, principal))
+}
+
+/// Decodes `Authorization: Basic` (RFC 6749 §2.3.1: both parts are
+/// form-urlencoded before base64). `None` when the header is absent or not
+/// Basic.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let fail = || OAuthError::invalid_client(true);
+    let value = value.to_str().map_err(|_| fail())?;
+    let Some((scheme, encoded)) = value.split_once(' ') else {
+        return Err(fail());
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    if encoded.len() > 2048 {
+        return Err(fail());
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| fail())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| fail())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(fail)?;
+    Ok(Some((
+        form_decode(id).ok_or_else(fail)?,
+        form_decode(secret).ok_or_else(fail)?,
+    )))
+}
+
+fn form_decode(s: &str) -> Option<String> {
+    let plus_free = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_free)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let mut headers = HeaderMap::new();
+        let raw = STANDARD.encode("usr_a%2Bb:s%3Acret+x");
+        headers.insert(AUTHORIZATION, format!("Basic {raw}").parse().unwrap());
+        let (id, secret) = basic_credentials(&headers).unwrap().unwrap();
+        assert_eq!(id, "usr_a+b");
+        assert_eq!(secret, "s:cret x");
+    }
+
+    #[test]
+    fn broken_basic_headers_are_invalid_client() {
+        for value in ["Basic !!!", "Basic", "Basic bm9jb2xvbg=="] {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, value.parse().unwrap());
+            let err = basic_credentials(&headers).unwrap_err();
+            assert_eq!(err.code(), OAuthErrorCode::InvalidClient, "{value}");
+        }
+        let mut bearer = HeaderMap::new();
+        bearer.insert(AUTHORIZATION, "Bearer x".parse().unwrap());
+        assert!(basic_credentials(&bearer).unwrap().is_none());
+    }
+}

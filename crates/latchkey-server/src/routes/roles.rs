@@ -1,0 +1,133 @@
+//! `/v1/roles`: the role catalog mapping role names to permissions.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use latchkey_core::ids;
+use latchkey_types::admin::{PutRole, Role};
+use latchkey_types::error::Problem;
+use latchkey_types::Page;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{check_optional_text, page_request, to_page};
+use crate::auth::Admin;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_roles))
+        .routes(routes!(put_role, get_role, delete_role))
+}
+
+/// Creates or replaces a role (201 when new, 200 when replaced).
+#[utoipa::path(put, path = "/v1/roles/{name}", tag = "roles",
+    security(("adminKey" = [])), params(("name" = String, Path)),
+    request_body = PutRole,
+    responses((status = 200, body = Role), (status = 201, body = Role),
+        (status = 400, body = Problem)))]
+async fn put_role(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<PutRole>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !ids::is_valid_role_name(&name) {
+        return Err(ApiError::InvalidRequest(
+            "role names must match [a-z0-9][a-z0-9:_-]{0,63}".into(),
+        ));
+    }
+    if body.permissions.len() > 200 {
+        return Err(ApiError::InvalidRequest(
+            "at most 200 permissions per role".into(),
+        ));
+    }
+    if let Some(bad) = body
+        .permissions
+        .iter()
+        .find(|p| !ids::is_valid_scope_token(p))
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "permission {bad:?} is not a valid OAuth scope token"
+        )));
+    }
+    check_optional_text("description", body.description.as_deref())?;
+    let mut permissions = body.permissions;
+    permissions.sort();
+    permissions.dedup();
+    let (role, created) = state
+        .store
+        .put_role(
+            admin.mode(),
+            &name,
+            &permissions,
+            body.description.as_deref(),
+            state.clock.now(),
+        )
+        .await?;
+    state.caches.invalidate_catalog(admin.mode());
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(role)))
+}
+
+/// Paging of `GET /v1/roles`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct RoleListQuery {
+    /// Page size, 1 to 1000 (default 50).
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The role catalog, by name.
+#[utoipa::path(get, path = "/v1/roles", tag = "roles",
+    security(("adminKey" = [])), params(RoleListQuery),
+    responses((status = 200, body = Page<Role>)))]
+async fn list_roles(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiQuery(q): ApiQuery<RoleListQuery>,
+) -> Result<axum::Json<Page<Role>>, ApiError> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    Ok(axum::Json(to_page(
+        state.store.list_roles(admin.mode(), &page).await?,
+    )))
+}
+
+/// One role.
+#[utoipa::path(get, path = "/v1/roles/{name}", tag = "roles",
+    security(("adminKey" = [])), params(("name" = String, Path)),
+    responses((status = 200, body = Role), (status = 404, body = Problem)))]
+async fn get_role(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(name): ApiPath<String>,
+) -> Result<axum::Json<Role>, ApiError> {
+    Ok(axum::Json(state.store.get_role(admin.mode(), &name).await?))
+}
+
+/// Removes a role from the catalog; users keep the name, which then grants
+/// no permission.
+#[utoipa::path(delete, path = "/v1/roles/{name}", tag = "roles",
+    security(("adminKey" = [])), params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_role(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    state.store.delete_role(admin.mode(), &name).await?;
+    state.caches.invalidate_catalog(admin.mode());
+    Ok(StatusCode::NO_CONTENT)
+}

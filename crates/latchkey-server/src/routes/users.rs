@@ -1,0 +1,338 @@
+//! `/v1/users`: machines and people, their authorization, and their client
+//! secrets.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
+use latchkey_core::{ids, rbac};
+use latchkey_store::{NewSecret, NewUser};
+use latchkey_types::admin::{
+    Authorization, ClientSecret, CreateSecret, CreateUser, CreatedSecret, UpdateUser, User,
+};
+use latchkey_types::error::Problem;
+use latchkey_types::oauth::RESERVED_CLAIMS;
+use latchkey_types::{JsonObject, Page, UserKind};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{check_name, check_object, check_optional_text, page_request, to_page};
+use crate::auth::Admin;
+use crate::config::MAX_TOKEN_TTL_SECONDS;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(get_authorization))
+        .routes(routes!(create_secret, list_secrets))
+        .routes(routes!(delete_secret))
+}
+
+fn check_custom_claims(claims: &JsonObject) -> Result<(), ApiError> {
+    check_object("customClaims", claims)?;
+    if let Some(k) = claims
+        .keys()
+        .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "customClaims may not set the reserved claim {k:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_ttl(ttl: Option<i64>) -> Result<(), ApiError> {
+    match ttl {
+        Some(t) if !(1..=MAX_TOKEN_TTL_SECONDS).contains(&t) => Err(ApiError::InvalidRequest(
+            format!("tokenTtlSeconds must be between 1 and {MAX_TOKEN_TTL_SECONDS}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_email(email: Option<&str>) -> Result<(), ApiError> {
+    check_optional_text("email", email)?;
+    match email {
+        Some(e) if !e.contains('@') || e.contains(char::is_whitespace) => Err(
+            ApiError::InvalidRequest("email must be an email address".into()),
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn check_user_id(id: &str) -> Result<(), ApiError> {
+    if ids::has_id_shape(id, "usr") {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("user"))
+    }
+}
+
+/// Creates a user; machines are the default kind.
+#[utoipa::path(post, path = "/v1/users", tag = "users",
+    security(("adminKey" = [])), request_body = CreateUser,
+    responses((status = 201, body = User), (status = 400, body = Problem),
+        (status = 409, body = Problem)))]
+async fn create_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_name("name", &body.name)?;
+    check_email(body.email.as_deref())?;
+    check_optional_text("username", body.username.as_deref())?;
+    check_optional_text("phoneNumber", body.phone_number.as_deref())?;
+    let metadata = body.metadata.unwrap_or_default();
+    check_object("metadata", &metadata)?;
+    let custom_claims = body.custom_claims.unwrap_or_default();
+    check_custom_claims(&custom_claims)?;
+    check_ttl(body.token_ttl_seconds)?;
+    let new = NewUser {
+        id: ids::new_prefixed_id("usr"),
+        kind: body.kind.unwrap_or_default(),
+        name: body.name,
+        email: body.email,
+        username: body.username,
+        phone_number: body.phone_number,
+        metadata,
+        custom_claims,
+        disabled: body.disabled.unwrap_or(false),
+        token_ttl_seconds: body.token_ttl_seconds,
+    };
+    let user = state
+        .store
+        .create_user(admin.mode(), &new, state.clock.now())
+        .await?;
+    // A failed login with this id may have cached "no such user".
+    state.caches.invalidate_user(admin.mode(), &user.id);
+    Ok((StatusCode::CREATED, axum::Json(user)))
+}
+
+/// Filters and paging of `GET /v1/users`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct UserListQuery {
+    /// Only users of this kind.
+    kind: Option<UserKind>,
+    /// Only users holding roles directly in this tenant.
+    tenant_id: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Lists users by id.
+#[utoipa::path(get, path = "/v1/users", tag = "users",
+    security(("adminKey" = [])), params(UserListQuery),
+    responses((status = 200, body = Page<User>), (status = 400, body = Problem)))]
+async fn list_users(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiQuery(q): ApiQuery<UserListQuery>,
+) -> Result<axum::Json<Page<User>>, ApiError> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let result = state
+        .store
+        .list_users(admin.mode(), q.kind, q.tenant_id.as_deref(), &page)
+        .await?;
+    Ok(axum::Json(to_page(result)))
+}
+
+/// One user.
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users",
+    security(("adminKey" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = Problem)))]
+async fn get_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<axum::Json<User>, ApiError> {
+    check_user_id(&id)?;
+    Ok(axum::Json(state.store.get_user(admin.mode(), &id).await?))
+}
+
+/// Changes a user. `disabled: true` stops every credential of the user at once.
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users",
+    security(("adminKey" = [])), params(("id" = String, Path)), request_body = UpdateUser,
+    responses((status = 200, body = User), (status = 400, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn update_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateUser>,
+) -> Result<axum::Json<User>, ApiError> {
+    check_user_id(&id)?;
+    if let Some(name) = &body.name {
+        check_name("name", name)?;
+    }
+    check_email(body.email.clone().flatten().as_deref())?;
+    check_optional_text("username", body.username.clone().flatten().as_deref())?;
+    check_optional_text(
+        "phoneNumber",
+        body.phone_number.clone().flatten().as_deref(),
+    )?;
+    if let Some(m) = &body.metadata {
+        check_object("metadata", m)?;
+    }
+    if let Some(c) = &body.custom_claims {
+        check_custom_claims(c)?;
+    }
+    check_ttl(body.token_ttl_seconds.flatten())?;
+    let user = state
+        .store
+        .update_user(admin.mode(), &id, &body, state.clock.now())
+        .await?;
+    state.caches.invalidate_user(admin.mode(), &id);
+    Ok(axum::Json(user))
+}
+
+/// Deletes a user with its memberships and secrets.
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users",
+    security(("adminKey" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    check_user_id(&id)?;
+    state.store.delete_user(admin.mode(), &id).await?;
+    state.caches.invalidate_user(admin.mode(), &id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The tenant of `GET /v1/users/{id}/authorization`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct AuthorizationQuery {
+    /// The token's tenant; the workspace when absent.
+    tenant_id: Option<String>,
+}
+
+/// Exactly the `authorization` claim a token of this user scoped to the
+/// tenant would carry.
+#[utoipa::path(get, path = "/v1/users/{id}/authorization", tag = "users",
+    security(("adminKey" = [])), params(("id" = String, Path), AuthorizationQuery),
+    responses((status = 200, body = Authorization), (status = 404, body = Problem)))]
+async fn get_authorization(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AuthorizationQuery>,
+) -> Result<axum::Json<Authorization>, ApiError> {
+    check_user_id(&id)?;
+    let mode = admin.mode();
+    let principal = state
+        .caches
+        .principal(&state.store, mode, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let tree = state.caches.tree(&state.store, mode).await?;
+    let tenant = q.tenant_id.unwrap_or_else(|| state.workspace.id.clone());
+    if !tree.contains(&tenant) {
+        return Err(ApiError::not_found("tenant"));
+    }
+    Ok(axum::Json(rbac::authorization(
+        &tree,
+        &principal.direct,
+        &tenant,
+    )))
+}
+
+/// Adds a client secret; the value is in this response only.
+#[utoipa::path(post, path = "/v1/users/{id}/secrets", tag = "users",
+    security(("adminKey" = [])), params(("id" = String, Path)), request_body = CreateSecret,
+    responses((status = 201, body = CreatedSecret), (status = 400, body = Problem),
+        (status = 404, body = Problem)))]
+async fn create_secret(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateSecret>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_user_id(&id)?;
+    check_optional_text("name", body.name.as_deref())?;
+    let now = state.clock.now();
+    if matches!(body.expires_at, Some(at) if at <= now) {
+        return Err(ApiError::InvalidRequest(
+            "expiresAt must be in the future".into(),
+        ));
+    }
+    let mode = admin.mode();
+    let value = credential::generate(mode, CredentialKind::ClientSecret);
+    let new = NewSecret {
+        id: ids::new_prefixed_id("sec"),
+        user_id: id.clone(),
+        name: body.name,
+        digest: CredentialDigest::of(value.expose()),
+        expires_at: body.expires_at,
+    };
+    let stored = state.store.create_secret(mode, &new, now).await?;
+    state.caches.invalidate_user(mode, &id);
+    let created = CreatedSecret {
+        id: stored.id,
+        user_id: stored.user_id,
+        name: stored.name,
+        secret: value.expose().to_owned(),
+        created_at: stored.created_at,
+        expires_at: stored.expires_at,
+    };
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// Paging of `GET /v1/users/{id}/secrets`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct SecretListQuery {
+    /// Page size, 1 to 1000 (default 50).
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A user's client secrets, without their values.
+#[utoipa::path(get, path = "/v1/users/{id}/secrets", tag = "users",
+    security(("adminKey" = [])), params(("id" = String, Path), SecretListQuery),
+    responses((status = 200, body = Page<ClientSecret>), (status = 404, body = Problem)))]
+async fn list_secrets(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<SecretListQuery>,
+) -> Result<axum::Json<Page<ClientSecret>>, ApiError> {
+    check_user_id(&id)?;
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    Ok(axum::Json(to_page(
+        state.store.list_secrets(admin.mode(), &id, &page).await?,
+    )))
+}
+
+/// Deletes a client secret; it stops working at once.
+#[utoipa::path(delete, path = "/v1/users/{id}/secrets/{secretId}", tag = "users",
+    security(("adminKey" = [])), params(("id" = String, Path), ("secretId" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_secret(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath((id, secret_id)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    check_user_id(&id)?;
+    state
+        .store
+        .delete_secret(admin.mode(), &id, &secret_id)
+        .await?;
+    state.caches.invalidate_user(admin.mode(), &id);
+    Ok(StatusCode::NO_CONTENT)
+}

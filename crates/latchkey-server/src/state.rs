@@ -1,0 +1,236 @@
+//! Shared application state, and the first-start bootstrap that creates the
+//! workspace, the signing keys and the admin keys.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use latchkey_core::clock::Clock;
+use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
+use latchkey_core::signing::{Algorithm, SigningKey};
+use latchkey_core::{ids, token, Secret};
+use latchkey_store::{AdminKeyRecord, SigningKeyRecord, Store, StoreError, WorkspaceRecord};
+use latchkey_types::oauth::JwkSet;
+use latchkey_types::Mode;
+
+use crate::cache::Caches;
+use crate::config::Config;
+use crate::startup::ServerError;
+
+/// The signing key a mode currently signs with, and its encoded JWS header.
+#[derive(Debug)]
+pub struct ActiveKey {
+    /// The key.
+    pub key: SigningKey,
+    /// `base64url({"alg","kid","typ":"at+jwt"})`, computed once.
+    pub header: String,
+}
+
+/// The state every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The fields of [`AppState`].
+#[derive(Debug)]
+pub struct Inner {
+    /// The store.
+    pub store: Store,
+    /// Resolved configuration.
+    pub config: Config,
+    /// The clock (injected in tests).
+    pub clock: Arc<dyn Clock>,
+    /// The workspace.
+    pub workspace: WorkspaceRecord,
+    /// Signing key per mode.
+    pub test_key: ActiveKey,
+    /// Signing key per mode.
+    pub live_key: ActiveKey,
+    /// The JWKS document, serialised once.
+    pub jwks_json: String,
+    /// Admin key digests → mode. Admin keys are only created at bootstrap,
+    /// so memory is authoritative and admin checks never reach the store.
+    pub admin_keys: HashMap<CredentialDigest, Mode>,
+    /// Principal, tree and catalog caches.
+    pub caches: Caches,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The active signing key of a mode.
+    pub fn signing_key(&self, mode: Mode) -> &ActiveKey {
+        match mode {
+            Mode::Test => &self.test_key,
+            Mode::Live => &self.live_key,
+        }
+    }
+
+    /// Loads the state, bootstrapping an empty store first.
+    pub async fn load(
+        store: Store,
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<AppState, ServerError> {
+        let workspace = match store.workspace().await? {
+            Some(ws) => ws,
+            None => bootstrap(&store, &config, clock.as_ref()).await?,
+        };
+        let records = store.signing_keys().await?;
+        let mut keys: HashMap<Mode, ActiveKey> = HashMap::new();
+        let mut jwks = Vec::new();
+        for record in records.iter().filter(|r| r.status == "active") {
+            let key = decode_signing_key(record)?;
+            jwks.push(key.public_jwk().clone());
+            let header = token::encoded_header(&key);
+            keys.insert(record.mode, ActiveKey { key, header });
+        }
+        let mut take = |mode: Mode| {
+            keys.remove(&mode).ok_or_else(|| {
+                ServerError::Bootstrap(format!("no active {mode} signing key in the store"))
+            })
+        };
+        let test_key = take(Mode::Test)?;
+        let live_key = take(Mode::Live)?;
+        let jwks_json = serde_json::to_string(&JwkSet { keys: jwks })
+            .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
+        let admin_keys = load_admin_keys(&store).await?;
+        Ok(AppState(Arc::new(Inner {
+            store,
+            config,
+            clock,
+            workspace,
+            test_key,
+            live_key,
+            jwks_json,
+            admin_keys,
+            caches: Caches::default(),
+        })))
+    }
+}
+
+fn decode_signing_key(record: &SigningKeyRecord) -> Result<SigningKey, ServerError> {
+    let alg = Algorithm::parse(&record.alg)
+        .ok_or_else(|| ServerError::Bootstrap(format!("unknown algorithm {:?}", record.alg)))?;
+    let der = STANDARD
+        .decode(&record.private_pkcs8)
+        .map_err(|_| ServerError::Bootstrap(format!("signing key {} is corrupt", record.kid)))?;
+    SigningKey::from_pkcs8(alg, &der)
+        .map_err(|e| ServerError::Bootstrap(format!("signing key {}: {e}", record.kid)))
+}
+
+async fn load_admin_keys(store: &Store) -> Result<HashMap<CredentialDigest, Mode>, ServerError> {
+    Ok(store
+        .admin_keys()
+        .await?
+        .into_iter()
+        .map(|k| (k.digest, k.mode))
+        .collect())
+}
+
+/// Creates the workspace, one signing key and one admin key per mode. Admin
+/// keys come from `LATCHKEY_BOOTSTRAP_*_ADMIN_KEY` when set (they must be
+/// well-formed admin keys of the right mode), else they are generated and
+/// printed once on stderr.
+async fn bootstrap(
+    store: &Store,
+    config: &Config,
+    clock: &dyn Clock,
+) -> Result<WorkspaceRecord, ServerError> {
+    let now = clock.now();
+    let workspace = WorkspaceRecord {
+        id: config
+            .workspace_id
+            .clone()
+            .unwrap_or_else(ids::new_tenant_id),
+        name: config.workspace_name.clone(),
+        created_at: now,
+    };
+    let mut signing = Vec::new();
+    for (mode, alg) in [
+        (Mode::Test, config.signing_algs.0),
+        (Mode::Live, config.signing_algs.1),
+    ] {
+        let key = SigningKey::generate(alg)
+            .map_err(|e| ServerError::Bootstrap(format!("cannot generate a signing key: {e}")))?;
+        signing.push(SigningKeyRecord {
+            kid: key.kid().to_owned(),
+            mode,
+            alg: alg.as_str().to_owned(),
+            private_pkcs8: STANDARD.encode(key.pkcs8_der()),
+            status: "active".into(),
+            created_at: now,
+        });
+    }
+    let mut admin = Vec::new();
+    let mut generated: Vec<(Mode, Secret)> = Vec::new();
+    for (mode, given) in [
+        (Mode::Test, &config.bootstrap_keys.test),
+        (Mode::Live, &config.bootstrap_keys.live),
+    ] {
+        let value = match given {
+            Some(v) => {
+                let info = credential::parse(v.expose()).map_err(|e| {
+                    ServerError::Bootstrap(format!(
+                        "LATCHKEY_BOOTSTRAP_{}_ADMIN_KEY is not a valid admin key: {e}",
+                        mode.as_str().to_uppercase()
+                    ))
+                })?;
+                if info.mode != mode || info.kind != CredentialKind::Admin {
+                    return Err(ServerError::Bootstrap(format!(
+                        "LATCHKEY_BOOTSTRAP_{}_ADMIN_KEY must be an lk_{}_admin_… key",
+                        mode.as_str().to_uppercase(),
+                        mode
+                    )));
+                }
+                v.clone()
+            }
+            None => {
+                let v = credential::generate(mode, CredentialKind::Admin);
+                generated.push((mode, v.clone()));
+                v
+            }
+        };
+        admin.push(AdminKeyRecord {
+            id: ids::new_prefixed_id("adm"),
+            mode,
+            digest: CredentialDigest::of(value.expose()),
+            created_at: now,
+        });
+    }
+    match store.bootstrap(&workspace, &signing, &admin).await {
+        Ok(()) => {}
+        // Another node bootstrapped the same store first: use its workspace.
+        Err(StoreError::Conflict(_)) => {
+            return store
+                .workspace()
+                .await?
+                .ok_or_else(|| ServerError::Bootstrap("workspace vanished".into()));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(workspace = %workspace.id, "bootstrapped a new workspace");
+    if !generated.is_empty() {
+        // Printed once, on stderr, and never logged: this is the only time
+        // these keys can be seen.
+        let mut text = String::from(
+            "\n=== Latchkey first start: admin keys (shown once, store them now) ===\n",
+        );
+        for (mode, key) in &generated {
+            text.push_str(&format!(
+                "  LATCHKEY_{}_ADMIN_KEY={}\n",
+                mode.as_str().to_uppercase(),
+                key.expose()
+            ));
+        }
+        text.push_str(&format!("  workspace: {}\n", workspace.id));
+        text.push_str("=====================================================================\n");
+        eprint!("{text}");
+    }
+    Ok(workspace)
+}
