@@ -1,0 +1,387 @@
+//! Bad input on every endpoint: each gets a clear 4xx in the contract's
+//! shape, and the store is unchanged afterwards.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::TestApp;
+
+/// Every JSON-accepting endpoint, with a valid body for reference.
+fn json_endpoints(user: &str) -> Vec<(Method, String, Value)> {
+    vec![
+        (Method::POST, "/v1/tenants".into(), json!({"name": "T"})),
+        (
+            Method::PATCH,
+            "/v1/tenants/acme".into(),
+            json!({"name": "T"}),
+        ),
+        (
+            Method::PUT,
+            format!("/v1/tenants/acme/users/{user}/roles"),
+            json!({"roles": ["viewer"]}),
+        ),
+        (
+            Method::PUT,
+            "/v1/roles/viewer".into(),
+            json!({"permissions": ["x:read"]}),
+        ),
+        (Method::POST, "/v1/users".into(), json!({"name": "U"})),
+        (
+            Method::PATCH,
+            format!("/v1/users/{user}"),
+            json!({"name": "U"}),
+        ),
+        (Method::POST, format!("/v1/users/{user}/secrets"), json!({})),
+    ]
+}
+
+async fn setup(app: &TestApp) -> String {
+    app.post("/v1/tenants", json!({"id": "acme", "name": "Acme"}))
+        .await
+        .expect(201);
+    app.machine("m").await
+}
+
+async fn malformed_json_unknown_fields_and_wrong_types_are_400(app: TestApp) {
+    let user = setup(&app).await;
+    let before = app.snapshot().await;
+    for (method, path, _) in json_endpoints(&user) {
+        for raw in ["{", "[]", "null", "\"x\"", "{\"name\": }"] {
+            let r = app
+                .send_raw(method.clone(), &path, "application/json", raw)
+                .await;
+            r.expect_problem(400, "invalid_request");
+        }
+        let r = app
+            .send(
+                method.clone(),
+                &path,
+                Some(&app.test_admin),
+                Some(json!({"name": "T", "surprise": 1, "roles": [], "permissions": []})),
+            )
+            .await;
+        r.expect_problem(400, "invalid_request");
+        let r = app
+            .send(
+                method.clone(),
+                &path,
+                Some(&app.test_admin),
+                Some(json!({"name": 5, "roles": "x", "permissions": 7, "expiresAt": 3})),
+            )
+            .await;
+        r.expect_problem(400, "invalid_request");
+        let r = app
+            .send_raw(method.clone(), &path, "text/plain", "{}")
+            .await;
+        r.expect_problem(415, "unsupported_media_type");
+    }
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "refused requests changed nothing"
+    );
+}
+
+async fn oversized_bodies_are_413(app: TestApp) {
+    let user = setup(&app).await;
+    let before = app.snapshot().await;
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(70 * 1024));
+    for (method, path, _) in json_endpoints(&user) {
+        let r = app
+            .send_raw(method, &path, "application/json", huge.clone())
+            .await;
+        r.expect_problem(413, "payload_too_large");
+    }
+    let big_form = format!(
+        "grant_type=client_credentials&scope={}",
+        "a".repeat(70 * 1024)
+    );
+    let r = app
+        .client
+        .post(app.url("/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big_form)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert_eq!(app.snapshot().await, before);
+}
+
+async fn invalid_values_are_400_and_change_nothing(app: TestApp) {
+    let user = setup(&app).await;
+    let before = app.snapshot().await;
+    let cases: Vec<(Method, String, Value)> = vec![
+        (Method::POST, "/v1/tenants".into(), json!({"name": ""})),
+        (
+            Method::POST,
+            "/v1/tenants".into(),
+            json!({"name": "T", "id": "Bad Id"}),
+        ),
+        (
+            Method::POST,
+            "/v1/tenants".into(),
+            json!({"name": "T", "id": "-x"}),
+        ),
+        (
+            Method::POST,
+            "/v1/tenants".into(),
+            json!({"name": "x".repeat(201)}),
+        ),
+        (
+            Method::PUT,
+            format!("/v1/tenants/acme/users/{user}/roles"),
+            json!({"roles": ["Not A Role"]}),
+        ),
+        (
+            Method::PUT,
+            "/v1/roles/BadName".into(),
+            json!({"permissions": []}),
+        ),
+        (
+            Method::PUT,
+            "/v1/roles/ok".into(),
+            json!({"permissions": ["has space"]}),
+        ),
+        (
+            Method::POST,
+            "/v1/users".into(),
+            json!({"name": "U", "kind": "robot"}),
+        ),
+        (
+            Method::POST,
+            "/v1/users".into(),
+            json!({"name": "U", "email": "no-at-sign"}),
+        ),
+        (
+            Method::POST,
+            "/v1/users".into(),
+            json!({"name": "U", "tokenTtlSeconds": 0}),
+        ),
+        (
+            Method::POST,
+            "/v1/users".into(),
+            json!({"name": "U", "tokenTtlSeconds": 999999999}),
+        ),
+        (
+            Method::POST,
+            "/v1/users".into(),
+            json!({"name": "U", "customClaims": {"mode": "live"}}),
+        ),
+        (
+            Method::POST,
+            "/v1/users".into(),
+            json!({"name": "U", "metadata": {"blob": "x".repeat(9000)}}),
+        ),
+        (
+            Method::POST,
+            format!("/v1/users/{user}/secrets"),
+            json!({"expiresAt": "yesterday"}),
+        ),
+        (
+            Method::POST,
+            format!("/v1/users/{user}/secrets"),
+            json!({"expiresAt": "2001-01-01T00:00:00Z"}),
+        ),
+        (Method::GET, "/v1/users?limit=0".into(), Value::Null),
+        (Method::GET, "/v1/users?limit=1001".into(), Value::Null),
+        (Method::GET, "/v1/users?limit=abc".into(), Value::Null),
+        (Method::GET, "/v1/users?cursor=%%%".into(), Value::Null),
+        (Method::GET, "/v1/users?kind=robot".into(), Value::Null),
+        (Method::GET, "/v1/tenants?color=blue".into(), Value::Null),
+    ];
+    for (method, path, body) in cases {
+        let body = (!body.is_null()).then_some(body);
+        let r = app
+            .send(method.clone(), &path, Some(&app.test_admin), body)
+            .await;
+        assert_eq!(r.status.as_u16(), 400, "{method} {path}: {}", r.text);
+        r.expect_problem(400, "invalid_request");
+    }
+    assert_eq!(app.snapshot().await, before);
+}
+
+async fn unknown_ids_are_404(app: TestApp) {
+    let user = setup(&app).await;
+    let before = app.snapshot().await;
+    let ghost = "usr_00000000000000000000";
+    let cases: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, "/v1/tenants/ghost".into(), None),
+        (
+            Method::PATCH,
+            "/v1/tenants/ghost".into(),
+            Some(json!({"name": "x"})),
+        ),
+        (Method::DELETE, "/v1/tenants/ghost".into(), None),
+        (
+            Method::POST,
+            "/v1/tenants".into(),
+            Some(json!({"name": "x", "parentId": "ghost"})),
+        ),
+        (
+            Method::PATCH,
+            "/v1/tenants/acme".into(),
+            Some(json!({"parentId": "ghost"})),
+        ),
+        (Method::GET, "/v1/tenants/ghost/users".into(), None),
+        (
+            Method::PUT,
+            format!("/v1/tenants/ghost/users/{user}/roles"),
+            Some(json!({"roles": ["a"]})),
+        ),
+        (
+            Method::PUT,
+            format!("/v1/tenants/acme/users/{ghost}/roles"),
+            Some(json!({"roles": ["a"]})),
+        ),
+        (Method::GET, "/v1/roles/ghost".into(), None),
+        (Method::DELETE, "/v1/roles/ghost".into(), None),
+        (Method::GET, format!("/v1/users/{ghost}"), None),
+        (Method::GET, "/v1/users/not-even-an-id".into(), None),
+        (
+            Method::PATCH,
+            format!("/v1/users/{ghost}"),
+            Some(json!({"name": "x"})),
+        ),
+        (Method::DELETE, format!("/v1/users/{ghost}"), None),
+        (
+            Method::GET,
+            format!("/v1/users/{ghost}/authorization"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/v1/users/{user}/authorization?tenantId=ghost"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/users/{ghost}/secrets"),
+            Some(json!({})),
+        ),
+        (Method::GET, format!("/v1/users/{ghost}/secrets"), None),
+        (
+            Method::DELETE,
+            format!("/v1/users/{user}/secrets/sec_ghost"),
+            None,
+        ),
+        (Method::GET, "/v1/nothing-here".into(), None),
+    ];
+    for (method, path, body) in cases {
+        let r = app
+            .send(method.clone(), &path, Some(&app.test_admin), body)
+            .await;
+        assert_eq!(r.status.as_u16(), 404, "{method} {path}: {}", r.text);
+        r.expect_problem(404, "not_found");
+    }
+    let r = app
+        .send(Method::PATCH, "/v1/roles", Some(&app.test_admin), None)
+        .await;
+    r.expect_problem(405, "method_not_allowed");
+    assert_eq!(app.snapshot().await, before);
+}
+
+async fn cycles_duplicates_and_deletions_in_use_are_409(app: TestApp) {
+    let user = setup(&app).await;
+    app.post(
+        "/v1/tenants",
+        json!({"id": "child", "name": "C", "parentId": "acme"}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        "/v1/tenants",
+        json!({"id": "grandchild", "name": "G", "parentId": "child"}),
+    )
+    .await
+    .expect(201);
+    app.put(
+        &format!("/v1/tenants/child/users/{user}/roles"),
+        json!({"roles": ["viewer"]}),
+    )
+    .await
+    .expect(200);
+    let before = app.snapshot().await;
+    let conflicts: Vec<(Method, String, Option<Value>)> = vec![
+        (
+            Method::PATCH,
+            "/v1/tenants/acme".into(),
+            Some(json!({"parentId": "grandchild"})),
+        ),
+        (
+            Method::PATCH,
+            "/v1/tenants/acme".into(),
+            Some(json!({"parentId": "acme"})),
+        ),
+        (
+            Method::POST,
+            "/v1/tenants".into(),
+            Some(json!({"id": "acme", "name": "again"})),
+        ),
+        (Method::DELETE, "/v1/tenants/acme".into(), None),
+        (Method::DELETE, "/v1/tenants/child".into(), None),
+        (
+            Method::DELETE,
+            format!("/v1/tenants/{}", app.workspace_id),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/tenants/{}", app.workspace_id),
+            Some(json!({"name": "x"})),
+        ),
+    ];
+    for (method, path, body) in conflicts {
+        let r = app
+            .send(method.clone(), &path, Some(&app.test_admin), body)
+            .await;
+        assert_eq!(r.status.as_u16(), 409, "{method} {path}: {}", r.text);
+        r.expect_problem(409, "conflict");
+    }
+    app.post("/v1/users", json!({"name": "a", "username": "unique-name"}))
+        .await
+        .expect(201);
+    let before_dup = app.snapshot().await;
+    app.post("/v1/users", json!({"name": "b", "username": "unique-name"}))
+        .await
+        .expect_problem(409, "conflict");
+    assert_eq!(app.snapshot().await, before_dup);
+    let _ = before;
+    // The refused move kept the tree.
+    let acme = app.get("/v1/tenants/acme").await;
+    assert_eq!(acme.expect(200)["parentId"], app.workspace_id);
+}
+
+async fn pagination_walks_every_item_once(app: TestApp) {
+    for i in 0..7 {
+        app.post("/v1/tenants", json!({"id": format!("t{i}"), "name": "x"}))
+            .await
+            .expect(201);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/tenants?limit=3&cursor={c}"),
+            None => "/v1/tenants?limit=3".to_owned(),
+        };
+        let page = app.get(&path).await.expect(200).clone();
+        for t in page["data"].as_array().unwrap() {
+            seen.push(t["id"].as_str().unwrap().to_owned());
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..7).map(|i| format!("t{i}")).collect::<Vec<_>>());
+}
+
+crate::on_both_stores!(
+    malformed_json_unknown_fields_and_wrong_types_are_400,
+    oversized_bodies_are_413,
+    invalid_values_are_400_and_change_nothing,
+    unknown_ids_are_404,
+    cycles_duplicates_and_deletions_in_use_are_409,
+    pagination_walks_every_item_once,
+);

@@ -1,0 +1,10 @@
+//! API tests: each spawns the real server on port 0 with its own fresh store
+//! (SQLite, and PostgreSQL when `LATCHKEY_TEST_POSTGRES_URL` is set) and
+//! talks HTTP to it, as clients do.
+
+mod bad_input;
+mod flow;
+mod helpers;
+mod interop;
+mod openapi;
+mod tokens;

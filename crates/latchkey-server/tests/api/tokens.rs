@@ -1,0 +1,292 @@
+//! The token endpoint's answers to good and bad clients, the metadata and the
+//! JWKS.
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use serde_json::{json, Value};
+
+use crate::helpers::TestApp;
+
+async fn wrong_secret_unknown_client_and_malformed_secret_look_the_same(app: TestApp) {
+    let m = app.machine("m").await;
+    let secret = app.secret(&m).await;
+    let other = app.machine("other").await;
+    let other_secret = app.secret(&other).await;
+    let cases: Vec<(String, String)> = vec![
+        (m.clone(), other_secret.clone()),                   // wrong secret
+        ("usr_doesnotexist0000000".into(), secret.clone()),  // unknown client
+        ("not-an-id".into(), secret.clone()),                // not even an id
+        (m.clone(), "hunter2".into()),                       // malformed secret
+        (m.clone(), secret.replace("lk_test_", "lk_live_")), // wrong mode, bad checksum
+    ];
+    let mut bodies = Vec::new();
+    for (id, s) in &cases {
+        let r = app
+            .token(Some((id, s)), &[("grant_type", "client_credentials")])
+            .await;
+        r.expect_oauth_error(401, "invalid_client");
+        assert!(r.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic"));
+        bodies.push(r.text.clone());
+        // client_secret_post gets the same body (without a Basic challenge).
+        let r = app
+            .token(
+                None,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", id),
+                    ("client_secret", s),
+                ],
+            )
+            .await;
+        r.expect_oauth_error(401, "invalid_client");
+        bodies.push(r.text.clone());
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "bodies differ: {bodies:?}"
+    );
+}
+
+async fn client_secret_post_and_basic_both_work_but_not_together(app: TestApp) {
+    let m = app.machine("m").await;
+    let secret = app.secret(&m).await;
+    let r = app
+        .token(
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &m),
+                ("client_secret", &secret),
+            ],
+        )
+        .await;
+    r.expect(200);
+    let r = app
+        .token(
+            Some((&m, &secret)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_secret", &secret),
+            ],
+        )
+        .await;
+    r.expect_oauth_error(400, "invalid_request");
+    let r = app
+        .token(None, &[("grant_type", "client_credentials")])
+        .await;
+    r.expect_oauth_error(401, "invalid_client");
+}
+
+async fn grant_and_parameter_errors_use_the_oauth_codes(app: TestApp) {
+    let m = app.machine("m").await;
+    let secret = app.secret(&m).await;
+    let basic = Some((m.as_str(), secret.as_str()));
+    app.token(basic, &[])
+        .await
+        .expect_oauth_error(400, "invalid_request");
+    app.token(basic, &[("grant_type", "password")])
+        .await
+        .expect_oauth_error(400, "unsupported_grant_type");
+    app.token(
+        basic,
+        &[
+            ("grant_type", "client_credentials"),
+            ("grant_type", "client_credentials"),
+        ],
+    )
+    .await
+    .expect_oauth_error(400, "invalid_request");
+    app.token(
+        basic,
+        &[
+            ("grant_type", "client_credentials"),
+            ("tenant_id", "nowhere"),
+        ],
+    )
+    .await
+    .expect_oauth_error(400, "invalid_target");
+    app.token(
+        basic,
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", "not a uri"),
+        ],
+    )
+    .await
+    .expect_oauth_error(400, "invalid_target");
+    app.token(
+        basic,
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", "https://a.example/#frag"),
+        ],
+    )
+    .await
+    .expect_oauth_error(400, "invalid_target");
+    app.token(
+        basic,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "telemetry:read"),
+        ],
+    )
+    .await
+    .expect_oauth_error(400, "invalid_scope");
+    app.token(
+        basic,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "bad\"scope"),
+        ],
+    )
+    .await
+    .expect_oauth_error(400, "invalid_scope");
+    // Not a form at all.
+    let r = app
+        .client
+        .post(app.url("/oauth/token"))
+        .header("content-type", "application/json")
+        .body("{\"grant_type\":\"client_credentials\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+}
+
+async fn several_resources_become_an_audience_list(app: TestApp) {
+    let m = app.machine("m").await;
+    let secret = app.secret(&m).await;
+    let (_, claims) = app
+        .access_token(
+            &m,
+            &secret,
+            &[
+                ("resource", "https://b.example/"),
+                ("resource", "https://a.example/"),
+                ("audience", "urn:x"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        claims["aud"],
+        json!(["https://a.example/", "https://b.example/", "urn:x"])
+    );
+    let (_, claims) = app.access_token(&m, &secret, &[]).await;
+    assert_eq!(
+        claims["aud"], app.base,
+        "the default audience is the issuer"
+    );
+}
+
+async fn metadata_and_jwks_describe_the_server(app: TestApp) {
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let r = app.get(path).await;
+        let meta = r.expect(200);
+        assert_eq!(meta["issuer"], app.base);
+        assert_eq!(meta["token_endpoint"], format!("{}/oauth/token", app.base));
+        assert_eq!(
+            meta["jwks_uri"],
+            format!("{}/.well-known/jwks.json", app.base)
+        );
+        assert_eq!(meta["grant_types_supported"], json!(["client_credentials"]));
+        assert_eq!(
+            meta["token_endpoint_auth_methods_supported"],
+            json!(["client_secret_basic", "client_secret_post"])
+        );
+    }
+    let r = app.get("/.well-known/jwks.json").await;
+    let cache = r.headers["cache-control"].to_str().unwrap().to_owned();
+    assert!(cache.contains("max-age=300"), "{cache}");
+    let keys = r.expect(200)["keys"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 2, "one key per mode");
+    for k in &keys {
+        assert_eq!(k["alg"], "EdDSA");
+        assert_eq!(k["use"], "sig");
+        assert!(k["kid"].is_string());
+        assert!(k.get("d").is_none(), "no private part");
+    }
+}
+
+async fn tokens_verify_against_the_jwks_with_a_standard_library(app: TestApp) {
+    let m = app.machine("m").await;
+    let secret = app.secret(&m).await;
+    let (token, _) = app
+        .access_token(&m, &secret, &[("audience", "https://api.example")])
+        .await;
+    let header = decode_header(&token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    let jwks: JwkSet = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("kid in JWKS");
+    let key = DecodingKey::from_jwk(jwk).unwrap();
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[&app.base]);
+    validation.set_audience(&["https://api.example"]);
+    let data = decode::<Value>(&token, &key, &validation).unwrap();
+    assert_eq!(data.claims["sub"], m);
+    // A tampered payload fails.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[1] = parts[1].replacen('e', "f", 1);
+    assert!(decode::<Value>(&parts.join("."), &key, &validation).is_err());
+    // The wrong audience fails.
+    validation.set_audience(&["https://other.example"]);
+    assert!(decode::<Value>(&token, &key, &validation).is_err());
+}
+
+#[tokio::test]
+async fn each_algorithm_can_be_chosen_per_mode() {
+    for (alg, jalg) in [("ES256", Algorithm::ES256), ("RS256", Algorithm::RS256)] {
+        let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+            s.test_signing_alg = Some(alg.into());
+        })
+        .await
+        .unwrap();
+        let m = app.machine("m").await;
+        let secret = app.secret(&m).await;
+        let (token, _) = app.access_token(&m, &secret, &[]).await;
+        let header = decode_header(&token).unwrap();
+        assert_eq!(header.alg, jalg);
+        let jwks: JwkSet = app
+            .client
+            .get(app.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key =
+            DecodingKey::from_jwk(jwks.find(header.kid.as_deref().unwrap()).unwrap()).unwrap();
+        let mut v = Validation::new(jalg);
+        v.set_issuer(&[&app.base]);
+        v.set_audience(&[&app.base]);
+        decode::<Value>(&token, &key, &v).unwrap();
+    }
+}
+
+crate::on_both_stores!(
+    wrong_secret_unknown_client_and_malformed_secret_look_the_same,
+    client_secret_post_and_basic_both_work_but_not_together,
+    grant_and_parameter_errors_use_the_oauth_codes,
+    several_resources_become_an_audience_list,
+    metadata_and_jwks_describe_the_server,
+    tokens_verify_against_the_jwks_with_a_standard_library,
+);

@@ -1,0 +1,47 @@
+"""Interop check with libraries Latchkey did not write.
+
+Discovers the server from its RFC 8414 metadata, gets a token with Authlib's
+OAuth 2.0 client (client_credentials, client_secret_basic), and verifies it
+against jwks_uri with PyJWT, checking issuer and audience. Prints the
+verified claims as JSON. Configured by ISSUER, CLIENT_ID, CLIENT_SECRET and
+AUDIENCE.
+"""
+
+import json
+import os
+import sys
+
+import jwt
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+
+issuer = os.environ["ISSUER"]
+audience = os.environ["AUDIENCE"]
+
+meta = requests.get(f"{issuer}/.well-known/oauth-authorization-server", timeout=10).json()
+assert meta["issuer"] == issuer, meta
+
+session = OAuth2Session(
+    client_id=os.environ["CLIENT_ID"],
+    client_secret=os.environ["CLIENT_SECRET"],
+    token_endpoint_auth_method="client_secret_basic",
+    scope="telemetry:read",
+)
+token = session.fetch_token(
+    meta["token_endpoint"], grant_type="client_credentials", audience=audience
+)
+access_token = token["access_token"]
+
+jwks = jwt.PyJWKClient(meta["jwks_uri"])
+signing_key = jwks.get_signing_key_from_jwt(access_token)
+header = jwt.get_unverified_header(access_token)
+if header.get("typ") != "at+jwt":
+    sys.exit(f"unexpected typ {header.get('typ')!r}")
+claims = jwt.decode(
+    access_token,
+    signing_key.key,
+    algorithms=[signing_key.algorithm_name],
+    issuer=meta["issuer"],
+    audience=audience,
+)
+print(json.dumps(claims))
