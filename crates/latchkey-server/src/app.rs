@@ -109,3 +109,145 @@ fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     ApiError::Internal.into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    //! In-process tests with `oneshot`: the store can be closed under the
+    //! app to prove the hot path does not need it once warm.
+
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use base64::Engine as _;
+    use latchkey_core::clock::SystemClock;
+    use latchkey_core::credential::{self, CredentialKind};
+    use latchkey_store::Store;
+    use latchkey_types::Mode;
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use crate::config::{BootstrapKeys, Config, Settings};
+    use crate::state::AppState;
+
+    async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn admin_json(key: &str, method: &str, uri: &str, body: Value) -> Request<Body> {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    }
+
+    fn token_request(id: &str, secret: &str) -> Request<Body> {
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        Request::builder()
+            .method("POST")
+            .uri("/oauth/token")
+            .header(header::AUTHORIZATION, format!("Basic {basic}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(
+                "grant_type=client_credentials&scope=telemetry:read",
+            ))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn once_warm_issuance_needs_no_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let admin = credential::generate(Mode::Test, CredentialKind::Admin);
+        let keys = BootstrapKeys {
+            test: Some(admin.clone()),
+            live: None,
+        };
+        let config = Config::resolve(Settings::default(), keys).unwrap();
+        let state = AppState::load(store.clone(), config, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let app = super::app(state);
+        let key = admin.expose();
+        let (s, _) = call(
+            &app,
+            admin_json(
+                key,
+                "PUT",
+                "/v1/roles/reader",
+                json!({"permissions": ["telemetry:read"]}),
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, user) = call(
+            &app,
+            admin_json(key, "POST", "/v1/users", json!({"name": "m"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let id = user["id"].as_str().unwrap().to_owned();
+        let ws = call(&app, admin_json(key, "GET", "/v1/workspace", Value::Null))
+            .await
+            .1;
+        let ws = ws["id"].as_str().unwrap().to_owned();
+        let (s, _) = call(
+            &app,
+            admin_json(
+                key,
+                "PUT",
+                &format!("/v1/tenants/{ws}/users/{id}/roles"),
+                json!({"roles": ["reader"]}),
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, created) = call(
+            &app,
+            admin_json(key, "POST", &format!("/v1/users/{id}/secrets"), json!({})),
+        )
+        .await;
+        let secret = created["secret"].as_str().unwrap().to_owned();
+
+        // Warm-up: the first token loads principal, tree and catalog.
+        let (s, body) = call(&app, token_request(&id, &secret)).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+
+        // Take the database away.
+        store.close().await;
+        let ready = Request::builder()
+            .uri("/readyz")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(call(&app, ready).await.0, StatusCode::SERVICE_UNAVAILABLE);
+
+        for _ in 0..3 {
+            let (s, body) = call(&app, token_request(&id, &secret)).await;
+            assert_eq!(s, StatusCode::OK, "{body}");
+            assert_eq!(body["scope"], "telemetry:read");
+        }
+        // A wrong secret is still refused without the store.
+        let (s, body) = call(&app, token_request(&id, "lk_test_secret_wrong")).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"], "invalid_client");
+        // Admin writes now fail cleanly with 503, not a panic.
+        let (s, body) = call(
+            &app,
+            admin_json(key, "POST", "/v1/users", json!({"name": "n"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["code"], "unavailable");
+    }
+}
