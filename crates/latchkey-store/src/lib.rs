@@ -7,6 +7,7 @@
 //! suite) covers both. Each backend still has its own versioned migrations.
 //! Writes that belong together run in one transaction.
 
+mod api_keys;
 mod bootstrap;
 mod principals;
 mod records;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
+pub use api_keys::{ApiKeyMatch, NewApiKey};
 pub use records::*;
 
 /// What went wrong in the store, in terms callers can act on.

@@ -188,6 +188,34 @@ impl Store {
                 "the tenant still has members; remove their roles first".into(),
             ));
         }
+        let keys: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM api_keys \
+                 WHERE mode = $1 AND tenant_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(mode.as_str())
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if keys > 0 {
+            return Err(StoreError::Conflict(
+                "the tenant still has API keys scoped to it; revoke them first".into(),
+            ));
+        }
+        // Revoked keys go with the tenant.
+        sqlx::query(
+            "DELETE FROM api_key_digests WHERE mode = $1 AND key_id IN \
+             (SELECT id FROM api_keys WHERE mode = $1 AND tenant_id = $2)",
+        )
+        .bind(mode.as_str())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM api_keys WHERE mode = $1 AND tenant_id = $2")
+            .bind(mode.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM tenants WHERE mode = $1 AND id = $2")
             .bind(mode.as_str())
             .bind(id)

@@ -180,7 +180,15 @@ impl Store {
         let (_writer, mut tx) = self.begin_write().await?;
         // Children first, explicitly, so the result does not depend on the
         // database enforcing ON DELETE CASCADE.
-        for table in ["memberships", "client_secrets"] {
+        sqlx::query(
+            "DELETE FROM api_key_digests WHERE mode = $1 AND key_id IN \
+             (SELECT id FROM api_keys WHERE mode = $1 AND user_id = $2)",
+        )
+        .bind(mode.as_str())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        for table in ["memberships", "client_secrets", "api_keys"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE mode = $1 AND user_id = $2"
             ))

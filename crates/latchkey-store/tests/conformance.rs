@@ -4,7 +4,7 @@
 
 use latchkey_core::credential::CredentialDigest;
 use latchkey_store::{
-    AdminKeyRecord, NewSecret, NewTenant, NewUser, PageRequest, SigningKeyRecord, Store,
+    AdminKeyRecord, NewApiKey, NewSecret, NewTenant, NewUser, PageRequest, SigningKeyRecord, Store,
     StoreError, WorkspaceRecord,
 };
 use latchkey_types::admin::{UpdateTenant, UpdateUser};
@@ -467,6 +467,152 @@ async fn concurrent_writes_all_land(s: &Store) {
     assert_eq!(all.items.len(), 24);
 }
 
+fn api_key(id: &str, user: &str, digest: &str, remaining: Option<i64>) -> NewApiKey {
+    NewApiKey {
+        id: id.into(),
+        user_id: user.into(),
+        tenant_id: "ws".into(),
+        name: Some("edge".into()),
+        roles: Some(vec!["viewer".into()]),
+        metadata: JsonObject::new(),
+        ratelimit: Some(latchkey_types::keys::RateLimit {
+            limit: 10,
+            window_seconds: 60,
+        }),
+        remaining,
+        expires_at: None,
+        digest: CredentialDigest::of(digest),
+    }
+}
+
+async fn api_keys_rotate_with_grace_and_revoke(s: &Store) {
+    bootstrapped(s).await;
+    s.create_user(Mode::Test, &user("usr_1", None), now())
+        .await
+        .unwrap();
+    let created = s
+        .create_api_key(Mode::Test, &api_key("key_1", "usr_1", "v1", None), now())
+        .await
+        .unwrap();
+    assert_eq!(created.roles, Some(vec!["viewer".to_string()]));
+    assert_eq!(created.ratelimit.unwrap().limit, 10);
+    assert!(is_not_found(
+        s.create_api_key(Mode::Test, &api_key("key_2", "usr_404", "v2", None), now())
+            .await
+    ));
+    let found = s
+        .find_api_key(Mode::Test, &CredentialDigest::of("v1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.key.id, "key_1");
+    assert_eq!(found.value_expires_at, None);
+    assert!(s
+        .find_api_key(Mode::Live, &CredentialDigest::of("v1"))
+        .await
+        .unwrap()
+        .is_none());
+
+    let grace_end = now() + time::Duration::minutes(5);
+    s.rotate_api_key(Mode::Test, "key_1", &CredentialDigest::of("v2"), grace_end)
+        .await
+        .unwrap();
+    let old = s
+        .find_api_key(Mode::Test, &CredentialDigest::of("v1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.value_expires_at, Some(grace_end));
+    let new = s
+        .find_api_key(Mode::Test, &CredentialDigest::of("v2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new.value_expires_at, None);
+
+    let revoked = s.revoke_api_key(Mode::Test, "key_1", now()).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(now()));
+    assert!(is_conflict(
+        s.rotate_api_key(Mode::Test, "key_1", &CredentialDigest::of("v3"), now())
+            .await
+    ));
+    // The tenant can go once only revoked keys are left; they go with it.
+    s.create_tenant(Mode::Test, &tenant("t", "ws", true), now())
+        .await
+        .unwrap();
+    let mut scoped = api_key("key_t", "usr_1", "vt", None);
+    scoped.tenant_id = "t".into();
+    s.create_api_key(Mode::Test, &scoped, now()).await.unwrap();
+    assert!(is_conflict(s.delete_tenant(Mode::Test, "t").await));
+    s.revoke_api_key(Mode::Test, "key_t", now()).await.unwrap();
+    s.delete_tenant(Mode::Test, "t").await.unwrap();
+
+    let listed = s
+        .list_api_keys(Mode::Test, Some("usr_1"), None, &page(50))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    s.touch_api_keys(&[(Mode::Test, "key_1".into(), now())])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_api_key(Mode::Test, "key_1")
+            .await
+            .unwrap()
+            .last_used_at,
+        Some(now())
+    );
+    // Deleting the user takes its keys and their digests along.
+    s.delete_user(Mode::Test, "usr_1").await.unwrap();
+    assert!(s
+        .find_api_key(Mode::Test, &CredentialDigest::of("v2"))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn a_budget_is_never_overspent_under_concurrency(s: &Store) {
+    bootstrapped(s).await;
+    s.create_user(Mode::Test, &user("usr_1", None), now())
+        .await
+        .unwrap();
+    s.create_api_key(Mode::Test, &api_key("key_1", "usr_1", "v1", Some(5)), now())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.spend_api_key_use(Mode::Test, "key_1").await.unwrap()
+        }));
+    }
+    let mut left = Vec::new();
+    for t in tasks {
+        if let Some(n) = t.await.unwrap() {
+            left.push(n);
+        }
+    }
+    left.sort();
+    assert_eq!(left, vec![0, 1, 2, 3, 4]);
+    assert_eq!(
+        s.get_api_key(Mode::Test, "key_1").await.unwrap().remaining,
+        Some(0)
+    );
+}
+
+async fn the_token_deny_list_cleans_itself_up(s: &Store) {
+    bootstrapped(s).await;
+    let later = now() + time::Duration::hours(1);
+    s.revoke_token(Mode::Test, "jti-1", later).await.unwrap();
+    s.revoke_token(Mode::Test, "jti-1", later).await.unwrap();
+    s.revoke_token(Mode::Live, "jti-2", now()).await.unwrap();
+    let listed = s.revoked_tokens(now()).await.unwrap();
+    assert_eq!(listed, vec![("jti-1".to_string(), later)]);
+    assert_eq!(s.purge_revoked_tokens(now()).await.unwrap(), 1);
+    assert_eq!(s.purge_revoked_tokens(later).await.unwrap(), 1);
+    assert!(s.revoked_tokens(now()).await.unwrap().is_empty());
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -504,4 +650,7 @@ conformance!(
     secrets_and_memberships_make_up_the_principal,
     the_role_catalog_is_replaced_whole_and_lists_in_pages,
     concurrent_writes_all_land,
+    api_keys_rotate_with_grace_and_revoke,
+    a_budget_is_never_overspent_under_concurrency,
+    the_token_deny_list_cleans_itself_up,
 );

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod keys;
 pub mod oauth;
 
 use serde::{Deserialize, Serialize};

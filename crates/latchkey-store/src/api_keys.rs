@@ -1,0 +1,378 @@
+//! API keys (with their current and grace-period digests) and the deny-list
+//! of revoked access tokens.
+
+use latchkey_core::clock::to_unix_ms;
+use latchkey_core::credential::CredentialDigest;
+use latchkey_types::keys::{ApiKey, RateLimit};
+use latchkey_types::{JsonObject, Mode};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use time::OffsetDateTime;
+
+use crate::records::{json_of, mode_of, opt_time_of, time_of, to_json};
+use crate::{Conditions, PageRequest, PageResult, Store, StoreError, StoreResult};
+
+const KEY_COLUMNS: &str = "mode, id, user_id, tenant_id, name, roles, metadata, ratelimit_limit, \
+     ratelimit_window_seconds, remaining, expires_at, revoked_at, last_used_at, created_at";
+
+/// A new API key (its digest only), validated by the caller.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// `key_…`.
+    pub id: String,
+    /// The user it authenticates as.
+    pub user_id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// Label.
+    pub name: Option<String>,
+    /// Narrowing roles.
+    pub roles: Option<Vec<String>>,
+    /// Metadata.
+    pub metadata: JsonObject,
+    /// Rate limit.
+    pub ratelimit: Option<RateLimit>,
+    /// Budget of uses.
+    pub remaining: Option<i64>,
+    /// Expiry.
+    pub expires_at: Option<OffsetDateTime>,
+    /// SHA-256 of the value.
+    pub digest: CredentialDigest,
+}
+
+/// An API key found by one of its digests.
+#[derive(Debug, Clone)]
+pub struct ApiKeyMatch {
+    /// The key.
+    pub key: ApiKey,
+    /// When this value stops working because the key was rotated
+    /// (`None` for the current value).
+    pub value_expires_at: Option<OffsetDateTime>,
+}
+
+fn api_key_of(row: &AnyRow) -> StoreResult<ApiKey> {
+    let roles: Option<String> = row.try_get("roles")?;
+    let limit: Option<i64> = row.try_get("ratelimit_limit")?;
+    let window: Option<i64> = row.try_get("ratelimit_window_seconds")?;
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        name: row.try_get("name")?,
+        roles: roles.map(|r| serde_json::from_str(&r)).transpose()?,
+        metadata: json_of(row, "metadata")?,
+        ratelimit: match (limit, window) {
+            (Some(limit), Some(window_seconds)) => Some(RateLimit {
+                limit,
+                window_seconds,
+            }),
+            _ => None,
+        },
+        remaining: row.try_get("remaining")?,
+        expires_at: opt_time_of(row, "expires_at")?,
+        revoked_at: opt_time_of(row, "revoked_at")?,
+        last_used_at: opt_time_of(row, "last_used_at")?,
+        mode: mode_of(row)?,
+        created_at: time_of(row, "created_at")?,
+    })
+}
+
+async fn fetch_key(tx: &mut Transaction<'_, Any>, mode: Mode, id: &str) -> StoreResult<ApiKey> {
+    let row = sqlx::query(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE mode = $1 AND id = $2"
+    ))
+    .bind(mode.as_str())
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound("API key"))?;
+    api_key_of(&row)
+}
+
+impl Store {
+    /// Creates an API key for an existing user, scoped to an existing tenant.
+    pub async fn create_api_key(
+        &self,
+        mode: Mode,
+        key: &NewApiKey,
+        now: OffsetDateTime,
+    ) -> StoreResult<ApiKey> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let user = sqlx::query("SELECT id FROM users WHERE mode = $1 AND id = $2")
+            .bind(mode.as_str())
+            .bind(&key.user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if user.is_none() {
+            return Err(StoreError::NotFound("user"));
+        }
+        let tenant = sqlx::query("SELECT id FROM tenants WHERE mode = $1 AND id = $2")
+            .bind(mode.as_str())
+            .bind(&key.tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if tenant.is_none() {
+            return Err(StoreError::NotFound("tenant"));
+        }
+        let roles = key.roles.as_ref().map(to_json).transpose()?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO api_keys ({KEY_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12) \
+             RETURNING {KEY_COLUMNS}"
+        ))
+        .bind(mode.as_str())
+        .bind(&key.id)
+        .bind(&key.user_id)
+        .bind(&key.tenant_id)
+        .bind(&key.name)
+        .bind(roles)
+        .bind(to_json(&key.metadata)?)
+        .bind(key.ratelimit.map(|r| r.limit))
+        .bind(key.ratelimit.map(|r| r.window_seconds))
+        .bind(key.remaining)
+        .bind(key.expires_at.map(to_unix_ms))
+        .bind(to_unix_ms(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let created = api_key_of(&row)?;
+        insert_digest(&mut tx, mode, &key.id, &key.digest).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// One API key.
+    pub async fn get_api_key(&self, mode: Mode, id: &str) -> StoreResult<ApiKey> {
+        let mut tx = self.pool.begin().await?;
+        let key = fetch_key(&mut tx, mode, id).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// API keys by id, optionally of one user and/or one tenant.
+    pub async fn list_api_keys(
+        &self,
+        mode: Mode,
+        user_id: Option<&str>,
+        tenant_id: Option<&str>,
+        page: &PageRequest,
+    ) -> StoreResult<PageResult<ApiKey>> {
+        let mut c = Conditions::default();
+        c.push("mode = {}", mode.as_str());
+        if let Some(u) = user_id {
+            c.push("user_id = {}", u);
+        }
+        if let Some(t) = tenant_id {
+            c.push("tenant_id = {}", t);
+        }
+        if let Some(after) = &page.after {
+            c.push("id > {}", after.clone());
+        }
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE 1 = 1{} ORDER BY id LIMIT ${}",
+            c.sql,
+            c.next()
+        );
+        let mut q = sqlx::query(&sql);
+        for a in &c.args {
+            q = q.bind(a);
+        }
+        let rows = q
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows
+            .iter()
+            .map(api_key_of)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(PageResult::from_overfetch(items, page.limit, |k| {
+            k.id.clone()
+        }))
+    }
+
+    /// Revokes a key (idempotent); every value of it stops working.
+    pub async fn revoke_api_key(
+        &self,
+        mode: Mode,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<ApiKey> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        fetch_key(&mut tx, mode, id).await?;
+        sqlx::query(
+            "UPDATE api_keys SET revoked_at = $3 WHERE mode = $1 AND id = $2 AND revoked_at IS NULL",
+        )
+        .bind(mode.as_str())
+        .bind(id)
+        .bind(to_unix_ms(now))
+        .execute(&mut *tx)
+        .await?;
+        let key = fetch_key(&mut tx, mode, id).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// Gives a key a new value. Current values keep working until
+    /// `previous_until` (now, when there is no grace period); values already
+    /// in a grace period keep theirs. A revoked key cannot be rotated.
+    pub async fn rotate_api_key(
+        &self,
+        mode: Mode,
+        id: &str,
+        digest: &CredentialDigest,
+        previous_until: OffsetDateTime,
+    ) -> StoreResult<ApiKey> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let key = fetch_key(&mut tx, mode, id).await?;
+        if key.revoked_at.is_some() {
+            return Err(StoreError::Conflict(
+                "a revoked API key cannot be rotated".into(),
+            ));
+        }
+        sqlx::query(
+            "UPDATE api_key_digests SET expires_at = $3 \
+             WHERE mode = $1 AND key_id = $2 AND expires_at IS NULL",
+        )
+        .bind(mode.as_str())
+        .bind(id)
+        .bind(to_unix_ms(previous_until))
+        .execute(&mut *tx)
+        .await?;
+        insert_digest(&mut tx, mode, id, digest).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// The key one of whose values has this digest.
+    pub async fn find_api_key(
+        &self,
+        mode: Mode,
+        digest: &CredentialDigest,
+    ) -> StoreResult<Option<ApiKeyMatch>> {
+        let columns = KEY_COLUMNS
+            .split(", ")
+            .map(|c| format!("k.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let row = sqlx::query(&format!(
+            "SELECT {columns}, d.expires_at AS value_expires_at FROM api_key_digests d \
+             JOIN api_keys k ON k.mode = d.mode AND k.id = d.key_id \
+             WHERE d.digest = $1 AND d.mode = $2"
+        ))
+        .bind(digest.to_hex())
+        .bind(mode.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ApiKeyMatch {
+                key: api_key_of(&r)?,
+                value_expires_at: opt_time_of(&r, "value_expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Spends one use of a key with a budget, atomically (exact across
+    /// nodes). Returns the uses left, or `None` when the budget was spent.
+    pub async fn spend_api_key_use(&self, mode: Mode, id: &str) -> StoreResult<Option<i64>> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let row = sqlx::query(
+            "UPDATE api_keys SET remaining = remaining - 1 \
+             WHERE mode = $1 AND id = $2 AND remaining > 0 RETURNING remaining",
+        )
+        .bind(mode.as_str())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.map(|r| Ok(r.try_get::<i64, _>("remaining")?))
+            .transpose()
+    }
+
+    /// Records last-used times in one transaction (called in batches, off
+    /// the request path).
+    pub async fn touch_api_keys(&self, uses: &[(Mode, String, OffsetDateTime)]) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let (_writer, mut tx) = self.begin_write().await?;
+        for (mode, id, at) in uses {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $3 WHERE mode = $1 AND id = $2 \
+                 AND (last_used_at IS NULL OR last_used_at < $3)",
+            )
+            .bind(mode.as_str())
+            .bind(id)
+            .bind(to_unix_ms(*at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds an access token to the deny-list until it would have expired.
+    pub async fn revoke_token(
+        &self,
+        mode: Mode,
+        jti: &str,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let exists = sqlx::query("SELECT jti FROM revoked_tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            sqlx::query("INSERT INTO revoked_tokens (jti, mode, expires_at) VALUES ($1, $2, $3)")
+                .bind(jti)
+                .bind(mode.as_str())
+                .bind(to_unix_ms(expires_at))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The deny-list entries that have not expired: `(jti, expires_at)`.
+    pub async fn revoked_tokens(
+        &self,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<(String, OffsetDateTime)>> {
+        let rows = sqlx::query("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1")
+            .bind(to_unix_ms(now))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("jti")?, time_of(r, "expires_at")?)))
+            .collect()
+    }
+
+    /// Removes deny-list entries whose tokens have expired anyway.
+    pub async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= $1")
+            .bind(to_unix_ms(now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+}
+
+async fn insert_digest(
+    tx: &mut Transaction<'_, Any>,
+    mode: Mode,
+    key_id: &str,
+    digest: &CredentialDigest,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO api_key_digests (digest, mode, key_id, expires_at) VALUES ($1, $2, $3, NULL)",
+    )
+    .bind(digest.to_hex())
+    .bind(mode.as_str())
+    .bind(key_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
