@@ -146,6 +146,26 @@ pub fn authorization(tree: &TenantTree, direct: &DirectRoles, tenant: &str) -> A
     out
 }
 
+/// Narrows an `authorization` claim to the roles in `allowed` (an API key's
+/// `roles`). The token tenant's entry stays even when nothing is left in it;
+/// other entries left empty are dropped.
+pub fn narrow(
+    auth: Authorization,
+    token_tenant: &str,
+    allowed: &BTreeSet<String>,
+) -> Authorization {
+    auth.into_iter()
+        .filter_map(|(tenant, entry)| {
+            let roles: Vec<String> = entry
+                .roles
+                .into_iter()
+                .filter(|r| allowed.contains(r))
+                .collect();
+            (tenant == token_tenant || !roles.is_empty()).then_some((tenant, TenantRoles { roles }))
+        })
+        .collect()
+}
+
 /// The role catalog of one mode: role name → permissions it grants.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
@@ -333,6 +353,19 @@ mod tests {
         // Tenants above the token's tenant never appear.
         let below = authorization(&t, &direct, "b");
         assert!(!below.contains_key("ws") && !below.contains_key("a"));
+    }
+
+    #[test]
+    fn narrowing_keeps_only_allowed_roles_and_the_token_tenant() {
+        let t = tree(&base());
+        let direct = held(&[("a", &["operator", "viewer"]), ("b", &["admin"])]);
+        let auth = authorization(&t, &direct, "a");
+        let narrowed = narrow(auth, "a", &set(&["viewer"]));
+        assert_eq!(narrowed["a"].roles, vec!["viewer"]);
+        assert_eq!(narrowed["b"].roles, vec!["viewer"]);
+        let none = narrow(authorization(&t, &direct, "a"), "a", &set(&["nothing"]));
+        assert_eq!(none.len(), 1);
+        assert!(none["a"].roles.is_empty());
     }
 
     #[test]

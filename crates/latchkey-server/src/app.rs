@@ -22,6 +22,24 @@ use crate::state::AppState;
 /// Bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Requests whose headers add up to more than this are refused with 431.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses requests with oversized headers before any handler (or credential
+/// check) sees them.
+async fn limit_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + request.uri().to_string().len();
+    if size > MAX_HEADER_BYTES {
+        return ApiError::HeadersTooLarge.into_response();
+    }
+    next.run(request).await
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -35,6 +53,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
         (name = "tenants", description = "The workspace, tenants and memberships"),
         (name = "roles", description = "The role catalog"),
         (name = "users", description = "Machines, people and client secrets"),
+        (name = "api-keys", description = "API keys and their verification"),
         (name = "oauth", description = "OAuth 2.0 token endpoint, metadata and JWKS"),
     )
 )]
@@ -45,6 +64,20 @@ struct AdminKeyScheme;
 impl Modify for AdminKeyScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, format) in [
+            ("apiKey", "lk_<mode>_key_…"),
+            ("accessToken", "JWT access token"),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format(format)
+                        .build(),
+                ),
+            );
+        }
         components.add_security_scheme(
             "adminKey",
             SecurityScheme::Http(
@@ -81,6 +114,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::tenants::router())
         .merge(routes::roles::router())
         .merge(routes::users::router())
+        .merge(routes::api_keys::router())
         .split_for_parts()
 }
 
@@ -98,6 +132,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(Extension(OpenApiJson(Arc::new(json))))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(limit_headers))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)

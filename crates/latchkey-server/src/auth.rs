@@ -58,3 +58,48 @@ impl FromRequestParts<AppState> for Admin {
         }
     }
 }
+
+/// The caller of an endpoint that machines use (verify, introspection): an
+/// admin key, or a valid API key, of one mode.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    mode: Mode,
+}
+
+impl Caller {
+    /// The caller's mode; it only ever learns about credentials of this mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(credential) = bearer(parts).map(str::to_owned) else {
+            return Err(ApiError::Unauthenticated(
+                "send your own credential as Authorization: Bearer <admin key or API key>",
+            ));
+        };
+        match credential::parse(&credential) {
+            Ok(info) if info.kind == CredentialKind::Admin => {
+                let admin = Admin::from_request_parts(parts, state).await?;
+                Ok(Caller { mode: admin.mode() })
+            }
+            Ok(info) if info.kind == CredentialKind::ApiKey => {
+                match crate::keycheck::check(state, &credential, None).await? {
+                    Ok(verified) => Ok(Caller {
+                        mode: verified.key.key.mode,
+                    }),
+                    Err(_) => Err(ApiError::Unauthenticated(
+                        "the caller's API key is not valid",
+                    )),
+                }
+            }
+            _ => Err(ApiError::Unauthenticated(
+                "the caller's credential must be an admin key or an API key",
+            )),
+        }
+    }
+}

@@ -10,8 +10,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use latchkey_core::credential::CredentialDigest;
 use latchkey_core::rbac::{Catalog, DirectRoles, TenantTree};
-use latchkey_store::{PrincipalRecord, SecretRecord, Store, StoreResult};
+use latchkey_store::{ApiKeyMatch, PrincipalRecord, SecretRecord, Store, StoreResult};
 use latchkey_types::admin::User;
 use latchkey_types::Mode;
 use parking_lot::RwLock;
@@ -45,6 +46,7 @@ impl From<PrincipalRecord> for Principal {
 /// Entries above this many principals per mode clear the map; a bounded,
 /// configurable cache with eviction comes with the performance work.
 const MAX_PRINCIPALS: usize = 100_000;
+const MAX_API_KEYS: usize = 1_000_000;
 
 #[derive(Debug, Default)]
 struct ModeCache {
@@ -53,6 +55,9 @@ struct ModeCache {
     principals: RwLock<HashMap<String, Option<Arc<Principal>>>>,
     tree: RwLock<Option<Arc<TenantTree>>>,
     catalog: RwLock<Option<Arc<Catalog>>>,
+    /// API keys by the digest of one of their values; `None` remembers an
+    /// unknown digest.
+    api_keys: RwLock<HashMap<CredentialDigest, Option<Arc<ApiKeyMatch>>>>,
     generation: AtomicU64,
 }
 
@@ -125,6 +130,55 @@ impl Caches {
             *slot = Some(catalog.clone());
         }
         Ok(catalog)
+    }
+
+    /// The API key with a value of this digest, from memory or (once) from
+    /// the store.
+    pub async fn api_key(
+        &self,
+        store: &Store,
+        mode: Mode,
+        digest: &CredentialDigest,
+    ) -> StoreResult<Option<Arc<ApiKeyMatch>>> {
+        let c = self.mode(mode);
+        if let Some(hit) = c.api_keys.read().get(digest) {
+            return Ok(hit.clone());
+        }
+        let generation = c.generation.load(Ordering::Acquire);
+        let loaded = store.find_api_key(mode, digest).await?.map(Arc::new);
+        let mut map = c.api_keys.write();
+        if c.generation.load(Ordering::Acquire) == generation {
+            if map.len() >= MAX_API_KEYS {
+                map.clear();
+            }
+            map.insert(*digest, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Forgets an API key (after it is revoked or rotated), and any
+    /// remembered miss for `new_digest` (a value just created).
+    pub fn invalidate_api_key(
+        &self,
+        mode: Mode,
+        key_id: &str,
+        new_digest: Option<&CredentialDigest>,
+    ) {
+        let c = self.mode(mode);
+        let mut map = c.api_keys.write();
+        c.generation.fetch_add(1, Ordering::AcqRel);
+        map.retain(|_, entry| entry.as_ref().is_none_or(|m| m.key.id != key_id));
+        if let Some(d) = new_digest {
+            map.remove(d);
+        }
+    }
+
+    /// Forgets every API key of a user (after the user is deleted).
+    pub fn invalidate_user_api_keys(&self, mode: Mode, user_id: &str) {
+        let c = self.mode(mode);
+        let mut map = c.api_keys.write();
+        c.generation.fetch_add(1, Ordering::AcqRel);
+        map.retain(|_, entry| entry.as_ref().is_none_or(|m| m.key.user_id != user_id));
     }
 
     /// Forgets one user (after a change to it, its secrets or its roles).

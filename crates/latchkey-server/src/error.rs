@@ -22,6 +22,8 @@ pub enum ApiError {
     Conflict(String),
     /// 413: body over the limit.
     PayloadTooLarge,
+    /// 431: headers over the limit.
+    HeadersTooLarge,
     /// 415: the body is not JSON.
     UnsupportedMediaType(String),
     /// 503: the store is unreachable.
@@ -70,6 +72,15 @@ impl ApiError {
                 format!(
                     "request bodies are limited to {} bytes",
                     crate::MAX_BODY_BYTES
+                ),
+            ),
+            ApiError::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                ErrorCode::HeadersTooLarge,
+                "Request headers too large",
+                format!(
+                    "request headers are limited to {} bytes",
+                    crate::app::MAX_HEADER_BYTES
                 ),
             ),
             ApiError::UnsupportedMediaType(d) => (

@@ -10,6 +10,7 @@ use latchkey_types::Mode;
 
 use crate::cache::Principal;
 use crate::error::{OAuthError, OAuthErrorCode};
+use crate::keycheck::VerifiedKey;
 use crate::state::AppState;
 
 /// What the client asked for.
@@ -23,6 +24,9 @@ pub struct TokenRequest<'a> {
     pub audiences: Vec<&'a str>,
     /// `resource` values (RFC 8707, may repeat).
     pub resources: Vec<&'a str>,
+    /// The API key the client authenticated with: it fixes the tenant and
+    /// narrows the roles.
+    pub key: Option<&'a VerifiedKey>,
 }
 
 /// Issues an access token for an authenticated principal.
@@ -33,7 +37,19 @@ pub async fn issue(
     request: &TokenRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let tree = state.caches.tree(&state.store, mode).await?;
-    let tenant = request.tenant_id.unwrap_or(&state.workspace.id);
+    let key_tenant = request.key.map(|k| k.key.key.tenant_id.as_str());
+    let tenant = match (request.tenant_id, key_tenant) {
+        (Some(asked), Some(fixed)) if asked != fixed => {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidTarget,
+                "an API key's tokens are scoped to the key's tenant",
+            ))
+        }
+        (_, Some(fixed)) => fixed,
+        (Some(asked), None) => asked,
+        (None, None) => state.workspace.id.as_str(),
+    };
+    let allowed = request.key.and_then(VerifiedKey::allowed_roles);
     if !tree.contains(tenant) {
         return Err(OAuthError::new(
             OAuthErrorCode::InvalidTarget,
@@ -55,7 +71,10 @@ pub async fn issue(
                 ));
             }
             let catalog = state.caches.catalog(&state.store, mode).await?;
-            let roles = rbac::effective_roles(&tree, &principal.direct, tenant);
+            let mut roles = rbac::effective_roles(&tree, &principal.direct, tenant);
+            if let Some(allowed) = &allowed {
+                roles.retain(|r| allowed.contains(r));
+            }
             let granted = catalog.permissions(&roles);
             let accepted = rbac::check_scope(requested, &granted).map_err(|missing| {
                 OAuthError::new(
@@ -79,7 +98,14 @@ pub async fn issue(
         tenant_id: tenant,
         audience,
         scope: scope.clone(),
-        authorization: rbac::authorization(&tree, &principal.direct, tenant),
+        authorization: match &allowed {
+            Some(allowed) => rbac::narrow(
+                rbac::authorization(&tree, &principal.direct, tenant),
+                tenant,
+                allowed,
+            ),
+            None => rbac::authorization(&tree, &principal.direct, tenant),
+        },
         custom_claims: &principal.user.custom_claims,
         ttl_seconds: ttl,
         now: state.clock.now(),

@@ -9,6 +9,7 @@ pub mod config;
 mod error;
 mod extract;
 mod issuance;
+mod keycheck;
 mod routes;
 mod startup;
 mod state;

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use latchkey_core::clock::{Clock, SystemClock};
@@ -10,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::config::{Config, Database};
+use crate::keycheck::UsageRecorder;
 use crate::state::AppState;
 use latchkey_store::Store;
 
@@ -66,18 +68,20 @@ pub async fn spawn_on(
     config: Config,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningServer, ServerError> {
-    let app = build(&config, clock).await?;
+    let (app, state) = build(&config, clock).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
-        axum::serve(
+        let result = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             let _ = rx.await;
         })
-        .await
+        .await;
+        state.usage.flush(&state.store).await;
+        result
     });
     Ok(RunningServer {
         addr,
@@ -89,7 +93,7 @@ pub async fn spawn_on(
 /// Runs the server in the foreground until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let listen = config.listen;
-    let app = build(&config, Arc::new(SystemClock)).await?;
+    let (app, state) = build(&config, Arc::new(SystemClock)).await?;
     let listener = TcpListener::bind(listen).await?;
     tracing::info!(addr = %listener.local_addr()?, issuer = %config.issuer, "latchkey listening");
     axum::serve(
@@ -98,17 +102,19 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    state.usage.flush(&state.store).await;
     tracing::info!("latchkey stopped");
     Ok(())
 }
 
-async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Router, ServerError> {
+async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Router, AppState), ServerError> {
     let store = match &config.database {
         Database::Sqlite(dir) => Store::open_sqlite(dir).await?,
         Database::Postgres(url) => Store::connect(url).await?,
     };
     let state = AppState::load(store, config.clone(), clock).await?;
-    Ok(crate::app::app(state))
+    UsageRecorder::spawn_flusher(&state, Duration::from_secs(1));
+    Ok((crate::app::app(state.clone()), state))
 }
 
 async fn shutdown_signal() {

@@ -16,6 +16,7 @@ use latchkey_types::Mode;
 
 use crate::cache::Caches;
 use crate::config::Config;
+use crate::keycheck::{RateLimiter, UsageRecorder};
 use crate::startup::ServerError;
 
 /// The signing key a mode currently signs with, and its encoded JWS header.
@@ -51,8 +52,12 @@ pub struct Inner {
     /// Admin key digests → mode. Admin keys are only created at bootstrap,
     /// so memory is authoritative and admin checks never reach the store.
     pub admin_keys: HashMap<CredentialDigest, Mode>,
-    /// Principal, tree and catalog caches.
+    /// Principal, tree, catalog and API-key caches.
     pub caches: Caches,
+    /// Per-key rate limits.
+    pub limiter: RateLimiter,
+    /// Batched API-key last-used times.
+    pub usage: Arc<UsageRecorder>,
 }
 
 impl std::ops::Deref for AppState {
@@ -69,6 +74,11 @@ impl AppState {
             Mode::Test => &self.test_key,
             Mode::Live => &self.live_key,
         }
+    }
+
+    /// The usage recorder, shared with its background flusher.
+    pub fn usage_handle(&self) -> Arc<UsageRecorder> {
+        self.usage.clone()
     }
 
     /// Loads the state, bootstrapping an empty store first.
@@ -110,6 +120,8 @@ impl AppState {
             jwks_json,
             admin_keys,
             caches: Caches::default(),
+            limiter: RateLimiter::default(),
+            usage: Arc::new(UsageRecorder::default()),
         })))
     }
 }

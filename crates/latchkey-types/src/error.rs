@@ -25,6 +25,8 @@ pub enum ErrorCode {
     RateLimited,
     /// The body is larger than the server accepts.
     PayloadTooLarge,
+    /// The request headers are larger than the server accepts.
+    HeadersTooLarge,
     /// The body is not `application/json`.
     UnsupportedMediaType,
     /// The method is not allowed on this path.
@@ -47,6 +49,7 @@ impl ErrorCode {
             ErrorCode::TlsRequired => "tls_required",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Internal => "internal",

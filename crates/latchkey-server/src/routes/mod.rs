@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per area, and what they share: pagination and
 //! input validation.
 
+pub mod api_keys;
 pub mod health;
 pub mod oauth;
 pub mod roles;

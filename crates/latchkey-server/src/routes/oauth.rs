@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 use crate::cache::Principal;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::issuance::{self, TokenRequest};
+use crate::keycheck::{self, VerifiedKey};
 use crate::state::AppState;
 
 /// How long verifiers may cache the JWKS, in seconds.
@@ -180,14 +181,15 @@ async fn token(
             "supported grant types: client_credentials",
         ));
     }
-    let (mode, principal) = authenticate_client(&state, &headers, &params).await?;
+    let client = authenticate_client(&state, &headers, &params).await?;
     let request = TokenRequest {
         tenant_id: params.one("tenant_id")?,
         scope: params.one("scope")?,
         audiences: params.all("audience"),
         resources: params.all("resource"),
+        key: client.key.as_ref(),
     };
-    let issued = issuance::issue(&state, mode, &principal, &request).await?;
+    let issued = issuance::issue(&state, client.mode, &client.principal, &request).await?;
     let mut response = axum::Json(issued).into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -201,13 +203,22 @@ fn dummy_digest() -> CredentialDigest {
     CredentialDigest([0x5a; 32])
 }
 
-/// Authenticates the client by `client_secret_basic` or `client_secret_post`.
-/// Every failure is the same `invalid_client`.
+/// An authenticated client.
+struct Client {
+    mode: Mode,
+    principal: Arc<Principal>,
+    /// Set when the client authenticated with an API key.
+    key: Option<VerifiedKey>,
+}
+
+/// Authenticates the client by `client_secret_basic` or `client_secret_post`,
+/// with a client secret or an API key of the user as the secret. Every
+/// failure is the same `invalid_client`.
 async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
-) -> Result<(Mode, Arc<Principal>), OAuthError> {
+) -> Result<Client, OAuthError> {
     let basic = basic_credentials(headers)?;
     let used_basic = basic.is_some();
     let post_id = params.one("client_id")?;
@@ -231,8 +242,21 @@ async fn authenticate_client(
     };
     let fail = || OAuthError::invalid_client(used_basic);
     let presented = CredentialDigest::of(&secret);
-    let mode = match credential::parse(&secret) {
-        Ok(info) if info.kind == CredentialKind::ClientSecret => Some(info.mode),
+    let info = credential::parse(&secret).ok();
+    if info.is_some_and(|i| i.kind == CredentialKind::ApiKey) {
+        // An API key of this user used as its client secret: the token is
+        // scoped to the key's tenant and roles, and the use counts.
+        return match keycheck::check(state, &secret, None).await? {
+            Ok(key) if key.key.key.user_id == client_id => Ok(Client {
+                mode: key.key.key.mode,
+                principal: key.principal.clone(),
+                key: Some(key),
+            }),
+            _ => Err(fail()),
+        };
+    }
+    let mode = match info {
+        Some(info) if info.kind == CredentialKind::ClientSecret => Some(info.mode),
         _ => None,
     };
     let principal = match mode {
@@ -260,7 +284,11 @@ async fn authenticate_client(
         return Err(fail());
     }
     let mode = mode.ok_or_else(fail)?;
-    Ok((mode, principal))
+    Ok(Client {
+        mode,
+        principal,
+        key: None,
+    })
 }
 
 /// Decodes `Authorization: Basic` (RFC 6749 §2.3.1: both parts are

@@ -208,6 +208,7 @@ async fn delete_user(
     check_user_id(&id)?;
     state.store.delete_user(admin.mode(), &id).await?;
     state.caches.invalidate_user(admin.mode(), &id);
+    state.caches.invalidate_user_api_keys(admin.mode(), &id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -2,6 +2,7 @@
 //! (SQLite, and PostgreSQL when `LATCHKEY_TEST_POSTGRES_URL` is set) and
 //! talks HTTP to it, as clients do.
 
+mod api_keys;
 mod bad_input;
 mod flow;
 mod helpers;

@@ -36,6 +36,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/users/{id}/secrets"),
     ("get", "/v1/users/{id}/secrets"),
     ("delete", "/v1/users/{id}/secrets/{secretId}"),
+    ("post", "/v1/api-keys"),
+    ("get", "/v1/api-keys"),
+    ("post", "/v1/api-keys/verify"),
+    ("get", "/v1/api-keys/{id}"),
+    ("delete", "/v1/api-keys/{id}"),
+    ("post", "/v1/api-keys/{id}/rotate"),
 ];
 
 #[tokio::test]

@@ -1,0 +1,210 @@
+//! API-key checking, shared by the verify endpoint, the token endpoint (a key
+//! used as a client secret) and introspection: format and checksum first (no
+//! lookup for a bad key), then the cached key record and principal, the
+//! per-key rate limit, and the `remaining` budget (the one store write, and
+//! only for keys that have a budget). Last-used times are batched.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
+use latchkey_core::rbac;
+use latchkey_store::{ApiKeyMatch, Store, StoreError};
+use latchkey_types::admin::Authorization;
+use latchkey_types::keys::{KeyInvalidCode, ValidApiKey};
+use latchkey_types::Mode;
+use parking_lot::Mutex;
+use time::OffsetDateTime;
+
+use crate::cache::Principal;
+use crate::state::AppState;
+
+/// A key that passed every check.
+#[derive(Debug, Clone)]
+pub struct VerifiedKey {
+    /// The key record.
+    pub key: Arc<ApiKeyMatch>,
+    /// Its user.
+    pub principal: Arc<Principal>,
+    /// Uses left after this one, for keys with a budget.
+    pub remaining: Option<i64>,
+}
+
+impl VerifiedKey {
+    /// The key's narrowing roles, as a set.
+    pub fn allowed_roles(&self) -> Option<BTreeSet<String>> {
+        self.key
+            .key
+            .roles
+            .as_ref()
+            .map(|r| r.iter().cloned().collect())
+    }
+}
+
+/// Checks `value` as an API key. `expected_mode` is the caller's mode, when
+/// there is a caller; a key of the other mode is `WrongMode`.
+pub async fn check(
+    state: &AppState,
+    value: &str,
+    expected_mode: Option<Mode>,
+) -> Result<Result<VerifiedKey, KeyInvalidCode>, StoreError> {
+    let info = match credential::parse(value) {
+        Ok(info) if info.kind == CredentialKind::ApiKey => info,
+        _ => return Ok(Err(KeyInvalidCode::Malformed)),
+    };
+    if expected_mode.is_some_and(|m| m != info.mode) {
+        return Ok(Err(KeyInvalidCode::WrongMode));
+    }
+    let mode = info.mode;
+    let digest = CredentialDigest::of(value);
+    let Some(found) = state.caches.api_key(&state.store, mode, &digest).await? else {
+        return Ok(Err(KeyInvalidCode::NotFound));
+    };
+    let now = state.clock.now();
+    if found.key.revoked_at.is_some() || found.value_expires_at.is_some_and(|at| at <= now) {
+        return Ok(Err(KeyInvalidCode::Revoked));
+    }
+    if found.key.expires_at.is_some_and(|at| at <= now) {
+        return Ok(Err(KeyInvalidCode::Expired));
+    }
+    let Some(principal) = state
+        .caches
+        .principal(&state.store, mode, &found.key.user_id)
+        .await?
+    else {
+        return Ok(Err(KeyInvalidCode::NotFound));
+    };
+    if principal.user.disabled {
+        return Ok(Err(KeyInvalidCode::Disabled));
+    }
+    if let Some(limit) = found.key.ratelimit {
+        if !state
+            .limiter
+            .allow(mode, &found.key.id, limit.limit, limit.window_seconds, now)
+        {
+            return Ok(Err(KeyInvalidCode::RateLimited));
+        }
+    }
+    let remaining = match found.key.remaining {
+        None => None,
+        Some(_) => match state.store.spend_api_key_use(mode, &found.key.id).await? {
+            Some(left) => Some(left),
+            None => return Ok(Err(KeyInvalidCode::UsageExceeded)),
+        },
+    };
+    state.usage.record(mode, &found.key.id, now);
+    Ok(Ok(VerifiedKey {
+        key: found,
+        principal,
+        remaining,
+    }))
+}
+
+/// The verify endpoint's description of a valid key.
+pub async fn describe(state: &AppState, verified: &VerifiedKey) -> Result<ValidApiKey, StoreError> {
+    let key = &verified.key.key;
+    let tree = state.caches.tree(&state.store, key.mode).await?;
+    let direct = &verified.principal.direct;
+    let mut roles = rbac::effective_roles(&tree, direct, &key.tenant_id);
+    let mut authorization: Authorization = rbac::authorization(&tree, direct, &key.tenant_id);
+    if let Some(allowed) = verified.allowed_roles() {
+        roles.retain(|r| allowed.contains(r));
+        authorization = rbac::narrow(authorization, &key.tenant_id, &allowed);
+    }
+    Ok(ValidApiKey {
+        valid: true,
+        key_id: key.id.clone(),
+        user_id: key.user_id.clone(),
+        tenant_id: key.tenant_id.clone(),
+        mode: key.mode,
+        roles: roles.into_iter().collect(),
+        authorization,
+        expires_at: key.expires_at,
+        remaining: verified.remaining,
+    })
+}
+
+/// Fixed-window rate limits per key, exact within this node.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    windows: Mutex<HashMap<(Mode, String), (i64, i64)>>,
+}
+
+impl RateLimiter {
+    /// Counts one use; `false` when the key is over `limit` in the current
+    /// window of `window_seconds`.
+    pub fn allow(
+        &self,
+        mode: Mode,
+        key_id: &str,
+        limit: i64,
+        window_seconds: i64,
+        now: OffsetDateTime,
+    ) -> bool {
+        let window = now.unix_timestamp().div_euclid(window_seconds.max(1));
+        let mut map = self.windows.lock();
+        if map.len() > 1_000_000 {
+            // Windows of idle keys: drop the ones not in their current window.
+            map.retain(|_, (w, _)| *w == window);
+        }
+        let entry = map.entry((mode, key_id.to_owned())).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        if entry.1 >= limit {
+            return false;
+        }
+        entry.1 += 1;
+        true
+    }
+}
+
+/// Last-used times, coalesced in memory and written in batches.
+#[derive(Debug, Default)]
+pub struct UsageRecorder {
+    pending: Mutex<HashMap<(Mode, String), OffsetDateTime>>,
+}
+
+impl UsageRecorder {
+    /// Notes a use (no store access).
+    pub fn record(&self, mode: Mode, key_id: &str, at: OffsetDateTime) {
+        self.pending.lock().insert((mode, key_id.to_owned()), at);
+    }
+
+    /// Writes what is pending; on failure it is kept for the next try.
+    pub async fn flush(&self, store: &Store) {
+        let batch: Vec<(Mode, String, OffsetDateTime)> = {
+            let mut pending = self.pending.lock();
+            std::mem::take(&mut *pending)
+                .into_iter()
+                .map(|((mode, id), at)| (mode, id, at))
+                .collect()
+        };
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = store.touch_api_keys(&batch).await {
+            tracing::warn!(error = %e, keys = batch.len(), "could not record API-key last-used times; will retry");
+            let mut pending = self.pending.lock();
+            for (mode, id, at) in batch {
+                pending.entry((mode, id)).or_insert(at);
+            }
+        }
+    }
+
+    /// Flushes every `period` until the state is dropped.
+    pub fn spawn_flusher(state: &AppState, period: Duration) {
+        let weak = Arc::downgrade(&state.usage_handle());
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(usage) = weak.upgrade() else { break };
+                usage.flush(&store).await;
+            }
+        });
+    }
+}

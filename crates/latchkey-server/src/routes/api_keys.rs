@@ -1,0 +1,274 @@
+//! `/v1/api-keys`: the API-key lifecycle and the verify endpoint.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
+use latchkey_core::ids;
+use latchkey_store::NewApiKey;
+use latchkey_types::error::Problem;
+use latchkey_types::keys::{
+    ApiKey, CreateApiKey, CreatedApiKey, RotateApiKey, VerifyApiKeyRequest, VerifyApiKeyResponse,
+};
+use latchkey_types::Page;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{check_object, check_optional_text, page_request, to_page};
+use crate::auth::{Admin, Caller};
+use crate::error::ApiError;
+use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
+use crate::keycheck;
+use crate::state::AppState;
+
+/// Longest rotation grace period: 30 days.
+const MAX_GRACE_SECONDS: i64 = 30 * 86_400;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_api_key, list_api_keys))
+        .routes(routes!(verify_api_key))
+        .routes(routes!(get_api_key, revoke_api_key))
+        .routes(routes!(rotate_api_key))
+}
+
+fn check_key_id(id: &str) -> Result<(), ApiError> {
+    if ids::has_id_shape(id, "key") {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("API key"))
+    }
+}
+
+/// Creates an API key; the value is in this response only.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys",
+    security(("adminKey" = [])), request_body = CreateApiKey,
+    responses((status = 201, body = CreatedApiKey), (status = 400, body = Problem),
+        (status = 404, body = Problem)))]
+async fn create_api_key(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiJson(body): ApiJson<CreateApiKey>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mode = admin.mode();
+    if !ids::has_id_shape(&body.user_id, "usr") {
+        return Err(ApiError::not_found("user"));
+    }
+    check_optional_text("name", body.name.as_deref())?;
+    if let Some(roles) = &body.roles {
+        if roles.len() > 100 {
+            return Err(ApiError::InvalidRequest("at most 100 roles per key".into()));
+        }
+        if let Some(bad) = roles.iter().find(|r| !ids::is_valid_role_name(r)) {
+            return Err(ApiError::InvalidRequest(format!(
+                "role {bad:?} must match [a-z0-9][a-z0-9:_-]{{0,63}}"
+            )));
+        }
+    }
+    if let Some(limit) = body.ratelimit {
+        if limit.limit < 1 || !(1..=86_400).contains(&limit.window_seconds) {
+            return Err(ApiError::InvalidRequest(
+                "ratelimit needs limit >= 1 and windowSeconds between 1 and 86400".into(),
+            ));
+        }
+    }
+    if body.remaining.is_some_and(|r| r < 0) {
+        return Err(ApiError::InvalidRequest(
+            "remaining must be 0 or more".into(),
+        ));
+    }
+    let now = state.clock.now();
+    if body.expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::InvalidRequest(
+            "expiresAt must be in the future".into(),
+        ));
+    }
+    let metadata = body.metadata.unwrap_or_default();
+    check_object("metadata", &metadata)?;
+    let value = credential::generate(mode, CredentialKind::ApiKey);
+    let digest = CredentialDigest::of(value.expose());
+    let roles = body.roles.map(|mut r| {
+        r.sort();
+        r.dedup();
+        r
+    });
+    let new = NewApiKey {
+        id: ids::new_prefixed_id("key"),
+        user_id: body.user_id,
+        tenant_id: body.tenant_id.unwrap_or_else(|| state.workspace.id.clone()),
+        name: body.name,
+        roles,
+        metadata,
+        ratelimit: body.ratelimit,
+        remaining: body.remaining,
+        expires_at: body.expires_at,
+        digest,
+    };
+    let api_key = state.store.create_api_key(mode, &new, now).await?;
+    state
+        .caches
+        .invalidate_api_key(mode, &api_key.id, Some(&digest));
+    let created = CreatedApiKey {
+        key: value.expose().to_owned(),
+        api_key,
+    };
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// Filters and paging of `GET /v1/api-keys`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct KeyListQuery {
+    /// Only keys of this user.
+    user_id: Option<String>,
+    /// Only keys scoped to this tenant.
+    tenant_id: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Lists API keys (without their values).
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys",
+    security(("adminKey" = [])), params(KeyListQuery),
+    responses((status = 200, body = Page<ApiKey>), (status = 400, body = Problem)))]
+async fn list_api_keys(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiQuery(q): ApiQuery<KeyListQuery>,
+) -> Result<axum::Json<Page<ApiKey>>, ApiError> {
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let result = state
+        .store
+        .list_api_keys(
+            admin.mode(),
+            q.user_id.as_deref(),
+            q.tenant_id.as_deref(),
+            &page,
+        )
+        .await?;
+    Ok(axum::Json(to_page(result)))
+}
+
+/// One API key.
+#[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "api-keys",
+    security(("adminKey" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = ApiKey), (status = 404, body = Problem)))]
+async fn get_api_key(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<axum::Json<ApiKey>, ApiError> {
+    check_key_id(&id)?;
+    Ok(axum::Json(
+        state.store.get_api_key(admin.mode(), &id).await?,
+    ))
+}
+
+/// Revokes an API key: every value of it stops working at once.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",
+    security(("adminKey" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+async fn revoke_api_key(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    check_key_id(&id)?;
+    state
+        .store
+        .revoke_api_key(admin.mode(), &id, state.clock.now())
+        .await?;
+    state.caches.invalidate_api_key(admin.mode(), &id, None);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Gives the key a new value; the previous one keeps working for
+/// `gracePeriodSeconds` (default 0).
+#[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "api-keys",
+    security(("adminKey" = [])), params(("id" = String, Path)), request_body = RotateApiKey,
+    responses((status = 200, body = CreatedApiKey), (status = 400, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn rotate_api_key(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RotateApiKey>,
+) -> Result<axum::Json<CreatedApiKey>, ApiError> {
+    check_key_id(&id)?;
+    let grace = body.grace_period_seconds.unwrap_or(0);
+    if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
+        return Err(ApiError::InvalidRequest(format!(
+            "gracePeriodSeconds must be between 0 and {MAX_GRACE_SECONDS}"
+        )));
+    }
+    let mode = admin.mode();
+    let value = credential::generate(mode, CredentialKind::ApiKey);
+    let digest = CredentialDigest::of(value.expose());
+    let until = state.clock.now() + time::Duration::seconds(grace);
+    let api_key = state
+        .store
+        .rotate_api_key(mode, &id, &digest, until)
+        .await?;
+    state.caches.invalidate_api_key(mode, &id, Some(&digest));
+    Ok(axum::Json(CreatedApiKey {
+        key: value.expose().to_owned(),
+        api_key,
+    }))
+}
+
+/// Checks an API key (in `X-Api-Key`, or `{"key": …}`). The caller presents
+/// its own credential: an admin key, a valid API key or an access token of
+/// the same mode. Always 200 with `valid` true or false.
+#[utoipa::path(post, path = "/v1/api-keys/verify", tag = "api-keys",
+    security(("adminKey" = []), ("apiKey" = []), ("accessToken" = [])),
+    request_body(content = Option<VerifyApiKeyRequest>, description = "the key, unless in X-Api-Key"),
+    params(("X-Api-Key" = Option<String>, Header, description = "the key to check")),
+    responses((status = 200, body = VerifyApiKeyResponse), (status = 400, body = Problem),
+        (status = 401, body = Problem)))]
+async fn verify_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Result<axum::Json<VerifyApiKeyResponse>, ApiError> {
+    let from_header = headers
+        .get("x-api-key")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::InvalidRequest("X-Api-Key is not valid text".into()))
+        })
+        .transpose()?;
+    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let parsed: VerifyApiKeyRequest = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::InvalidRequest(format!("the body must be {{\"key\": \"…\"}}: {e}"))
+        })?;
+        parsed.key
+    };
+    let key = match (from_header, from_body) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidRequest(
+                "send the key in X-Api-Key or in the body, not both".into(),
+            ))
+        }
+        (Some(k), None) | (None, Some(k)) => k,
+        (None, None) => {
+            return Err(ApiError::InvalidRequest(
+                "send the key to check in X-Api-Key or as {\"key\": …}".into(),
+            ))
+        }
+    };
+    let answer = match keycheck::check(&state, key.trim(), Some(caller.mode())).await? {
+        Ok(verified) => VerifyApiKeyResponse::Valid(keycheck::describe(&state, &verified).await?),
+        Err(code) => VerifyApiKeyResponse::invalid(code),
+    };
+    Ok(axum::Json(answer))
+}
