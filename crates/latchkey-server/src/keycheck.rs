@@ -195,15 +195,14 @@ impl UsageRecorder {
 
     /// Flushes every `period` until the state is dropped.
     pub fn spawn_flusher(state: &AppState, period: Duration) {
-        let weak = Arc::downgrade(&state.usage_handle());
-        let store = state.store.clone();
+        let state = state.downgrade();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(usage) = weak.upgrade() else { break };
-                usage.flush(&store).await;
+                let Some(state) = state.upgrade() else { break };
+                state.usage.flush(&state.store).await;
             }
         });
     }

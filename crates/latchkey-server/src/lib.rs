@@ -6,6 +6,7 @@ mod app;
 mod auth;
 mod cache;
 pub mod config;
+mod denylist;
 mod error;
 mod extract;
 mod issuance;

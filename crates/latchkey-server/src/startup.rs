@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::config::{Config, Database};
+use crate::denylist::DenyList;
 use crate::keycheck::UsageRecorder;
 use crate::state::AppState;
 use latchkey_store::Store;
@@ -114,6 +115,7 @@ async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Router, AppSta
     };
     let state = AppState::load(store, config.clone(), clock).await?;
     UsageRecorder::spawn_flusher(&state, Duration::from_secs(1));
+    DenyList::spawn_purger(&state, Duration::from_secs(60));
     Ok((crate::app::app(state.clone()), state))
 }
 

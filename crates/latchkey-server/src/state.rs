@@ -16,6 +16,7 @@ use latchkey_types::Mode;
 
 use crate::cache::Caches;
 use crate::config::Config;
+use crate::denylist::DenyList;
 use crate::keycheck::{RateLimiter, UsageRecorder};
 use crate::startup::ServerError;
 
@@ -58,6 +59,20 @@ pub struct Inner {
     pub limiter: RateLimiter,
     /// Batched API-key last-used times.
     pub usage: Arc<UsageRecorder>,
+    /// Revoked access tokens.
+    pub deny_list: DenyList,
+}
+
+/// A weak handle on the state, for background tasks that must not keep a
+/// stopped server alive.
+#[derive(Debug, Clone)]
+pub struct WeakState(std::sync::Weak<Inner>);
+
+impl WeakState {
+    /// The state, while the server is alive.
+    pub fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(AppState)
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -76,9 +91,9 @@ impl AppState {
         }
     }
 
-    /// The usage recorder, shared with its background flusher.
-    pub fn usage_handle(&self) -> Arc<UsageRecorder> {
-        self.usage.clone()
+    /// A weak handle for background tasks.
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.0))
     }
 
     /// Loads the state, bootstrapping an empty store first.
@@ -110,6 +125,7 @@ impl AppState {
         let jwks_json = serde_json::to_string(&JwkSet { keys: jwks })
             .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
         let admin_keys = load_admin_keys(&store).await?;
+        let deny_list = DenyList::load(&store, clock.now()).await?;
         Ok(AppState(Arc::new(Inner {
             store,
             config,
@@ -122,6 +138,7 @@ impl AppState {
             caches: Caches::default(),
             limiter: RateLimiter::default(),
             usage: Arc::new(UsageRecorder::default()),
+            deny_list,
         })))
     }
 }

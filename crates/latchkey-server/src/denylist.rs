@@ -1,0 +1,66 @@
+//! The deny-list of revoked access tokens, by `jti`. A revoked token stays
+//! listed until it would have expired, then leaves (in memory and in the
+//! store), so the list never grows past the tokens still alive.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use latchkey_store::{Store, StoreResult};
+use parking_lot::RwLock;
+use time::OffsetDateTime;
+
+use crate::state::AppState;
+
+/// Revoked token ids with their expiry (Unix seconds).
+#[derive(Debug, Default)]
+pub struct DenyList {
+    entries: RwLock<HashMap<String, i64>>,
+}
+
+impl DenyList {
+    /// Loads the live entries of the store.
+    pub async fn load(store: &Store, now: OffsetDateTime) -> StoreResult<DenyList> {
+        let entries = store
+            .revoked_tokens(now)
+            .await?
+            .into_iter()
+            .map(|(jti, at)| (jti, at.unix_timestamp()))
+            .collect();
+        Ok(DenyList {
+            entries: RwLock::new(entries),
+        })
+    }
+
+    /// Whether the token with this id was revoked.
+    pub fn contains(&self, jti: &str) -> bool {
+        self.entries.read().contains_key(jti)
+    }
+
+    /// Lists a token id until `expires_at`.
+    pub fn insert(&self, jti: &str, expires_at: i64) {
+        self.entries.write().insert(jti.to_owned(), expires_at);
+    }
+
+    /// Drops entries whose tokens have expired.
+    pub fn purge(&self, now: i64) {
+        self.entries.write().retain(|_, exp| *exp > now);
+    }
+
+    /// Purges memory and store every `period`.
+    pub fn spawn_purger(state: &AppState, period: Duration) {
+        let state = state.downgrade();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(state) = state.upgrade() else { break };
+                let now = state.clock.now();
+                state.deny_list.purge(now.unix_timestamp());
+                if let Err(e) = state.store.purge_revoked_tokens(now).await {
+                    tracing::warn!(error = %e, "could not purge expired revoked tokens");
+                }
+            }
+        });
+    }
+}
