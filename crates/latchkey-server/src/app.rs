@@ -111,6 +111,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(openapi_json))
         .merge(routes::health::router())
         .merge(routes::oauth::router())
+        .merge(routes::introspection::router())
         .merge(routes::tenants::router())
         .merge(routes::roles::router())
         .merge(routes::users::router())

@@ -166,6 +166,8 @@ pub enum OAuthErrorCode {
     UnsupportedGrantType,
     /// Unknown tenant or unacceptable audience/resource (RFC 8707).
     InvalidTarget,
+    /// The client may not do this (revoke another client's token).
+    UnauthorizedClient,
     /// The store is unreachable.
     TemporarilyUnavailable,
     /// Unexpected failure.
@@ -233,6 +235,7 @@ impl IntoResponse for OAuthError {
                 (StatusCode::BAD_REQUEST, "unsupported_grant_type")
             }
             OAuthErrorCode::InvalidTarget => (StatusCode::BAD_REQUEST, "invalid_target"),
+            OAuthErrorCode::UnauthorizedClient => (StatusCode::BAD_REQUEST, "unauthorized_client"),
             OAuthErrorCode::TemporarilyUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
             }

@@ -128,6 +128,15 @@ pub struct ServerMetadata {
     pub token_endpoint: String,
     /// Public signing keys.
     pub jwks_uri: String,
+    /// RFC 7662 introspection.
+    pub introspection_endpoint: String,
+    /// RFC 7009 revocation.
+    pub revocation_endpoint: String,
+    /// Client authentication at the introspection endpoint (admin keys as
+    /// bearer tokens are accepted too).
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// Client authentication at the revocation endpoint.
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// Grant types the token endpoint accepts.
     pub grant_types_supported: Vec<String>,
     /// Client authentication methods at the token endpoint.

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod health;
+pub mod introspection;
 pub mod oauth;
 pub mod roles;
 pub mod tenants;

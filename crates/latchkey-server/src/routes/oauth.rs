@@ -39,17 +39,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(token))
 }
 
+fn auth_methods() -> Vec<String> {
+    vec!["client_secret_basic".into(), "client_secret_post".into()]
+}
+
 fn metadata(state: &AppState) -> ServerMetadata {
     let issuer = &state.config.issuer;
     ServerMetadata {
         issuer: issuer.clone(),
         token_endpoint: format!("{issuer}/oauth/token"),
         jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+        introspection_endpoint: format!("{issuer}/oauth/introspect"),
+        revocation_endpoint: format!("{issuer}/oauth/revoke"),
+        introspection_endpoint_auth_methods_supported: auth_methods(),
+        revocation_endpoint_auth_methods_supported: auth_methods(),
         grant_types_supported: vec!["client_credentials".into()],
-        token_endpoint_auth_methods_supported: vec![
-            "client_secret_basic".into(),
-            "client_secret_post".into(),
-        ],
+        token_endpoint_auth_methods_supported: auth_methods(),
         response_types_supported: Vec::new(),
         access_token_signing_alg_values_supported: Algorithm::ALL
             .iter()
@@ -114,7 +119,7 @@ struct TokenForm {
 /// `axum::Form` with OAuth-shaped rejections.
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Form), rejection(OAuthError))]
-struct OAuthForm<T>(T);
+pub(crate) struct OAuthForm<T>(pub T);
 
 impl From<FormRejection> for OAuthError {
     fn from(r: FormRejection) -> Self {
@@ -133,10 +138,10 @@ impl From<FormRejection> for OAuthError {
 
 /// Form parameters with the RFC 6749 §3.2 rule: none may repeat, except the
 /// ones RFC 8707 (and audience lists) allow.
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(pub Vec<(String, String)>);
 
 impl Params {
-    fn one(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+    pub(crate) fn one(&self, name: &str) -> Result<Option<&str>, OAuthError> {
         let mut found = self
             .0
             .iter()
@@ -204,9 +209,9 @@ fn dummy_digest() -> CredentialDigest {
 }
 
 /// An authenticated client.
-struct Client {
-    mode: Mode,
-    principal: Arc<Principal>,
+pub(crate) struct Client {
+    pub(crate) mode: Mode,
+    pub(crate) principal: Arc<Principal>,
     /// Set when the client authenticated with an API key.
     key: Option<VerifiedKey>,
 }
@@ -214,7 +219,7 @@ struct Client {
 /// Authenticates the client by `client_secret_basic` or `client_secret_post`,
 /// with a client secret or an API key of the user as the secret. Every
 /// failure is the same `invalid_client`.
-async fn authenticate_client(
+pub(crate) async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,

@@ -1,0 +1,241 @@
+//! `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009)
+//! for access tokens and API keys. Callers authenticate like at the token
+//! endpoint, or with an admin key, and only ever learn about or touch
+//! credentials of their own mode.
+
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, PRAGMA};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
+use latchkey_types::error::OAuthErrorBody;
+use latchkey_types::Mode;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::oauth::{authenticate_client, OAuthForm, Params};
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::keycheck;
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(introspect))
+        .routes(routes!(revoke))
+}
+
+/// Who is asking: an admin of a mode, or an authenticated client.
+enum OAuthCaller {
+    Admin(Mode),
+    Client { mode: Mode, client_id: String },
+}
+
+impl OAuthCaller {
+    fn mode(&self) -> Mode {
+        match self {
+            OAuthCaller::Admin(m) => *m,
+            OAuthCaller::Client { mode, .. } => *mode,
+        }
+    }
+
+    /// Whether the caller may revoke a credential of `owner`.
+    fn may_revoke(&self, owner: &str) -> bool {
+        match self {
+            OAuthCaller::Admin(_) => true,
+            OAuthCaller::Client { client_id, .. } => client_id == owner,
+        }
+    }
+}
+
+async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<OAuthCaller, OAuthError> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    if let Some(key) = bearer {
+        // Admin keys only; anything else is not a way to authenticate here.
+        let info = credential::parse(key).map_err(|_| OAuthError::invalid_client(false))?;
+        if info.kind != CredentialKind::Admin {
+            return Err(OAuthError::invalid_client(false));
+        }
+        return match state.admin_keys.get(&CredentialDigest::of(key)) {
+            Some(mode) if *mode == info.mode => Ok(OAuthCaller::Admin(*mode)),
+            _ => Err(OAuthError::invalid_client(false)),
+        };
+    }
+    let client = authenticate_client(state, headers, params).await?;
+    Ok(OAuthCaller::Client {
+        mode: client.mode,
+        client_id: client.principal.user.id.clone(),
+    })
+}
+
+/// The form of introspection and revocation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Documents the form for OpenAPI; parsing is by hand.
+struct TokenForm {
+    /// The access token or API key.
+    token: String,
+    /// `access_token` or `api_key` (a hint; both are tried).
+    token_type_hint: Option<String>,
+    /// The caller's client id (for `client_secret_post`).
+    client_id: Option<String>,
+    /// The caller's client secret (for `client_secret_post`).
+    client_secret: Option<String>,
+}
+
+/// RFC 7662 answer: `{"active": false}` or the token's claims.
+#[derive(Debug, Serialize, ToSchema)]
+struct IntrospectionResponse {
+    /// Whether the token is currently valid.
+    active: bool,
+    /// For active tokens: `scope`, `client_id`, `sub`, `aud`, `iss`, `exp`,
+    /// `iat`, `nbf`, `jti`, `token_type`, and Latchkey's `mode`, `tenantId`,
+    /// `authorization` (API keys also `keyId` and `roles`).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    details: Map<String, Value>,
+}
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn token_param(params: &Params) -> Result<String, OAuthError> {
+    let token = params
+        .one("token")?
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "token is required"))?;
+    params.one("token_type_hint")?;
+    Ok(token.to_owned())
+}
+
+/// Checks a token or key and says whether it is active (RFC 7662).
+#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = IntrospectionResponse),
+        (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
+async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm<Vec<(String, String)>>,
+) -> Result<Response, OAuthError> {
+    let params = Params(form);
+    let caller = caller(&state, &headers, &params).await?;
+    let token = token_param(&params)?;
+    let mode = caller.mode();
+    let inactive = || IntrospectionResponse {
+        active: false,
+        details: Map::new(),
+    };
+    let answer = if credential::parse(&token).is_ok() {
+        match keycheck::check(&state, &token, Some(mode)).await? {
+            Ok(verified) => {
+                let described = keycheck::describe(&state, &verified).await?;
+                let mut details = Map::new();
+                details.insert("token_type".into(), json!("api_key"));
+                details.insert("client_id".into(), json!(described.user_id));
+                details.insert("sub".into(), json!(described.user_id));
+                details.insert("iss".into(), json!(state.config.issuer));
+                if let Some(at) = described.expires_at {
+                    details.insert("exp".into(), json!(at.unix_timestamp()));
+                }
+                details.insert("keyId".into(), json!(described.key_id));
+                details.insert("mode".into(), json!(described.mode));
+                details.insert("tenantId".into(), json!(described.tenant_id));
+                details.insert("roles".into(), json!(described.roles));
+                details.insert("authorization".into(), json!(described.authorization));
+                if let Some(left) = described.remaining {
+                    details.insert("remaining".into(), json!(left));
+                }
+                IntrospectionResponse {
+                    active: true,
+                    details,
+                }
+            }
+            Err(_) => inactive(),
+        }
+    } else {
+        match state.verify_access_token(&token, mode) {
+            Some(claims) => {
+                let mut details = match serde_json::to_value(claims.raw()) {
+                    Ok(Value::Object(map)) => map,
+                    _ => Map::new(),
+                };
+                details.insert("token_type".into(), json!("Bearer"));
+                IntrospectionResponse {
+                    active: true,
+                    details,
+                }
+            }
+            None => inactive(),
+        }
+    };
+    Ok(no_store(axum::Json(answer).into_response()))
+}
+
+/// Revokes an access token (until it would have expired) or an API key
+/// (at once). Unknown or invalid tokens are not an error (RFC 7009 §2.2).
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "revoked, or nothing to revoke"),
+        (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm<Vec<(String, String)>>,
+) -> Result<Response, OAuthError> {
+    let params = Params(form);
+    let caller = caller(&state, &headers, &params).await?;
+    let token = token_param(&params)?;
+    let mode = caller.mode();
+    let refused = || {
+        OAuthError::new(
+            OAuthErrorCode::UnauthorizedClient,
+            "a client may only revoke its own tokens and keys",
+        )
+    };
+    match credential::parse(&token) {
+        Ok(info) if info.kind == CredentialKind::ApiKey && info.mode == mode => {
+            let digest = CredentialDigest::of(&token);
+            if let Some(found) = state.caches.api_key(&state.store, mode, &digest).await? {
+                if !caller.may_revoke(&found.key.user_id) {
+                    return Err(refused());
+                }
+                state
+                    .store
+                    .revoke_api_key(mode, &found.key.id, state.clock.now())
+                    .await?;
+                state.caches.invalidate_api_key(mode, &found.key.id, None);
+            }
+        }
+        Ok(_) => {}
+        Err(_) => {
+            if let Some(claims) = state.verify_access_token(&token, mode) {
+                if !caller.may_revoke(claims.user_id()) {
+                    return Err(refused());
+                }
+                let exp = claims.expires_at();
+                let expires_at = time::OffsetDateTime::from_unix_timestamp(exp)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+                state.store.revoke_token(mode, claims.jti(), expires_at).await?;
+                state.deny_list.insert(claims.jti(), exp);
+            }
+        }
+    }
+    Ok(no_store(axum::Json(json!({})).into_response()))
+}
