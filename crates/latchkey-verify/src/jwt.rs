@@ -1,0 +1,778 @@
+//! Pure JWT verification: given a token, the issuer's keys, what to expect
+//! and the current time, say whether the token is a valid Latchkey access
+//! token. No I/O, no clock, no global state, so the server itself can call
+//! it (introspection) and tests can pin every input.
+//!
+//! The checks, in order: size; shape (three strict base64url parts); header
+//! (`alg` is one we verify, no `crit`, a `kid`); the key named by `kid`;
+//! the header's `alg` equals the key's; the signature, with the key's
+//! algorithm; then the payload (JSON without duplicate keys, the claims of
+//! a Latchkey access token), `typ`, `iss`, `mode`, `aud`, `exp`, `nbf` and
+//! `iat`. Nothing in the payload is read before the signature verified.
+//! Header members that point elsewhere for keys (`jku`, `x5u`, `jwk`,
+//! `x5c`) are ignored: keys only ever come from the [`KeySet`].
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use latchkey_types::oauth::AccessTokenClaims;
+use latchkey_types::Mode;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::claims::Claims;
+use crate::error::VerifyError;
+use crate::keys::KeySet;
+
+/// The largest token accepted, in bytes. A Latchkey token is well under
+/// 2 KiB even with many tenants; the cap bounds the work a stranger can ask
+/// for before the signature is checked.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// The default clock-skew allowance for `exp`, `nbf` and `iat`, in seconds.
+pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;
+
+/// The `typ` header of an access token (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// What a token must say to be accepted, besides a valid signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectations {
+    /// The exact issuer URL (`iss`).
+    pub issuer: String,
+    /// An audience `aud` must name; `None` does not check `aud`. A service
+    /// should set this to its own identifier so that tokens meant for
+    /// another service are refused.
+    pub audience: Option<String>,
+    /// The mode tokens must have. Live unless configured for test.
+    pub mode: Mode,
+    /// Clock-skew allowance for `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_seconds: u64,
+    /// Whether the header must say `typ: at+jwt` (RFC 9068). On by default.
+    pub require_typ: bool,
+}
+
+impl Expectations {
+    /// Expectations for tokens of `issuer`: live mode, any audience, 30 s of
+    /// leeway, `typ: at+jwt` required.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Expectations {
+            issuer: issuer.into(),
+            audience: None,
+            mode: Mode::Live,
+            leeway_seconds: DEFAULT_LEEWAY_SECONDS,
+            require_typ: true,
+        }
+    }
+
+    /// Requires `aud` to name `audience`.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Requires tokens of `mode`.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the clock-skew allowance.
+    pub fn leeway_seconds(mut self, seconds: u64) -> Self {
+        self.leeway_seconds = seconds;
+        self
+    }
+}
+
+/// The protected header, as far as we read it.
+#[derive(Debug)]
+pub(crate) struct Header {
+    pub(crate) alg: String,
+    pub(crate) kid: String,
+    pub(crate) typ: Option<String>,
+}
+
+/// The parts of a compact JWS, with the header decoded and screened but
+/// nothing verified.
+struct Parts<'a> {
+    header: Header,
+    signing_input: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+}
+
+/// Verifies `token` with `keys` against `exp` at `now_unix` (seconds since
+/// the Unix epoch) and returns its claims.
+///
+/// # Errors
+/// The first check that failed, as a [`VerifyError`]. An unknown `kid` is
+/// [`VerifyError::UnknownKid`], so a caller holding a cached key set knows
+/// to refresh it (see `Verifier` with the `remote` feature, which does).
+pub fn verify_jwt(
+    token: &str,
+    keys: &KeySet,
+    exp: &Expectations,
+    now_unix: i64,
+) -> Result<Claims, VerifyError> {
+    let parts = split(token)?;
+    let key = keys
+        .get(&parts.header.kid)
+        .ok_or_else(|| VerifyError::UnknownKid(parts.header.kid.clone()))?;
+    if parts.header.alg != key.alg.as_str() {
+        return Err(VerifyError::AlgorithmMismatch {
+            header: parts.header.alg.clone(),
+            key: key.alg.as_str().to_owned(),
+        });
+    }
+    let signature = decode_part(parts.signature)?;
+    key.key
+        .verify_sig(parts.signing_input.as_bytes(), &signature)
+        .map_err(|_| VerifyError::BadSignature)?;
+
+    // From here on the bytes are the issuer's.
+    let payload = decode_part(parts.payload)?;
+    let value = strict_json(&payload)?;
+    let claims: AccessTokenClaims =
+        serde_json::from_value(value).map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
+    check_claims(&parts.header, &claims, exp, now_unix)?;
+    Ok(Claims::new(claims))
+}
+
+/// Reads the `kid` of a token's header without verifying anything, after
+/// the same screening as [`verify_jwt`] (size, shape, algorithm, `crit`).
+///
+/// # Errors
+/// As the first checks of [`verify_jwt`].
+pub fn peek_kid(token: &str) -> Result<String, VerifyError> {
+    split(token).map(|p| p.header.kid)
+}
+
+fn split(token: &str) -> Result<Parts<'_>, VerifyError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(VerifyError::TooLarge);
+    }
+    let mut it = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (it.next(), it.next(), it.next(), it.next())
+    else {
+        return Err(VerifyError::Malformed("a JWS has three parts"));
+    };
+    // The header first, so that `alg: none` is named as such even when its
+    // signature is empty.
+    let header = parse_header(&decode_part(header)?)?;
+    if payload.is_empty() || signature.is_empty() {
+        return Err(VerifyError::Malformed("empty part"));
+    }
+    let signing_input = &token[..token.len() - signature.len() - 1];
+    Ok(Parts {
+        header,
+        signing_input,
+        payload,
+        signature,
+    })
+}
+
+/// Strict base64url: the URL-safe alphabet, no padding, no stray bits.
+fn decode_part(part: &str) -> Result<Vec<u8>, VerifyError> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| VerifyError::Malformed("not base64url"))
+}
+
+fn parse_header(bytes: &[u8]) -> Result<Header, VerifyError> {
+    let Value::Object(header) = strict_json(bytes)? else {
+        return Err(VerifyError::Malformed("header is not a JSON object"));
+    };
+    let alg = match header.get("alg") {
+        Some(Value::String(alg)) => alg,
+        _ => return Err(VerifyError::Malformed("header has no alg")),
+    };
+    // Refuse `none`, HMAC and everything else before looking at keys: the
+    // accepted set is closed.
+    if !matches!(alg.as_str(), "EdDSA" | "ES256" | "RS256") {
+        return Err(VerifyError::UnsupportedAlgorithm(alg.clone()));
+    }
+    if header.contains_key("crit") {
+        return Err(VerifyError::CriticalHeader);
+    }
+    let kid = match header.get("kid") {
+        Some(Value::String(kid)) if !kid.is_empty() => kid.clone(),
+        _ => return Err(VerifyError::Malformed("header has no kid")),
+    };
+    let typ = match header.get("typ") {
+        None => None,
+        Some(Value::String(typ)) => Some(typ.clone()),
+        Some(_) => return Err(VerifyError::Malformed("typ is not a string")),
+    };
+    Ok(Header {
+        alg: alg.clone(),
+        kid,
+        typ,
+    })
+}
+
+fn check_claims(
+    header: &Header,
+    claims: &AccessTokenClaims,
+    exp: &Expectations,
+    now: i64,
+) -> Result<(), VerifyError> {
+    if exp.require_typ && !header.typ.as_deref().is_some_and(is_access_token_typ) {
+        return Err(VerifyError::WrongType);
+    }
+    if claims.iss != exp.issuer {
+        return Err(VerifyError::WrongIssuer);
+    }
+    if claims.mode != exp.mode {
+        return Err(VerifyError::WrongMode);
+    }
+    if let Some(audience) = &exp.audience {
+        if !claims.aud.contains(audience) {
+            return Err(VerifyError::WrongAudience);
+        }
+    }
+    let leeway = i64::try_from(exp.leeway_seconds).unwrap_or(i64::MAX);
+    // RFC 7519 §4.1.4: the token must not be accepted on or after `exp`.
+    if now >= claims.exp.saturating_add(leeway) {
+        return Err(VerifyError::Expired);
+    }
+    if now.saturating_add(leeway) < claims.nbf {
+        return Err(VerifyError::NotYetValid);
+    }
+    if now.saturating_add(leeway) < claims.iat {
+        return Err(VerifyError::IssuedInFuture);
+    }
+    Ok(())
+}
+
+/// RFC 8725 §3.11 and RFC 9068 §2.1: `at+jwt`, case-insensitively, with or
+/// without the `application/` prefix.
+fn is_access_token_typ(typ: &str) -> bool {
+    let typ = if typ.len() > 12 && typ[..12].eq_ignore_ascii_case("application/") {
+        &typ[12..]
+    } else {
+        typ
+    };
+    typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+}
+
+/// Parses JSON, refusing duplicate object keys at any depth. Two `sub` or
+/// `alg` members are read differently by different parsers, which is how
+/// token-confusion attacks begin, so such a token is refused outright.
+fn strict_json(bytes: &[u8]) -> Result<Value, VerifyError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictValue::deserialize(&mut de)
+        .map_err(|_| VerifyError::Malformed("invalid JSON or duplicate key"))?
+        .0;
+    de.end()
+        .map_err(|_| VerifyError::Malformed("trailing data after JSON"))?;
+    Ok(value)
+}
+
+/// A `serde_json::Value` whose maps refuse duplicate keys.
+struct StrictValue(Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(de::Error::custom("duplicate key"));
+            }
+            let StrictValue(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{jwk_set, sample_claims, TestKey, NOW};
+    use serde_json::json;
+
+    const ISSUER: &str = "https://auth.example";
+
+    fn expectations() -> Expectations {
+        Expectations::new(ISSUER).audience("https://api.example")
+    }
+
+    fn keys(list: &[&TestKey]) -> KeySet {
+        KeySet::from_jwks(&jwk_set(list)).unwrap()
+    }
+
+    fn verify(token: &str, key: &TestKey) -> Result<Claims, VerifyError> {
+        verify_jwt(token, &keys(&[key]), &expectations(), NOW)
+    }
+
+    fn with_claims(edit: impl FnOnce(&mut Value)) -> Value {
+        let mut claims = sample_claims(NOW);
+        edit(&mut claims);
+        claims
+    }
+
+    #[test]
+    fn a_valid_token_verifies_with_each_algorithm() {
+        for key in [
+            TestKey::ed25519("k1"),
+            TestKey::es256("k1"),
+            TestKey::rs256("k1"),
+        ] {
+            let token = key.token(&sample_claims(NOW));
+            let claims = verify(&token, &key).unwrap_or_else(|e| panic!("{}: {e}", key.jwk.alg));
+            assert_eq!(claims.user_id(), "usr_abc");
+            assert!(claims.has_role("acme", "operator"));
+        }
+    }
+
+    #[test]
+    fn a_token_verifies_among_several_keys_by_its_kid() {
+        let a = TestKey::ed25519("a");
+        let b = TestKey::es256("b");
+        let set = keys(&[&a, &b]);
+        let token = b.token(&sample_claims(NOW));
+        assert!(verify_jwt(&token, &set, &expectations(), NOW).is_ok());
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_after_the_leeway() {
+        let key = TestKey::ed25519("k");
+        let claims = with_claims(|c| c["exp"] = json!(NOW - 31));
+        assert_eq!(verify(&key.token(&claims), &key), Err(VerifyError::Expired));
+        // Within the leeway it still passes; exactly at exp + leeway it fails.
+        let claims = with_claims(|c| c["exp"] = json!(NOW - 29));
+        assert!(verify(&key.token(&claims), &key).is_ok());
+        let claims = with_claims(|c| c["exp"] = json!(NOW - 30));
+        assert_eq!(verify(&key.token(&claims), &key), Err(VerifyError::Expired));
+        let strict = expectations().leeway_seconds(0);
+        let claims = with_claims(|c| c["exp"] = json!(NOW));
+        assert_eq!(
+            verify_jwt(&key.token(&claims), &keys(&[&key]), &strict, NOW),
+            Err(VerifyError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_token_whose_nbf_is_in_the_future_is_not_valid_yet() {
+        let key = TestKey::ed25519("k");
+        let claims = with_claims(|c| c["nbf"] = json!(NOW + 120));
+        assert_eq!(
+            verify(&key.token(&claims), &key),
+            Err(VerifyError::NotYetValid)
+        );
+        let claims = with_claims(|c| c["nbf"] = json!(NOW + 20));
+        assert!(verify(&key.token(&claims), &key).is_ok());
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused() {
+        let key = TestKey::ed25519("k");
+        let claims = with_claims(|c| c["iat"] = json!(NOW + 3600));
+        assert_eq!(
+            verify(&key.token(&claims), &key),
+            Err(VerifyError::IssuedInFuture)
+        );
+    }
+
+    #[test]
+    fn wrong_issuer_audience_and_mode_are_refused() {
+        let key = TestKey::ed25519("k");
+        let claims = with_claims(|c| c["iss"] = json!("https://evil.example"));
+        assert_eq!(
+            verify(&key.token(&claims), &key),
+            Err(VerifyError::WrongIssuer)
+        );
+        let claims = with_claims(|c| c["aud"] = json!("https://other.example"));
+        assert_eq!(
+            verify(&key.token(&claims), &key),
+            Err(VerifyError::WrongAudience)
+        );
+        let claims = with_claims(|c| c["mode"] = json!("test"));
+        assert_eq!(
+            verify(&key.token(&claims), &key),
+            Err(VerifyError::WrongMode)
+        );
+        // A test-mode verifier refuses live tokens in turn.
+        let test = expectations().mode(Mode::Test);
+        assert_eq!(
+            verify_jwt(&key.token(&sample_claims(NOW)), &keys(&[&key]), &test, NOW),
+            Err(VerifyError::WrongMode)
+        );
+    }
+
+    #[test]
+    fn an_audience_list_is_searched_and_no_expected_audience_checks_nothing() {
+        let key = TestKey::ed25519("k");
+        let claims =
+            with_claims(|c| c["aud"] = json!(["https://other.example", "https://api.example"]));
+        assert!(verify(&key.token(&claims), &key).is_ok());
+        let claims = with_claims(|c| c["aud"] = json!(["https://other.example"]));
+        assert_eq!(
+            verify(&key.token(&claims), &key),
+            Err(VerifyError::WrongAudience)
+        );
+        let any = Expectations::new(ISSUER);
+        assert!(verify_jwt(&key.token(&claims), &keys(&[&key]), &any, NOW).is_ok());
+    }
+
+    #[test]
+    fn the_typ_header_must_be_at_jwt() {
+        let key = TestKey::ed25519("k");
+        let claims = sample_claims(NOW);
+        for typ in [json!("JWT"), json!("id_token+jwt"), Value::Null] {
+            let mut header = key.header();
+            if typ.is_null() {
+                header.as_object_mut().unwrap().remove("typ");
+            } else {
+                header["typ"] = typ;
+            }
+            let token = key.token_with(&header.to_string(), &claims.to_string());
+            assert_eq!(verify(&token, &key), Err(VerifyError::WrongType));
+        }
+        for typ in ["application/at+jwt", "AT+JWT"] {
+            let mut header = key.header();
+            header["typ"] = json!(typ);
+            let token = key.token_with(&header.to_string(), &claims.to_string());
+            assert!(verify(&token, &key).is_ok(), "{typ}");
+        }
+        let mut header = key.header();
+        header["typ"] = json!("JWT");
+        let token = key.token_with(&header.to_string(), &claims.to_string());
+        let lax = Expectations {
+            require_typ: false,
+            ..expectations()
+        };
+        assert!(verify_jwt(&token, &keys(&[&key]), &lax, NOW).is_ok());
+    }
+
+    #[test]
+    fn a_flipped_bit_anywhere_breaks_the_signature() {
+        let key = TestKey::ed25519("k");
+        let token = key.token(&sample_claims(NOW));
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let mut raw = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        raw[10] ^= 1;
+        let tampered = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&raw));
+        assert_eq!(verify(&tampered, &key), Err(VerifyError::BadSignature));
+
+        // A payload changed after signing (a role added) fails the same way.
+        let (header, rest) = token.split_once('.').unwrap();
+        let (_, sig) = rest.split_once('.').unwrap();
+        let forged = with_claims(|c| c["authorization"]["acme"]["roles"] = json!(["admin"]));
+        let forged = format!(
+            "{header}.{}.{sig}",
+            URL_SAFE_NO_PAD.encode(forged.to_string())
+        );
+        assert_eq!(verify(&forged, &key), Err(VerifyError::BadSignature));
+    }
+
+    #[test]
+    fn a_token_from_a_different_key_with_the_same_kid_fails() {
+        let key = TestKey::ed25519("k");
+        let impostor = TestKey::ed25519("k");
+        let token = impostor.token(&sample_claims(NOW));
+        assert_eq!(verify(&token, &key), Err(VerifyError::BadSignature));
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let key = TestKey::ed25519("k");
+        let header = json!({"alg": "none", "kid": "k", "typ": "at+jwt"});
+        let token = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(sample_claims(NOW).to_string())
+        );
+        assert_eq!(
+            verify(&token, &key),
+            Err(VerifyError::UnsupportedAlgorithm("none".into()))
+        );
+        let token = format!("{token}AAAA");
+        assert_eq!(
+            verify(&token, &key),
+            Err(VerifyError::UnsupportedAlgorithm("none".into()))
+        );
+        for alg in ["None", "NONE", ""] {
+            let header = json!({"alg": alg, "kid": "k", "typ": "at+jwt"});
+            let token = key.token_with(&header.to_string(), &sample_claims(NOW).to_string());
+            assert!(matches!(
+                verify(&token, &key),
+                Err(VerifyError::UnsupportedAlgorithm(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn hs256_signed_with_the_public_key_as_secret_is_refused() {
+        use aws_lc_rs::hmac;
+        for key in [TestKey::rs256("k"), TestKey::ed25519("k")] {
+            // The classic confusion attack: HMAC keyed with the public key
+            // bytes a verifier might hand to a generic `verify(alg, key)`.
+            let header = json!({"alg": "HS256", "kid": "k", "typ": "at+jwt"});
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(sample_claims(NOW).to_string())
+            );
+            for secret in [
+                serde_json::to_vec(&key.jwk).unwrap(),
+                key.public_key_bytes(),
+            ] {
+                let mac = hmac::sign(
+                    &hmac::Key::new(hmac::HMAC_SHA256, &secret),
+                    input.as_bytes(),
+                );
+                let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref()));
+                assert_eq!(
+                    verify(&token, &key),
+                    Err(VerifyError::UnsupportedAlgorithm("HS256".into()))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_header_alg_different_from_the_jwk_alg_is_refused() {
+        // An ES256 key, and a token that claims RS256 (or EdDSA) for it.
+        let ec = TestKey::es256("k");
+        for alg in ["RS256", "EdDSA"] {
+            let mut header = ec.header();
+            header["alg"] = json!(alg);
+            let token = ec.token_with(&header.to_string(), &sample_claims(NOW).to_string());
+            assert_eq!(
+                verify(&token, &ec),
+                Err(VerifyError::AlgorithmMismatch {
+                    header: alg.into(),
+                    key: "ES256".into()
+                })
+            );
+        }
+        // An RSA-signed token that names an Ed25519 key's kid.
+        let ed = TestKey::ed25519("k");
+        let rsa = TestKey::rs256("k");
+        let token = rsa.token(&sample_claims(NOW));
+        assert!(matches!(
+            verify(&token, &ed),
+            Err(VerifyError::AlgorithmMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn an_unknown_kid_is_reported_by_name() {
+        let key = TestKey::ed25519("k");
+        let other = TestKey::ed25519("rotated");
+        let token = other.token(&sample_claims(NOW));
+        assert_eq!(
+            verify(&token, &key),
+            Err(VerifyError::UnknownKid("rotated".into()))
+        );
+        assert_eq!(peek_kid(&token).unwrap(), "rotated");
+        let mut header = key.header();
+        header.as_object_mut().unwrap().remove("kid");
+        let token = key.token_with(&header.to_string(), &sample_claims(NOW).to_string());
+        assert_eq!(
+            verify(&token, &key),
+            Err(VerifyError::Malformed("header has no kid"))
+        );
+    }
+
+    #[test]
+    fn a_crit_header_is_refused() {
+        let key = TestKey::ed25519("k");
+        let mut header = key.header();
+        header["crit"] = json!(["b64"]);
+        header["b64"] = json!(false);
+        let token = key.token_with(&header.to_string(), &sample_claims(NOW).to_string());
+        assert_eq!(verify(&token, &key), Err(VerifyError::CriticalHeader));
+    }
+
+    #[test]
+    fn jku_x5u_and_jwk_headers_are_ignored() {
+        // A token signed by an attacker who points at their own key must
+        // fail: only the key set is consulted.
+        let key = TestKey::ed25519("k");
+        let attacker = TestKey::ed25519("k");
+        let mut header = attacker.header();
+        header["jku"] = json!("https://evil.example/jwks.json");
+        header["x5u"] = json!("https://evil.example/cert.pem");
+        header["jwk"] = serde_json::to_value(&attacker.jwk).unwrap();
+        let token = attacker.token_with(&header.to_string(), &sample_claims(NOW).to_string());
+        assert_eq!(verify(&token, &key), Err(VerifyError::BadSignature));
+        // And the same headers on a genuine token change nothing.
+        let token = key.token_with(&header.to_string(), &sample_claims(NOW).to_string());
+        assert!(verify(&token, &key).is_ok());
+    }
+
+    #[test]
+    fn an_oversized_token_is_refused_before_parsing() {
+        let key = TestKey::ed25519("k");
+        let claims = with_claims(|c| c["padding"] = json!("x".repeat(MAX_TOKEN_BYTES)));
+        let token = key.token(&claims);
+        assert_eq!(verify(&token, &key), Err(VerifyError::TooLarge));
+        assert_eq!(
+            verify(&"a".repeat(MAX_TOKEN_BYTES + 1), &key),
+            Err(VerifyError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn truncated_and_malformed_tokens_are_malformed() {
+        let key = TestKey::ed25519("k");
+        let token = key.token(&sample_claims(NOW));
+        let two_parts = &token[..token.rfind('.').unwrap()];
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a.b",
+            two_parts,
+            &format!("{token}.extra"),
+            &format!("{}.{}", two_parts, "!!!!"),
+            // Padding and the standard alphabet are not base64url.
+            &format!("{token}=="),
+            &token.replacen('.', "+.", 1),
+        ] {
+            assert!(
+                matches!(verify(bad, &key), Err(VerifyError::Malformed(_))),
+                "{bad:?}: {:?}",
+                verify(bad, &key)
+            );
+        }
+        // Cut inside the signature: still base64url, but the signature is
+        // short and does not verify (or, at a bad length, does not decode).
+        let cut = &token[..token.len() - 5];
+        assert!(matches!(
+            verify(cut, &key),
+            Err(VerifyError::BadSignature | VerifyError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn non_canonical_base64_with_stray_bits_is_refused() {
+        let key = TestKey::ed25519("k");
+        let token = key.token(&sample_claims(NOW));
+        // An Ed25519 signature is 64 bytes: 86 characters whose last one
+        // carries 2 unused bits. Setting them gives the same bytes from a
+        // different string, which a strict decoder refuses.
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let last = sig.chars().last().unwrap();
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let idx = alphabet.find(last).unwrap();
+        let sloppy = alphabet.chars().nth(idx | 1).unwrap();
+        assert_ne!(sloppy, last);
+        let token = format!("{input}.{}{sloppy}", &sig[..sig.len() - 1]);
+        assert_eq!(
+            verify(&token, &key),
+            Err(VerifyError::Malformed("not base64url"))
+        );
+    }
+
+    #[test]
+    fn duplicate_json_keys_are_refused_in_header_and_payload() {
+        let key = TestKey::ed25519("k");
+        let header = r#"{"alg":"EdDSA","kid":"k","typ":"at+jwt","kid":"other"}"#;
+        let token = key.token_with(header, &sample_claims(NOW).to_string());
+        assert!(matches!(
+            verify(&token, &key),
+            Err(VerifyError::Malformed(_))
+        ));
+
+        let payload = sample_claims(NOW).to_string();
+        let payload = format!(r#"{{"sub":"usr_evil",{}"#, &payload[1..]);
+        let token = key.token_with(&key.header().to_string(), &payload);
+        assert!(matches!(
+            verify(&token, &key),
+            Err(VerifyError::Malformed(_))
+        ));
+
+        // Nested duplicates too.
+        let payload = sample_claims(NOW).to_string().replace(
+            r#""acme":{"roles":["operator"]}"#,
+            r#""acme":{"roles":["operator"],"roles":["admin"]}"#,
+        );
+        assert!(payload.contains(r#""roles":["admin"]"#));
+        let token = key.token_with(&key.header().to_string(), &payload);
+        assert!(matches!(
+            verify(&token, &key),
+            Err(VerifyError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_signed_payload_without_latchkey_claims_is_invalid() {
+        let key = TestKey::ed25519("k");
+        let token = key.token(&json!({"iss": ISSUER, "sub": "x", "exp": NOW + 60}));
+        assert!(matches!(
+            verify(&token, &key),
+            Err(VerifyError::InvalidClaims(_))
+        ));
+        let token = key.token(&json!([1, 2, 3]));
+        assert!(matches!(
+            verify(&token, &key),
+            Err(VerifyError::InvalidClaims(_))
+        ));
+    }
+
+    #[test]
+    fn a_header_that_is_not_an_object_is_malformed() {
+        let key = TestKey::ed25519("k");
+        for header in ["[]", "\"EdDSA\"", "{", "{}"] {
+            let token = key.token_with(header, &sample_claims(NOW).to_string());
+            assert!(
+                matches!(verify(&token, &key), Err(VerifyError::Malformed(_))),
+                "{header}"
+            );
+        }
+    }
+}
