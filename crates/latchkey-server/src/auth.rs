@@ -59,8 +59,8 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// The caller of an endpoint that machines use (verify, introspection): an
-/// admin key, or a valid API key, of one mode.
+/// The caller of the verify endpoint: an admin key, a valid API key or a
+/// valid access token, of one mode.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
     mode: Mode,
@@ -79,7 +79,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(credential) = bearer(parts).map(str::to_owned) else {
             return Err(ApiError::Unauthenticated(
-                "send your own credential as Authorization: Bearer <admin key or API key>",
+                "send your own credential as Authorization: Bearer <admin key, API key or access token>",
             ));
         };
         match credential::parse(&credential) {
@@ -97,9 +97,16 @@ impl FromRequestParts<AppState> for Caller {
                     )),
                 }
             }
-            _ => Err(ApiError::Unauthenticated(
-                "the caller's credential must be an admin key or an API key",
+            Ok(_) => Err(ApiError::Unauthenticated(
+                "the caller's credential must be an admin key, an API key or an access token",
             )),
+            Err(_) => Mode::ALL
+                .into_iter()
+                .find(|mode| state.verify_access_token(&credential, *mode).is_some())
+                .map(|mode| Caller { mode })
+                .ok_or(ApiError::Unauthenticated(
+                    "the caller's access token is not valid",
+                )),
         }
     }
 }

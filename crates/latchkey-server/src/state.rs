@@ -13,6 +13,9 @@ use latchkey_core::{ids, token, Secret};
 use latchkey_store::{AdminKeyRecord, SigningKeyRecord, Store, StoreError, WorkspaceRecord};
 use latchkey_types::oauth::JwkSet;
 use latchkey_types::Mode;
+use latchkey_verify::jwt::{verify_jwt, Expectations};
+use latchkey_verify::keys::KeySet;
+use latchkey_verify::Claims;
 
 use crate::cache::Caches;
 use crate::config::Config;
@@ -50,6 +53,8 @@ pub struct Inner {
     pub live_key: ActiveKey,
     /// The JWKS document, serialised once.
     pub jwks_json: String,
+    /// The same keys, parsed for verifying our own tokens (introspection).
+    pub verifying_keys: KeySet,
     /// Admin key digests → mode. Admin keys are only created at bootstrap,
     /// so memory is authoritative and admin checks never reach the store.
     pub admin_keys: HashMap<CredentialDigest, Mode>,
@@ -91,6 +96,15 @@ impl AppState {
         }
     }
 
+    /// Verifies one of our own access tokens of `mode`: signature, expiry,
+    /// issuer, type, mode, and the deny-list. `None` when it is not active.
+    pub fn verify_access_token(&self, token: &str, mode: Mode) -> Option<Claims> {
+        let expectations = Expectations::new(self.config.issuer.clone()).mode(mode);
+        let now = self.clock.now().unix_timestamp();
+        let claims = verify_jwt(token, &self.verifying_keys, &expectations, now).ok()?;
+        (!self.deny_list.contains(claims.jti())).then_some(claims)
+    }
+
     /// A weak handle for background tasks.
     pub fn downgrade(&self) -> WeakState {
         WeakState(Arc::downgrade(&self.0))
@@ -122,8 +136,11 @@ impl AppState {
         };
         let test_key = take(Mode::Test)?;
         let live_key = take(Mode::Live)?;
-        let jwks_json = serde_json::to_string(&JwkSet { keys: jwks })
-            .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
+        let jwk_set = JwkSet { keys: jwks };
+        let jwks_json =
+            serde_json::to_string(&jwk_set).map_err(|e| ServerError::Bootstrap(e.to_string()))?;
+        let verifying_keys = KeySet::from_jwks(&jwk_set)
+            .map_err(|e| ServerError::Bootstrap(format!("signing keys: {e}")))?;
         let admin_keys = load_admin_keys(&store).await?;
         let deny_list = DenyList::load(&store, clock.now()).await?;
         Ok(AppState(Arc::new(Inner {
@@ -134,6 +151,7 @@ impl AppState {
             test_key,
             live_key,
             jwks_json,
+            verifying_keys,
             admin_keys,
             caches: Caches::default(),
             limiter: RateLimiter::default(),

@@ -232,7 +232,10 @@ async fn revoke(
                 let exp = claims.expires_at();
                 let expires_at = time::OffsetDateTime::from_unix_timestamp(exp)
                     .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-                state.store.revoke_token(mode, claims.jti(), expires_at).await?;
+                state
+                    .store
+                    .revoke_token(mode, claims.jti(), expires_at)
+                    .await?;
                 state.deny_list.insert(claims.jti(), exp);
             }
         }

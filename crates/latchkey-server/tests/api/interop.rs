@@ -113,6 +113,7 @@ async fn python_authlib_and_pyjwt_get_and_verify_a_token(app: TestApp) {
     assert_eq!(verified["sub"], id);
     assert_eq!(verified["aud"], "https://telemetry.example");
     assert_eq!(verified["scope"], "telemetry:read");
+    assert_eq!(verified["introspected_active"], true);
 }
 
 crate::on_both_stores!(

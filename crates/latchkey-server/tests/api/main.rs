@@ -7,5 +7,6 @@ mod bad_input;
 mod flow;
 mod helpers;
 mod interop;
+mod introspection;
 mod openapi;
 mod tokens;

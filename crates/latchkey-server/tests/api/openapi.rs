@@ -15,6 +15,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/.well-known/openid-configuration"),
     ("get", "/.well-known/jwks.json"),
     ("post", "/oauth/token"),
+    ("post", "/oauth/introspect"),
+    ("post", "/oauth/revoke"),
     ("get", "/v1/workspace"),
     ("post", "/v1/tenants"),
     ("get", "/v1/tenants"),

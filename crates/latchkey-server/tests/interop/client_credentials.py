@@ -2,8 +2,8 @@
 
 Discovers the server from its RFC 8414 metadata, gets a token with Authlib's
 OAuth 2.0 client (client_credentials, client_secret_basic), and verifies it
-against jwks_uri with PyJWT, checking issuer and audience. Prints the
-verified claims as JSON. Configured by ISSUER, CLIENT_ID, CLIENT_SECRET and
+against jwks_uri with PyJWT, checking issuer and audience, then introspects
+it with Authlib (RFC 7662). Prints the verified claims as JSON. Configured by ISSUER, CLIENT_ID, CLIENT_SECRET and
 AUDIENCE.
 """
 
@@ -44,4 +44,12 @@ claims = jwt.decode(
     issuer=meta["issuer"],
     audience=audience,
 )
+
+# Introspection (RFC 7662) read by the same standard client.
+introspection = session.introspect_token(
+    meta["introspection_endpoint"], token=access_token
+).json()
+if introspection.get("active") is not True or introspection.get("sub") != claims["sub"]:
+    sys.exit(f"unexpected introspection answer {introspection!r}")
+claims["introspected_active"] = introspection["active"]
 print(json.dumps(claims))
