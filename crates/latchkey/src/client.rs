@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 /// How long one request may take before the CLI gives up.
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take: an unreachable host fails sooner than a
+/// slow answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A successful (2xx) response.
 #[derive(Debug)]
@@ -57,6 +60,7 @@ impl Client {
         let http = reqwest::Client::builder()
             .user_agent(concat!("latchkey-cli/", env!("CARGO_PKG_VERSION")))
             .timeout(TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .context("cannot set up the HTTP client")?;
         Ok(Client {

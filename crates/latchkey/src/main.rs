@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
         Err(err) => {
             // `{:#}` puts the whole cause chain on one line. No message is
             // built from a credential, so none can appear here.
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", output::one_line(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }

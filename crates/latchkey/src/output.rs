@@ -148,6 +148,24 @@ pub fn emit(text: &str) -> std::io::Result<()> {
     }
 }
 
+/// Folds a message that spans several lines (a TOML parse error quotes the
+/// offending line under a gutter of `|`) into one line: the quoted snippet
+/// is dropped and the remaining lines are joined with `: `.
+pub fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !is_snippet(line))
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Whether `line` is a quoted source line such as `1 | bogus = 1` or `| ^^^`.
+fn is_snippet(line: &str) -> bool {
+    line.split_once('|')
+        .is_some_and(|(gutter, _)| gutter.trim().chars().all(|c| c.is_ascii_digit()))
+}
+
 /// Display width of a cell. Counting characters is right for the ASCII that
 /// ids and timestamps are made of, and close enough for names.
 fn width(s: &str) -> usize {
@@ -239,6 +257,17 @@ mod tests {
         assert_eq!(json_inline(&obj), "{}");
         obj.insert("k".into(), serde_json::json!(1));
         assert_eq!(json_inline(&obj), r#"{"k":1}"#);
+    }
+
+    #[test]
+    fn multi_line_messages_fold_into_one_line() {
+        let toml = "configuration: ./latchkey.toml: TOML parse error at line 1, column 1\n  |\n1 | bogus = 1\n  | ^^^^^\nunknown field `bogus`, expected one of `listen`\n";
+        assert_eq!(
+            one_line(toml),
+            "configuration: ./latchkey.toml: TOML parse error at line 1, column 1: unknown field `bogus`, expected one of `listen`"
+        );
+        assert_eq!(one_line("simple: message"), "simple: message");
+        assert_eq!(one_line("a || b"), "a || b");
     }
 
     #[test]

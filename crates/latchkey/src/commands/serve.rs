@@ -1,9 +1,9 @@
 //! `latchkey serve`: layers flags, environment and the configuration file
 //! into one [`Config`], sets up logging and runs the server.
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use latchkey_core::Secret;
 use latchkey_server::{BootstrapKeys, Config, Settings};
 use tracing_subscriber::EnvFilter;
@@ -28,6 +28,7 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -41,8 +42,10 @@ fn resolve(
     env: &dyn Fn(&str) -> Option<String>,
     cwd: &Path,
 ) -> anyhow::Result<Config> {
-    // An empty variable counts as unset, as shells make it easy to export one.
-    let env = |name: &str| env(name).filter(|v| !v.is_empty());
+    // A variable that is set but empty is passed on as empty, as clap does
+    // for the flags' variables: the server then refuses it clearly, where
+    // treating it as unset could, for a bootstrap key whose secret mount
+    // failed, silently generate a key and print it to the logs instead.
     let file = match config_file(args.config.clone(), cwd) {
         Some(path) => Settings::from_file(&path)?,
         None => Settings::default(),
@@ -62,7 +65,7 @@ fn resolve(
         test: env("LATCHKEY_BOOTSTRAP_TEST_ADMIN_KEY").map(Secret::new),
         live: env("LATCHKEY_BOOTSTRAP_LIVE_ADMIN_KEY").map(Secret::new),
     };
-    Config::resolve(upper.or(file), keys).context("invalid configuration")
+    Ok(Config::resolve(upper.or(file), keys)?)
 }
 
 /// The file named by `--config`/`LATCHKEY_CONFIG` (which must exist), else
@@ -133,15 +136,12 @@ mod tests {
         .unwrap();
         let config = resolve(
             serve_args(&["--config", file.to_str().unwrap()]),
-            &env_of(&[
-                ("LATCHKEY_WORKSPACE_ID", "acme"),
-                ("LATCHKEY_WORKSPACE_NAME", ""),
-            ]),
+            &env_of(&[("LATCHKEY_WORKSPACE_ID", "acme")]),
             Path::new("/nonexistent"),
         )
         .unwrap();
         assert_eq!(config.workspace_id.as_deref(), Some("acme"));
-        assert_eq!(config.workspace_name, "File", "an empty variable is unset");
+        assert_eq!(config.workspace_name, "File");
     }
 
     #[test]

@@ -43,11 +43,16 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     let resp = client
         .post_form(&["oauth", "token"], &form, authorization)
         .await?;
-    let token: TokenResponse = resp.parse()?;
-
+    // With --json alone the body is printed as sent, without requiring that
+    // this version of the CLI understands every field of it.
     if args.json {
         emit(&resp.body)?;
-    } else {
+    }
+    if args.json && !args.decode {
+        return Ok(());
+    }
+    let token: TokenResponse = resp.parse()?;
+    if !args.json {
         emit(&token.access_token)?;
     }
     if args.decode {
