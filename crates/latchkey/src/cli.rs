@@ -1,0 +1,859 @@
+//! Command-line definitions: every subcommand, flag and environment variable
+//! of `latchkey`, as clap derive types with no behaviour of their own.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use latchkey_types::{JsonObject, UserKind};
+use time::OffsetDateTime;
+
+/// Where admin commands and `token` look for the server by default.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
+/// Latchkey: machine-to-machine authentication. Runs the server, administers
+/// it over its HTTP API and gets OAuth access tokens.
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Latchkey server.
+    Serve(ServeArgs),
+    /// Show the workspace (the root tenant) as the admin key's mode sees it.
+    Workspace(WorkspaceArgs),
+    /// Create, read, change and delete tenants.
+    Tenants(TenantsArgs),
+    /// Create, read, change and delete users (machines and people).
+    Users(UsersArgs),
+    /// Manage the role catalog: which permissions each role grants.
+    Roles(RolesArgs),
+    /// Manage memberships: the roles a user holds in a tenant.
+    Members(MembersArgs),
+    /// Manage a user's client secrets.
+    Secrets(SecretsArgs),
+    /// Show the `authorization` claim a token of this user would carry.
+    Authorization(AuthorizationArgs),
+    /// Get an access token with the client-credentials grant.
+    Token(TokenArgs),
+}
+
+/// `latchkey serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Precedence: flags, then environment variables, then the configuration file, \
+then defaults.
+
+Environment only (never flags, so they stay out of the process list):
+  LATCHKEY_WORKSPACE_ID              workspace id used at first start
+  LATCHKEY_WORKSPACE_NAME            workspace name used at first start
+  LATCHKEY_BOOTSTRAP_TEST_ADMIN_KEY  test-mode admin key to install at first start
+  LATCHKEY_BOOTSTRAP_LIVE_ADMIN_KEY  live-mode admin key to install at first start
+
+Without bootstrap keys, the first start generates one admin key per mode and \
+prints it once on stderr.
+
+Logging follows RUST_LOG (default: info).")]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "LATCHKEY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the SQLite database [default: ./latchkey-data].
+    #[arg(long, env = "LATCHKEY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A postgres:// URL to store data in PostgreSQL instead of SQLite.
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Issuer URL put in tokens and metadata [default: http://<listen>].
+    #[arg(long, env = "LATCHKEY_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Default access-token lifetime in seconds [default: 3600].
+    #[arg(long, env = "LATCHKEY_TOKEN_TTL_SECONDS", value_name = "SECONDS")]
+    pub token_ttl_seconds: Option<i64>,
+    /// Algorithm of the first test-mode signing key: EdDSA (default), ES256 or RS256.
+    #[arg(long, env = "LATCHKEY_TEST_SIGNING_ALG", value_name = "ALG")]
+    pub test_signing_alg: Option<String>,
+    /// Algorithm of the first live-mode signing key: EdDSA (default), ES256 or RS256.
+    #[arg(long, env = "LATCHKEY_LIVE_SIGNING_ALG", value_name = "ALG")]
+    pub live_signing_alg: Option<String>,
+    /// TOML configuration file [default: ./latchkey.toml when it exists].
+    #[arg(long, env = "LATCHKEY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// How admin commands reach the server. The options are global to the
+/// subcommand group, so both `tenants --json list` and `tenants list --json`
+/// work.
+#[derive(Debug, Args)]
+pub struct AdminOpts {
+    /// Base URL of the Latchkey server.
+    #[arg(long, env = "LATCHKEY_URL", default_value = DEFAULT_URL, global = true)]
+    pub url: String,
+    /// Admin key. Prefer the LATCHKEY_ADMIN_KEY environment variable: a flag
+    /// shows in the process list and in shell history.
+    #[arg(
+        long,
+        env = "LATCHKEY_ADMIN_KEY",
+        value_name = "KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_key: Option<String>,
+    /// Print the raw JSON response body, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `?limit=` and `?cursor=` of list commands.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PageArgs {
+    /// Items per page (1 to 1000; the server's default is 50).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: Option<u32>,
+    /// Start at this cursor (the `nextCursor` of a previous page).
+    #[arg(long, value_name = "CURSOR", conflicts_with = "all")]
+    pub cursor: Option<String>,
+    /// Follow `nextCursor` and fetch every page.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `latchkey workspace`.
+#[derive(Debug, Args)]
+pub struct WorkspaceArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
+}
+
+/// `latchkey tenants`.
+#[derive(Debug, Args)]
+pub struct TenantsArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
+    /// What to do with tenants.
+    #[command(subcommand)]
+    pub command: TenantsCommand,
+}
+
+/// `latchkey tenants …`.
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create a tenant.
+    Create(TenantCreate),
+    /// Show one tenant.
+    Get {
+        /// Tenant id.
+        id: String,
+    },
+    /// List tenants.
+    List(TenantList),
+    /// Rename, move or reconfigure a tenant.
+    Update(TenantUpdate),
+    /// Delete a tenant (it must have no children and no members).
+    Delete {
+        /// Tenant id.
+        id: String,
+    },
+}
+
+/// `latchkey tenants create`.
+#[derive(Debug, Args)]
+pub struct TenantCreate {
+    /// Id (`[a-z0-9][a-z0-9_-]{0,62}`); 8 random characters when absent.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Display name.
+    #[arg(long)]
+    pub name: String,
+    /// Parent tenant [default: the workspace].
+    #[arg(long, value_name = "TENANT")]
+    pub parent: Option<String>,
+    /// Make the tenant a boundary: it inherits no roles from its parent.
+    #[arg(long)]
+    pub no_cascade: bool,
+    /// Metadata, a JSON object.
+    #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+    pub metadata: Option<JsonObject>,
+}
+
+/// `latchkey tenants list`.
+#[derive(Debug, Args)]
+pub struct TenantList {
+    /// Only the children of this tenant.
+    #[arg(long, value_name = "TENANT")]
+    pub parent: Option<String>,
+    /// Paging.
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+/// `latchkey tenants update`.
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("changes")
+        .required(true)
+        .multiple(true)
+        .args(["name", "parent", "cascade", "metadata"])
+))]
+pub struct TenantUpdate {
+    /// Tenant id.
+    pub id: String,
+    /// New display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Move the tenant under this parent.
+    #[arg(long, value_name = "TENANT")]
+    pub parent: Option<String>,
+    /// Whether the tenant inherits roles from its parent.
+    #[arg(long, value_name = "true|false", action = ArgAction::Set)]
+    pub cascade: Option<bool>,
+    /// Replace the metadata with this JSON object.
+    #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+    pub metadata: Option<JsonObject>,
+}
+
+/// `latchkey users`.
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
+    /// What to do with users.
+    #[command(subcommand)]
+    pub command: UsersCommand,
+}
+
+/// `latchkey users …`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user.
+    Create(UserCreate),
+    /// Show one user.
+    Get {
+        /// User id (`usr_…`).
+        id: String,
+    },
+    /// List users.
+    List(UserList),
+    /// Change a user.
+    Update(UserUpdate),
+    /// Delete a user and every credential of it.
+    Delete {
+        /// User id (`usr_…`).
+        id: String,
+    },
+}
+
+/// `--kind` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// A server, service, device or job.
+    Machine,
+    /// A person.
+    Human,
+}
+
+impl From<KindArg> for UserKind {
+    fn from(k: KindArg) -> UserKind {
+        match k {
+            KindArg::Machine => UserKind::Machine,
+            KindArg::Human => UserKind::Human,
+        }
+    }
+}
+
+/// `latchkey users create`.
+#[derive(Debug, Args)]
+pub struct UserCreate {
+    /// Display name.
+    #[arg(long)]
+    pub name: String,
+    /// Machine or human [default: machine].
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// Email address.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// User name, unique within the mode.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Phone number.
+    #[arg(long, value_name = "PHONE")]
+    pub phone: Option<String>,
+    /// Metadata, a JSON object.
+    #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+    pub metadata: Option<JsonObject>,
+    /// Claims added to the user's access tokens, a JSON object.
+    #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+    pub custom_claims: Option<JsonObject>,
+    /// Create the user disabled.
+    #[arg(long)]
+    pub disabled: bool,
+    /// Access-token lifetime for this user [default: the workspace's].
+    #[arg(long, value_name = "SECONDS")]
+    pub token_ttl_seconds: Option<i64>,
+}
+
+/// `latchkey users update`.
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("changes")
+        .required(true)
+        .multiple(true)
+        .args([
+            "name", "email", "clear_email", "username", "clear_username", "phone",
+            "clear_phone", "metadata", "custom_claims", "enable", "disable",
+            "token_ttl_seconds", "clear_token_ttl",
+        ])
+))]
+pub struct UserUpdate {
+    /// User id (`usr_…`).
+    pub id: String,
+    /// New display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// New email address.
+    #[arg(long, conflicts_with = "clear_email")]
+    pub email: Option<String>,
+    /// Remove the email address.
+    #[arg(long)]
+    pub clear_email: bool,
+    /// New user name.
+    #[arg(long, conflicts_with = "clear_username")]
+    pub username: Option<String>,
+    /// Remove the user name.
+    #[arg(long)]
+    pub clear_username: bool,
+    /// New phone number.
+    #[arg(long, value_name = "PHONE", conflicts_with = "clear_phone")]
+    pub phone: Option<String>,
+    /// Remove the phone number.
+    #[arg(long)]
+    pub clear_phone: bool,
+    /// Replace the metadata with this JSON object.
+    #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+    pub metadata: Option<JsonObject>,
+    /// Replace the custom claims with this JSON object.
+    #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+    pub custom_claims: Option<JsonObject>,
+    /// Enable the user.
+    #[arg(long, conflicts_with = "disable")]
+    pub enable: bool,
+    /// Disable the user: every credential of it stops working at once.
+    #[arg(long)]
+    pub disable: bool,
+    /// New access-token lifetime for this user.
+    #[arg(long, value_name = "SECONDS", conflicts_with = "clear_token_ttl")]
+    pub token_ttl_seconds: Option<i64>,
+    /// Fall back to the workspace's token lifetime.
+    #[arg(long)]
+    pub clear_token_ttl: bool,
+}
+
+/// `latchkey users list`.
+#[derive(Debug, Args)]
+pub struct UserList {
+    /// Only machines or only people.
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// Only members of this tenant.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// Paging.
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+/// `latchkey roles`.
+#[derive(Debug, Args)]
+pub struct RolesArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
+    /// What to do with roles.
+    #[command(subcommand)]
+    pub command: RolesCommand,
+}
+
+/// `latchkey roles …`.
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Create or replace a role of the catalog.
+    Set(RoleSet),
+    /// List the role catalog.
+    List {
+        /// Paging.
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one role.
+    Get {
+        /// Role name.
+        name: String,
+    },
+    /// Delete a role from the catalog.
+    Delete {
+        /// Role name.
+        name: String,
+    },
+}
+
+/// `latchkey roles set`.
+#[derive(Debug, Args)]
+pub struct RoleSet {
+    /// Role name (`[a-z0-9][a-z0-9:_-]{0,63}`).
+    pub name: String,
+    /// A permission (OAuth scope token such as `telemetry:write`) the role
+    /// grants; repeat for several. The list replaces the role's permissions.
+    #[arg(long = "permission", value_name = "PERMISSION")]
+    pub permissions: Vec<String>,
+    /// What the role is for.
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+/// `latchkey members`.
+#[derive(Debug, Args)]
+pub struct MembersArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
+    /// What to do with memberships.
+    #[command(subcommand)]
+    pub command: MembersCommand,
+}
+
+/// `latchkey members …`.
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// Set the roles a user holds directly in a tenant (no --role ends the
+    /// membership).
+    Set(MemberSet),
+    /// List the members of a tenant and their direct roles.
+    List {
+        /// Tenant id.
+        tenant: String,
+        /// Paging.
+        #[command(flatten)]
+        page: PageArgs,
+    },
+}
+
+/// `latchkey members set`.
+#[derive(Debug, Args)]
+pub struct MemberSet {
+    /// Tenant id (the workspace id for global roles).
+    pub tenant: String,
+    /// User id (`usr_…`).
+    pub user: String,
+    /// A role the user holds in the tenant; repeat for several. The list
+    /// replaces the user's roles there; none removes the membership.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+}
+
+/// `latchkey secrets`.
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
+    /// What to do with client secrets.
+    #[command(subcommand)]
+    pub command: SecretsCommand,
+}
+
+/// `latchkey secrets …`.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Create a client secret (it is shown once).
+    Create(SecretCreate),
+    /// List a user's client secrets (never their values).
+    List {
+        /// User id (`usr_…`).
+        user: String,
+        /// Paging.
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Delete (revoke) a client secret.
+    Delete {
+        /// User id (`usr_…`).
+        user: String,
+        /// Secret id (`sec_…`).
+        secret_id: String,
+    },
+}
+
+/// `latchkey secrets create`.
+#[derive(Debug, Args)]
+pub struct SecretCreate {
+    /// User id (`usr_…`).
+    pub user: String,
+    /// A label, such as the host the secret is deployed to.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// When the secret stops working (RFC 3339, e.g. 2030-01-31T00:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// `latchkey authorization`.
+#[derive(Debug, Args)]
+pub struct AuthorizationArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
+    /// User id (`usr_…`).
+    pub user: String,
+    /// The token's tenant [default: the workspace].
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+}
+
+/// `latchkey token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Base URL of the Latchkey server.
+    #[arg(long, env = "LATCHKEY_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+    /// The client id, which is the user id (`usr_…`).
+    #[arg(long, env = "LATCHKEY_CLIENT_ID", value_name = "ID")]
+    pub client_id: String,
+    /// The client secret (or an API key of the user). Prefer the
+    /// LATCHKEY_CLIENT_SECRET environment variable: a flag shows in the
+    /// process list and in shell history.
+    #[arg(
+        long,
+        env = "LATCHKEY_CLIENT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<String>,
+    /// A permission to ask for; repeat, or separate with spaces, for several.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// The audience (resource server) the token is for.
+    #[arg(long, value_name = "AUDIENCE")]
+    pub audience: Option<String>,
+    /// Scope the token to this tenant [default: the workspace].
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// Print the whole JSON token response instead of only the token.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the token's decoded header and claims (the signature is NOT
+    /// verified).
+    #[arg(long)]
+    pub decode: bool,
+}
+
+/// Parses a JSON object argument (`--metadata`, `--custom-claims`).
+fn parse_json_object(s: &str) -> Result<JsonObject, String> {
+    match serde_json::from_str::<serde_json::Value>(s) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err("expected a JSON object, such as '{\"team\":\"edge\"}'".to_owned()),
+        Err(e) => Err(format!("not valid JSON: {e}")),
+    }
+}
+
+/// Parses an RFC 3339 timestamp argument.
+fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("expected an RFC 3339 time such as 2030-01-31T00:00:00Z: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("latchkey").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_takes_every_setting_as_a_flag() {
+        let cli = parse(&[
+            "serve",
+            "--listen",
+            "0.0.0.0:9000",
+            "--data-dir",
+            "/var/lib/latchkey",
+            "--issuer",
+            "https://auth.example",
+            "--token-ttl-seconds",
+            "600",
+            "--test-signing-alg",
+            "ES256",
+            "--live-signing-alg",
+            "RS256",
+            "--config",
+            "/etc/latchkey.toml",
+        ])
+        .unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(s.listen.unwrap().port(), 9000);
+        assert_eq!(s.data_dir.unwrap(), PathBuf::from("/var/lib/latchkey"));
+        assert_eq!(s.issuer.as_deref(), Some("https://auth.example"));
+        assert_eq!(s.token_ttl_seconds, Some(600));
+        assert_eq!(s.test_signing_alg.as_deref(), Some("ES256"));
+        assert_eq!(s.live_signing_alg.as_deref(), Some("RS256"));
+        assert_eq!(s.config.unwrap(), PathBuf::from("/etc/latchkey.toml"));
+    }
+
+    #[test]
+    fn serve_rejects_a_listen_address_that_is_not_one() {
+        let err = parse(&["serve", "--listen", "localhost"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn admin_options_are_accepted_before_and_after_the_action() {
+        for args in [
+            &["tenants", "--json", "--url", "http://h:1", "list"][..],
+            &["tenants", "list", "--json", "--url", "http://h:1"][..],
+        ] {
+            let cli = parse(args).unwrap();
+            let Command::Tenants(t) = cli.command else {
+                panic!("not tenants")
+            };
+            assert!(t.admin.json);
+            assert_eq!(t.admin.url, "http://h:1");
+            assert!(matches!(t.command, TenantsCommand::List(_)));
+        }
+    }
+
+    #[test]
+    fn serve_has_no_admin_options() {
+        let err = parse(&["serve", "--admin-key", "x"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn tenant_create_reads_metadata_as_a_json_object() {
+        let cli = parse(&[
+            "tenants",
+            "create",
+            "--name",
+            "Acme",
+            "--id",
+            "acme",
+            "--parent",
+            "eu",
+            "--no-cascade",
+            "--metadata",
+            r#"{"plan":"pro"}"#,
+        ])
+        .unwrap();
+        let Command::Tenants(TenantsArgs {
+            command: TenantsCommand::Create(c),
+            ..
+        }) = cli.command
+        else {
+            panic!("not tenants create")
+        };
+        assert_eq!(c.id.as_deref(), Some("acme"));
+        assert_eq!(c.parent.as_deref(), Some("eu"));
+        assert!(c.no_cascade);
+        assert_eq!(c.metadata.unwrap()["plan"], "pro");
+    }
+
+    #[test]
+    fn metadata_that_is_not_an_object_is_refused() {
+        for bad in ["[1,2]", "{not json", "\"s\""] {
+            let err = parse(&["tenants", "create", "--name", "A", "--metadata", bad]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{bad}");
+        }
+    }
+
+    #[test]
+    fn tenant_update_needs_a_change_and_takes_cascade_as_a_boolean() {
+        let err = parse(&["tenants", "update", "acme"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        let cli = parse(&["tenants", "update", "acme", "--cascade", "false"]).unwrap();
+        let Command::Tenants(TenantsArgs {
+            command: TenantsCommand::Update(u),
+            ..
+        }) = cli.command
+        else {
+            panic!("not tenants update")
+        };
+        assert_eq!(u.cascade, Some(false));
+        assert!(parse(&["tenants", "update", "acme", "--cascade", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn list_paging_is_bounded_and_all_excludes_cursor() {
+        assert!(parse(&["tenants", "list", "--limit", "1000"]).is_ok());
+        assert!(parse(&["tenants", "list", "--limit", "0"]).is_err());
+        assert!(parse(&["tenants", "list", "--limit", "1001"]).is_err());
+        let err = parse(&["tenants", "list", "--all", "--cursor", "c"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn user_create_and_update_flags() {
+        let cli = parse(&[
+            "users",
+            "create",
+            "--name",
+            "sensor-1",
+            "--kind",
+            "human",
+            "--phone",
+            "+15550100",
+            "--custom-claims",
+            r#"{"site":"a"}"#,
+            "--disabled",
+            "--token-ttl-seconds",
+            "300",
+        ])
+        .unwrap();
+        let Command::Users(UsersArgs {
+            command: UsersCommand::Create(c),
+            ..
+        }) = cli.command
+        else {
+            panic!("not users create")
+        };
+        assert_eq!(c.kind, Some(KindArg::Human));
+        assert_eq!(c.phone.as_deref(), Some("+15550100"));
+        assert!(c.disabled);
+        assert_eq!(c.token_ttl_seconds, Some(300));
+
+        assert!(parse(&["users", "update", "usr_1", "--enable", "--disable"]).is_err());
+        assert!(parse(&[
+            "users",
+            "update",
+            "usr_1",
+            "--email",
+            "a@b",
+            "--clear-email"
+        ])
+        .is_err());
+        assert!(parse(&["users", "update", "usr_1"]).is_err());
+        assert!(parse(&["users", "update", "usr_1", "--clear-phone"]).is_ok());
+        assert!(parse(&["users", "list", "--kind", "robot"]).is_err());
+    }
+
+    #[test]
+    fn repeatable_roles_and_permissions_collect_in_order() {
+        let cli = parse(&[
+            "roles",
+            "set",
+            "writer",
+            "--permission",
+            "telemetry:write",
+            "--permission",
+            "telemetry:read",
+            "--description",
+            "Writes telemetry",
+        ])
+        .unwrap();
+        let Command::Roles(RolesArgs {
+            command: RolesCommand::Set(r),
+            ..
+        }) = cli.command
+        else {
+            panic!("not roles set")
+        };
+        assert_eq!(r.permissions, ["telemetry:write", "telemetry:read"]);
+
+        let cli = parse(&["members", "set", "acme", "usr_1"]).unwrap();
+        let Command::Members(MembersArgs {
+            command: MembersCommand::Set(m),
+            ..
+        }) = cli.command
+        else {
+            panic!("not members set")
+        };
+        assert!(m.roles.is_empty(), "no --role means: end the membership");
+    }
+
+    #[test]
+    fn secret_expiry_must_be_rfc3339() {
+        assert!(parse(&[
+            "secrets",
+            "create",
+            "usr_1",
+            "--expires-at",
+            "2030-01-31T00:00:00Z"
+        ])
+        .is_ok());
+        assert!(parse(&["secrets", "create", "usr_1", "--expires-at", "2030-01-31"]).is_err());
+        assert!(parse(&["secrets", "delete", "usr_1", "sec_1"]).is_ok());
+    }
+
+    #[test]
+    fn token_collects_its_options() {
+        let cli = parse(&[
+            "token",
+            "--client-id",
+            "usr_1",
+            "--client-secret",
+            "s",
+            "--scope",
+            "a:read",
+            "--scope",
+            "b:write",
+            "--audience",
+            "https://api.example",
+            "--tenant",
+            "acme",
+            "--decode",
+        ])
+        .unwrap();
+        let Command::Token(t) = cli.command else {
+            panic!("not token")
+        };
+        assert_eq!(t.client_id, "usr_1");
+        assert_eq!(t.scopes, ["a:read", "b:write"]);
+        assert_eq!(t.tenant.as_deref(), Some("acme"));
+        assert!(t.decode && !t.json);
+    }
+
+    #[test]
+    fn environment_values_of_secrets_never_appear_in_help() {
+        let cmd = Cli::command();
+        let hides = |sub: &str, arg: &str| {
+            cmd.find_subcommand(sub)
+                .and_then(|s| s.get_arguments().find(|a| a.get_id() == arg))
+                .map(|a| a.is_hide_env_values_set())
+        };
+        for group in [
+            "workspace",
+            "tenants",
+            "users",
+            "roles",
+            "members",
+            "secrets",
+            "authorization",
+        ] {
+            assert_eq!(hides(group, "admin_key"), Some(true), "{group}");
+        }
+        assert_eq!(hides("token", "client_secret"), Some(true));
+        assert_eq!(hides("serve", "database_url"), Some(true));
+    }
+}

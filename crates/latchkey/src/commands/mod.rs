@@ -1,0 +1,146 @@
+//! The subcommands: one module per area, each turning parsed arguments into
+//! requests to the server (or, for `serve`, into a running server) and output.
+
+mod authorization;
+mod members;
+mod roles;
+mod secrets;
+mod serve;
+mod tenants;
+mod token;
+mod users;
+mod workspace;
+
+use std::collections::HashSet;
+
+use anyhow::bail;
+use latchkey_types::Page;
+use serde::de::DeserializeOwned;
+
+use crate::cli::{AdminOpts, Cli, Command, PageArgs};
+use crate::client::{Client, Response};
+use crate::output::emit;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Workspace(args) => workspace::run(&Admin::new(args.admin)?).await,
+        Command::Tenants(args) => tenants::run(&Admin::new(args.admin)?, args.command).await,
+        Command::Users(args) => users::run(&Admin::new(args.admin)?, args.command).await,
+        Command::Roles(args) => roles::run(&Admin::new(args.admin)?, args.command).await,
+        Command::Members(args) => members::run(&Admin::new(args.admin)?, args.command).await,
+        Command::Secrets(args) => secrets::run(&Admin::new(args.admin)?, args.command).await,
+        Command::Authorization(args) => {
+            let admin = Admin::new(args.admin)?;
+            authorization::run(&admin, &args.user, args.tenant).await
+        }
+        Command::Token(args) => token::run(args).await,
+    }
+}
+
+/// An admin session: a client holding the admin key, and the output choice.
+#[derive(Debug)]
+pub(crate) struct Admin {
+    client: Client,
+    json: bool,
+}
+
+impl Admin {
+    fn new(opts: AdminOpts) -> anyhow::Result<Admin> {
+        Ok(Admin {
+            client: Client::with_admin_key(&opts.url, opts.admin_key)?,
+            json: opts.json,
+        })
+    }
+
+    /// Prints one record: the raw body with `--json`, else `render` of it
+    /// parsed as `T`.
+    fn show<T: DeserializeOwned>(
+        &self,
+        resp: &Response,
+        render: impl FnOnce(&T) -> String,
+    ) -> anyhow::Result<()> {
+        if self.json {
+            emit(&resp.body)?;
+        } else {
+            emit(&render(&resp.parse::<T>()?))?;
+        }
+        Ok(())
+    }
+
+    /// Reports a change without a record to show (a delete): the raw body,
+    /// if any, with `--json`, else `message`.
+    fn done(&self, resp: &Response, message: &str) -> anyhow::Result<()> {
+        if self.json {
+            if !resp.body.trim().is_empty() {
+                emit(&resp.body)?;
+            }
+        } else {
+            emit(message)?;
+        }
+        Ok(())
+    }
+
+    /// Fetches a list (one page, or every page with `--all`) and prints it:
+    /// the raw page with `--json` (with `--all`, one page holding every item
+    /// and `"nextCursor": null`), else `render` of the items.
+    async fn list<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        filters: &[(&str, Option<String>)],
+        page: &PageArgs,
+        render: impl FnOnce(&[T]) -> String,
+    ) -> anyhow::Result<()> {
+        let mut query = filters.to_vec();
+        query.push(("limit", page.limit.map(|l| l.to_string())));
+        query.push(("cursor", page.cursor.clone()));
+        let first = self.client.get(segments, &query).await?;
+        if !page.all {
+            if self.json {
+                emit(&first.body)?;
+                return Ok(());
+            }
+            let page: Page<T> = first.parse()?;
+            emit(&render(&page.data))?;
+            if let Some(cursor) = page.next_cursor {
+                eprintln!("More results: add --cursor {cursor}, or --all for every page.");
+            }
+            return Ok(());
+        }
+
+        let mut items: Vec<serde_json::Value> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut resp = first;
+        loop {
+            let page: Page<serde_json::Value> = resp.parse()?;
+            items.extend(page.data);
+            let Some(cursor) = page.next_cursor else {
+                break;
+            };
+            // A server that hands back a cursor it already gave would keep
+            // this loop going forever.
+            if !seen.insert(cursor.clone()) {
+                bail!("the server returned the same cursor twice; stopping");
+            }
+            if let Some(slot) = query.iter_mut().find(|(k, _)| *k == "cursor") {
+                slot.1 = Some(cursor);
+            }
+            resp = self.client.get(segments, &query).await?;
+        }
+        if self.json {
+            let merged = serde_json::json!({ "data": items, "nextCursor": null });
+            emit(&merged.to_string())?;
+        } else {
+            let typed = items
+                .into_iter()
+                .map(serde_json::from_value)
+                .collect::<Result<Vec<T>, _>>()
+                .map_err(|e| {
+                    anyhow::anyhow!("the server's response is not what this version of latchkey expects ({e}); --json shows it as sent")
+                })?;
+            emit(&render(&typed))?;
+        }
+        Ok(())
+    }
+}
