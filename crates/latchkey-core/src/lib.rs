@@ -6,7 +6,9 @@
 pub mod clock;
 pub mod credential;
 pub mod ids;
+pub mod keyplan;
 pub mod rbac;
+pub mod sealing;
 pub mod signing;
 pub mod token;
 
