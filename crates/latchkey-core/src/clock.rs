@@ -36,7 +36,12 @@ impl ManualClock {
 
     /// Moves the clock forward by `seconds`.
     pub fn advance(&self, seconds: i64) {
-        self.unix_ms.fetch_add(seconds * 1000, Ordering::SeqCst);
+        self.advance_ms(seconds * 1000);
+    }
+
+    /// Moves the clock forward by `ms` milliseconds.
+    pub fn advance_ms(&self, ms: i64) {
+        self.unix_ms.fetch_add(ms, Ordering::SeqCst);
     }
 }
 

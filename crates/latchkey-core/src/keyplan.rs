@@ -15,9 +15,9 @@ pub struct ScheduledKey {
     pub kid: String,
     /// The mode whose tokens it signs.
     pub mode: Mode,
-    /// Creation (publication) time, Unix seconds.
+    /// Creation (publication) time, in the caller's time unit.
     pub created_at: i64,
-    /// When it starts signing, Unix seconds.
+    /// When it starts signing, in the same unit.
     pub not_before: i64,
 }
 
@@ -69,7 +69,7 @@ pub struct KeyPlan {
     /// The signing key per mode (`None` only if a mode has no key whose
     /// `not_before` has passed).
     pub signing: Vec<(Mode, String)>,
-    /// The next instant at which any phase changes (Unix seconds).
+    /// The next instant at which any phase changes.
     pub next_change: Option<i64>,
 }
 
@@ -89,14 +89,17 @@ impl KeyPlan {
 }
 
 /// Evaluates the schedule at `now`; `max_token_ttl` is the longest lifetime
-/// a token signed by any key can have.
+/// a token signed by any key can have. All times share one unit (the server
+/// uses milliseconds, so two keys made in the same second still order).
 pub fn plan(keys: &[ScheduledKey], now: i64, max_token_ttl: i64) -> KeyPlan {
     let mut states = Vec::new();
     let mut signing = Vec::new();
     let mut changes: Vec<i64> = Vec::new();
     for mode in Mode::ALL {
         let mut ordered: Vec<&ScheduledKey> = keys.iter().filter(|k| k.mode == mode).collect();
-        ordered.sort_by(|a, b| (a.not_before, &a.kid).cmp(&(b.not_before, &b.kid)));
+        ordered.sort_by(|a, b| {
+            (a.not_before, a.created_at, &a.kid).cmp(&(b.not_before, b.created_at, &b.kid))
+        });
         // The signer is the latest key whose not_before has passed; before
         // any has, the earliest one signs (so a mode never goes dark).
         let signer = ordered
@@ -160,7 +163,8 @@ mod tests {
         // k1 since 0; k2 created at 1000 to sign from 1600; tokens live ≤ 3600.
         let keys = [key("k1", 0, 0), key("k2", 1000, 1600)];
         use KeyPhase::*;
-        let table: &[(i64, &str, &[(&str, KeyPhase)])] = &[
+        type Row<'a> = (i64, &'a str, &'a [(&'a str, KeyPhase)]);
+        let table: &[Row] = &[
             (999, "k1", &[("k1", Active), ("k2", Next)]),
             (1599, "k1", &[("k1", Active), ("k2", Next)]),
             (1600, "k2", &[("k1", Retired), ("k2", Active)]),

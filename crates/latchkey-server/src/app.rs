@@ -54,6 +54,7 @@ async fn limit_headers(request: axum::extract::Request, next: axum::middleware::
         (name = "roles", description = "The role catalog"),
         (name = "users", description = "Machines, people and client secrets"),
         (name = "api-keys", description = "API keys and their verification"),
+        (name = "signing-keys", description = "Signing keys and their rotation"),
         (name = "oauth", description = "OAuth 2.0 token endpoint, metadata and JWKS"),
     )
 )]
@@ -116,6 +117,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::roles::router())
         .merge(routes::users::router())
         .merge(routes::api_keys::router())
+        .merge(routes::signing_keys::router())
         .split_for_parts()
 }
 
@@ -208,9 +210,13 @@ mod tests {
         let admin = credential::generate(Mode::Test, CredentialKind::Admin);
         let keys = BootstrapKeys {
             test: Some(admin.clone()),
-            live: None,
+            ..Default::default()
         };
-        let config = Config::resolve(Settings::default(), keys).unwrap();
+        let settings = Settings {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let config = Config::resolve(settings, keys).unwrap();
         let state = AppState::load(store.clone(), config, Arc::new(SystemClock))
             .await
             .unwrap();

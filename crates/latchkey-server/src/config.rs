@@ -31,6 +31,12 @@ pub struct Settings {
     pub workspace_id: Option<String>,
     /// Workspace name used at first start.
     pub workspace_name: Option<String>,
+    /// File holding the master key (instead of `LATCHKEY_MASTER_KEY`).
+    pub master_key_file: Option<PathBuf>,
+    /// How long a rotated-in key is published before it signs (600).
+    pub signing_key_publish_ahead_seconds: Option<i64>,
+    /// Rotate signing keys automatically every this many days (off).
+    pub signing_key_rotation_days: Option<i64>,
 }
 
 impl Settings {
@@ -53,6 +59,13 @@ impl Settings {
             live_signing_alg: self.live_signing_alg.or(lower.live_signing_alg),
             workspace_id: self.workspace_id.or(lower.workspace_id),
             workspace_name: self.workspace_name.or(lower.workspace_name),
+            master_key_file: self.master_key_file.or(lower.master_key_file),
+            signing_key_publish_ahead_seconds: self
+                .signing_key_publish_ahead_seconds
+                .or(lower.signing_key_publish_ahead_seconds),
+            signing_key_rotation_days: self
+                .signing_key_rotation_days
+                .or(lower.signing_key_rotation_days),
         }
     }
 }
@@ -62,13 +75,28 @@ impl Settings {
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
 
-/// Admin keys to install at first start instead of generated ones.
+/// Secrets that come from the environment only, never from the file:
+/// admin keys to install at first start instead of generated ones, and the
+/// master key.
 #[derive(Debug, Clone, Default)]
 pub struct BootstrapKeys {
     /// `LATCHKEY_BOOTSTRAP_TEST_ADMIN_KEY`.
     pub test: Option<Secret>,
     /// `LATCHKEY_BOOTSTRAP_LIVE_ADMIN_KEY`.
     pub live: Option<Secret>,
+    /// `LATCHKEY_MASTER_KEY`: 32 bytes, base64 or hex.
+    pub master_key: Option<Secret>,
+}
+
+/// Where the master key that seals private signing keys comes from.
+#[derive(Debug, Clone)]
+pub enum MasterKeySource {
+    /// `LATCHKEY_MASTER_KEY`.
+    Value(Secret),
+    /// `master_key_file` / `LATCHKEY_MASTER_KEY_FILE`.
+    File(PathBuf),
+    /// `master.key` in the data directory, created on first start.
+    DataDir(PathBuf),
 }
 
 /// Where the data lives.
@@ -99,6 +127,12 @@ pub struct Config {
     pub workspace_name: String,
     /// Admin keys for first start.
     pub bootstrap_keys: BootstrapKeys,
+    /// The master key's source.
+    pub master_key: MasterKeySource,
+    /// Publish-ahead time of rotated-in signing keys, in seconds.
+    pub publish_ahead_seconds: i64,
+    /// Automatic rotation period in days, if any.
+    pub rotation_days: Option<i64>,
 }
 
 /// Longest token lifetime accepted anywhere: one day.
@@ -113,6 +147,33 @@ impl Config {
         let listen = settings
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let data_dir = settings
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("latchkey-data"));
+        let master_key = match (&bootstrap_keys.master_key, &settings.master_key_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(
+                    "give the master key as LATCHKEY_MASTER_KEY or as a file, not both".into(),
+                ))
+            }
+            (Some(v), None) => MasterKeySource::Value(v.clone()),
+            (None, Some(f)) => MasterKeySource::File(f.clone()),
+            (None, None) => MasterKeySource::DataDir(data_dir.clone()),
+        };
+        let publish_ahead_seconds = settings.signing_key_publish_ahead_seconds.unwrap_or(600);
+        if publish_ahead_seconds <= crate::JWKS_MAX_AGE_SECONDS as i64 {
+            return Err(ConfigError(format!(
+                "signing_key_publish_ahead_seconds must be longer than the JWKS max-age ({} s)",
+                crate::JWKS_MAX_AGE_SECONDS
+            )));
+        }
+        let rotation_days = settings.signing_key_rotation_days;
+        if rotation_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+            return Err(ConfigError(
+                "signing_key_rotation_days must be between 1 and 3650".into(),
+            ));
+        }
         let database = match settings.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Database::Postgres(url)
@@ -125,11 +186,7 @@ impl Config {
             Some(_) => {
                 return Err(ConfigError("database_url must be a postgres:// URL".into()))
             }
-            None => Database::Sqlite(
-                settings
-                    .data_dir
-                    .unwrap_or_else(|| PathBuf::from("latchkey-data")),
-            ),
+            None => Database::Sqlite(data_dir),
         };
         let issuer = settings
             .issuer
@@ -177,6 +234,9 @@ impl Config {
                 .workspace_name
                 .unwrap_or_else(|| "Workspace".to_owned()),
             bootstrap_keys,
+            master_key,
+            publish_ahead_seconds,
+            rotation_days,
         })
     }
 }

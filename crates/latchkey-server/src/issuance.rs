@@ -110,7 +110,10 @@ pub async fn issue(
         ttl_seconds: ttl,
         now: state.clock.now(),
     });
-    let key = state.signing_key(mode);
+    let key = state.keys.signing(mode, state.clock.now()).ok_or_else(|| {
+        tracing::error!(%mode, "no signing key");
+        OAuthError::new(OAuthErrorCode::ServerError, "the token could not be signed")
+    })?;
     let access_token = token::sign(&key.key, &key.header, &claims).map_err(|e| {
         tracing::error!(error = %e, "signing failed");
         OAuthError::new(OAuthErrorCode::ServerError, "the token could not be signed")

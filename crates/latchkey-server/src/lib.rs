@@ -11,10 +11,12 @@ mod error;
 mod extract;
 mod issuance;
 mod keycheck;
+mod keys;
 mod routes;
 mod startup;
 mod state;
 
 pub use app::{openapi, MAX_BODY_BYTES};
-pub use config::{BootstrapKeys, Config, ConfigError, Database, Settings};
+pub use config::{BootstrapKeys, Config, ConfigError, Database, MasterKeySource, Settings};
+pub use routes::oauth::JWKS_MAX_AGE_SECONDS;
 pub use startup::{run, spawn, spawn_on, RunningServer, ServerError};

@@ -4,33 +4,22 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use latchkey_core::clock::Clock;
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
-use latchkey_core::signing::{Algorithm, SigningKey};
-use latchkey_core::{ids, token, Secret};
+use latchkey_core::sealing::MasterKey;
+use latchkey_core::signing::SigningKey;
+use latchkey_core::{ids, Secret};
 use latchkey_store::{AdminKeyRecord, SigningKeyRecord, Store, StoreError, WorkspaceRecord};
-use latchkey_types::oauth::JwkSet;
 use latchkey_types::Mode;
 use latchkey_verify::jwt::{verify_jwt, Expectations};
-use latchkey_verify::keys::KeySet;
 use latchkey_verify::Claims;
 
 use crate::cache::Caches;
 use crate::config::Config;
 use crate::denylist::DenyList;
 use crate::keycheck::{RateLimiter, UsageRecorder};
+use crate::keys::{resolve_master_key, KeyManager};
 use crate::startup::ServerError;
-
-/// The signing key a mode currently signs with, and its encoded JWS header.
-#[derive(Debug)]
-pub struct ActiveKey {
-    /// The key.
-    pub key: SigningKey,
-    /// `base64url({"alg","kid","typ":"at+jwt"})`, computed once.
-    pub header: String,
-}
 
 /// The state every handler shares.
 #[derive(Debug, Clone)]
@@ -47,14 +36,8 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     /// The workspace.
     pub workspace: WorkspaceRecord,
-    /// Signing key per mode.
-    pub test_key: ActiveKey,
-    /// Signing key per mode.
-    pub live_key: ActiveKey,
-    /// The JWKS document, serialised once.
-    pub jwks_json: String,
-    /// The same keys, parsed for verifying our own tokens (introspection).
-    pub verifying_keys: KeySet,
+    /// Signing keys and the key ring.
+    pub keys: KeyManager,
     /// Admin key digests → mode. Admin keys are only created at bootstrap,
     /// so memory is authoritative and admin checks never reach the store.
     pub admin_keys: HashMap<CredentialDigest, Mode>,
@@ -88,20 +71,14 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// The active signing key of a mode.
-    pub fn signing_key(&self, mode: Mode) -> &ActiveKey {
-        match mode {
-            Mode::Test => &self.test_key,
-            Mode::Live => &self.live_key,
-        }
-    }
-
     /// Verifies one of our own access tokens of `mode`: signature, expiry,
     /// issuer, type, mode, and the deny-list. `None` when it is not active.
     pub fn verify_access_token(&self, token: &str, mode: Mode) -> Option<Claims> {
         let expectations = Expectations::new(self.config.issuer.clone()).mode(mode);
-        let now = self.clock.now().unix_timestamp();
-        let claims = verify_jwt(token, &self.verifying_keys, &expectations, now).ok()?;
+        let now = self.clock.now();
+        let ring = self.keys.ring(now);
+        let claims =
+            verify_jwt(token, &ring.verifying, &expectations, now.unix_timestamp()).ok()?;
         (!self.deny_list.contains(claims.jti())).then_some(claims)
     }
 
@@ -116,31 +93,19 @@ impl AppState {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<AppState, ServerError> {
+        let master = resolve_master_key(&config.master_key)?;
         let workspace = match store.workspace().await? {
             Some(ws) => ws,
-            None => bootstrap(&store, &config, clock.as_ref()).await?,
+            None => bootstrap(&store, &config, clock.as_ref(), &master).await?,
         };
-        let records = store.signing_keys().await?;
-        let mut keys: HashMap<Mode, ActiveKey> = HashMap::new();
-        let mut jwks = Vec::new();
-        for record in records.iter().filter(|r| r.status == "active") {
-            let key = decode_signing_key(record)?;
-            jwks.push(key.public_jwk().clone());
-            let header = token::encoded_header(&key);
-            keys.insert(record.mode, ActiveKey { key, header });
+        let keys = KeyManager::load(&store, master, clock.now()).await?;
+        for mode in Mode::ALL {
+            if keys.signing(mode, clock.now()).is_none() {
+                return Err(ServerError::Bootstrap(format!(
+                    "no {mode} signing key in the store"
+                )));
+            }
         }
-        let mut take = |mode: Mode| {
-            keys.remove(&mode).ok_or_else(|| {
-                ServerError::Bootstrap(format!("no active {mode} signing key in the store"))
-            })
-        };
-        let test_key = take(Mode::Test)?;
-        let live_key = take(Mode::Live)?;
-        let jwk_set = JwkSet { keys: jwks };
-        let jwks_json =
-            serde_json::to_string(&jwk_set).map_err(|e| ServerError::Bootstrap(e.to_string()))?;
-        let verifying_keys = KeySet::from_jwks(&jwk_set)
-            .map_err(|e| ServerError::Bootstrap(format!("signing keys: {e}")))?;
         let admin_keys = load_admin_keys(&store).await?;
         let deny_list = DenyList::load(&store, clock.now()).await?;
         Ok(AppState(Arc::new(Inner {
@@ -148,10 +113,7 @@ impl AppState {
             config,
             clock,
             workspace,
-            test_key,
-            live_key,
-            jwks_json,
-            verifying_keys,
+            keys,
             admin_keys,
             caches: Caches::default(),
             limiter: RateLimiter::default(),
@@ -159,16 +121,6 @@ impl AppState {
             deny_list,
         })))
     }
-}
-
-fn decode_signing_key(record: &SigningKeyRecord) -> Result<SigningKey, ServerError> {
-    let alg = Algorithm::parse(&record.alg)
-        .ok_or_else(|| ServerError::Bootstrap(format!("unknown algorithm {:?}", record.alg)))?;
-    let der = STANDARD
-        .decode(&record.private_pkcs8)
-        .map_err(|_| ServerError::Bootstrap(format!("signing key {} is corrupt", record.kid)))?;
-    SigningKey::from_pkcs8(alg, &der)
-        .map_err(|e| ServerError::Bootstrap(format!("signing key {}: {e}", record.kid)))
 }
 
 async fn load_admin_keys(store: &Store) -> Result<HashMap<CredentialDigest, Mode>, ServerError> {
@@ -188,6 +140,7 @@ async fn bootstrap(
     store: &Store,
     config: &Config,
     clock: &dyn Clock,
+    master: &MasterKey,
 ) -> Result<WorkspaceRecord, ServerError> {
     let now = clock.now();
     let workspace = WorkspaceRecord {
@@ -205,13 +158,17 @@ async fn bootstrap(
     ] {
         let key = SigningKey::generate(alg)
             .map_err(|e| ServerError::Bootstrap(format!("cannot generate a signing key: {e}")))?;
+        let sealed = master
+            .seal(key.kid(), key.pkcs8_der())
+            .map_err(|e| ServerError::Bootstrap(format!("cannot seal a signing key: {e}")))?;
         signing.push(SigningKeyRecord {
             kid: key.kid().to_owned(),
             mode,
             alg: alg.as_str().to_owned(),
-            private_pkcs8: STANDARD.encode(key.pkcs8_der()),
+            private_pkcs8: sealed,
             status: "active".into(),
             created_at: now,
+            not_before: now,
         });
     }
     let mut admin = Vec::new();

@@ -4,6 +4,7 @@ use latchkey_core::clock::to_unix_ms;
 use latchkey_core::credential::CredentialDigest;
 use latchkey_types::Mode;
 use sqlx::Row;
+use time::OffsetDateTime;
 
 use crate::records::{digest_of, mode_of, time_of};
 use crate::{AdminKeyRecord, SigningKeyRecord, Store, StoreError, StoreResult, WorkspaceRecord};
@@ -62,18 +63,7 @@ impl Store {
             .await?;
         }
         for key in signing_keys {
-            sqlx::query(
-                "INSERT INTO signing_keys (kid, mode, alg, private_pkcs8, status, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&key.kid)
-            .bind(key.mode.as_str())
-            .bind(&key.alg)
-            .bind(&key.private_pkcs8)
-            .bind(&key.status)
-            .bind(to_unix_ms(key.created_at))
-            .execute(&mut *tx)
-            .await?;
+            insert_signing_key(&mut tx, key).await?;
         }
         for key in admin_keys {
             sqlx::query(
@@ -93,7 +83,8 @@ impl Store {
     /// Every signing key of every mode, oldest first.
     pub async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         let rows = sqlx::query(
-            "SELECT kid, mode, alg, private_pkcs8, status, created_at FROM signing_keys \
+            "SELECT kid, mode, alg, private_pkcs8, status, created_at, \
+             COALESCE(not_before, created_at) AS not_before FROM signing_keys \
              ORDER BY created_at, kid",
         )
         .fetch_all(&self.pool)
@@ -107,9 +98,47 @@ impl Store {
                     private_pkcs8: r.try_get("private_pkcs8")?,
                     status: r.try_get("status")?,
                     created_at: time_of(r, "created_at")?,
+                    not_before: time_of(r, "not_before")?,
                 })
             })
             .collect()
+    }
+
+    /// Adds a signing key, unless `unless_newer_than` is given and the mode
+    /// already has a key created after it (so nodes rotating on the same
+    /// schedule add one key, not one each). Returns whether it was added.
+    pub async fn add_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        unless_newer_than: Option<OffsetDateTime>,
+    ) -> StoreResult<bool> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        if let Some(since) = unless_newer_than {
+            let newer =
+                sqlx::query("SELECT kid FROM signing_keys WHERE mode = $1 AND created_at > $2")
+                    .bind(key.mode.as_str())
+                    .bind(to_unix_ms(since))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if newer.is_some() {
+                return Ok(false);
+            }
+        }
+        insert_signing_key(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Replaces the stored private key material of a key (re-sealing).
+    pub async fn reseal_signing_key(&self, kid: &str, private_pkcs8: &str) -> StoreResult<()> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        sqlx::query("UPDATE signing_keys SET private_pkcs8 = $2 WHERE kid = $1")
+            .bind(kid)
+            .bind(private_pkcs8)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Every admin key.
@@ -132,6 +161,26 @@ impl Store {
                 .await?;
         row.as_ref().map(admin_key_of).transpose()
     }
+}
+
+async fn insert_signing_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    key: &SigningKeyRecord,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, mode, alg, private_pkcs8, status, created_at, not_before) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&key.kid)
+    .bind(key.mode.as_str())
+    .bind(&key.alg)
+    .bind(&key.private_pkcs8)
+    .bind(&key.status)
+    .bind(to_unix_ms(key.created_at))
+    .bind(to_unix_ms(key.not_before))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn admin_key_of(r: &sqlx::any::AnyRow) -> StoreResult<AdminKeyRecord> {

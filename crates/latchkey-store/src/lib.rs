@@ -17,7 +17,6 @@ mod users;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -83,16 +82,22 @@ pub enum Backend {
 /// The store: a connection pool and the statements Latchkey runs.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Reads (and, on PostgreSQL, everything).
     pool: AnyPool,
+    /// Write transactions. On SQLite this is a pool of exactly one
+    /// connection: SQLite has one writer at a time, a deferred transaction
+    /// that reads before it writes fails with `SQLITE_BUSY` instead of
+    /// waiting when another connection writes, and a refused transaction's
+    /// rollback is queued on its own connection. One writer connection makes
+    /// writes wait their turn and always start on a clean connection, while
+    /// readers (WAL) never wait. On PostgreSQL it is the same pool.
+    write_pool: AnyPool,
     backend: Backend,
-    /// SQLite allows one writer at a time, and a deferred transaction that
-    /// reads before it writes can fail with `SQLITE_BUSY` instead of waiting.
-    /// Serialising write transactions in process avoids that; PostgreSQL
-    /// needs no such lock.
-    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
-type WriteGuard = Option<tokio::sync::OwnedMutexGuard<()>>;
+/// Nothing to hold besides the transaction; kept so call sites read the same
+/// on both backends.
+type WriteGuard = ();
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -120,50 +125,60 @@ impl Store {
             ));
         };
         let options = AnyConnectOptions::from_str(url)?;
-        let pool_options = AnyPoolOptions::new()
-            .acquire_timeout(Duration::from_secs(5))
-            .max_connections(match backend {
-                // SQLite has one writer; a few readers are plenty under WAL.
-                Backend::Sqlite => 4,
-                Backend::Postgres => 16,
-            });
-        let pool_options = match backend {
-            Backend::Sqlite => pool_options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-                    )
-                    .await?;
-                    Ok(())
-                })
-            }),
-            Backend::Postgres => pool_options,
+        let pool_options = |max: u32, acquire: u64| {
+            let o = AnyPoolOptions::new()
+                .acquire_timeout(Duration::from_secs(acquire))
+                .max_connections(max);
+            match backend {
+                Backend::Sqlite => o.after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        // The busy timeout first: every later statement, on this
+                        // connection, then waits for a lock instead of failing.
+                        // WAL is persistent in the file and set once below.
+                        conn.execute(
+                            "PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                }),
+                Backend::Postgres => o,
+            }
         };
-        let pool = pool_options.connect_with(options).await?;
+        let (pool, write_pool) = match backend {
+            Backend::Sqlite => {
+                let write_pool = pool_options(1, 30).connect_with(options.clone()).await?;
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&write_pool)
+                    .await?;
+                let pool = pool_options(4, 5).connect_with(options).await?;
+                (pool, write_pool)
+            }
+            Backend::Postgres => {
+                let pool = pool_options(16, 5).connect_with(options).await?;
+                (pool.clone(), pool)
+            }
+        };
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator
-            .run(&pool)
+            .run(&write_pool)
             .await
             .map_err(|e| StoreError::Internal(Box::new(e)))?;
         Ok(Store {
             pool,
+            write_pool,
             backend,
-            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
-    /// Begins a write transaction (holding the SQLite writer lock).
+    /// Begins a write transaction (on SQLite, on the one writer connection).
     async fn begin_write(&self) -> StoreResult<(WriteGuard, Transaction<'static, Any>)> {
-        let guard = match self.backend {
-            Backend::Sqlite => Some(self.sqlite_writer.clone().lock_owned().await),
-            Backend::Postgres => None,
-        };
-        let tx = self.pool.begin().await?;
-        Ok((guard, tx))
+        let tx = self.write_pool.begin().await?;
+        Ok(((), tx))
     }
 
     /// Which database this is.
@@ -179,6 +194,7 @@ impl Store {
     /// Closes every connection; later calls fail with `Unavailable`.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.write_pool.close().await;
     }
 }
 

@@ -33,10 +33,12 @@ pub struct SigningKeyRecord {
     pub alg: String,
     /// Private key, base64 PKCS#8 DER.
     pub private_pkcs8: String,
-    /// `active`, later also `next` and `retired`.
+    /// Kept for compatibility; the phase is computed from the schedule.
     pub status: String,
-    /// Creation time.
+    /// Creation (publication) time.
     pub created_at: OffsetDateTime,
+    /// When it starts signing.
+    pub not_before: OffsetDateTime,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {

@@ -32,6 +32,7 @@ async fn bootstrapped(store: &Store) {
         private_pkcs8: "AAAA".into(),
         status: "active".into(),
         created_at: now(),
+        not_before: now(),
     }];
     let admin = [AdminKeyRecord {
         id: "adm_1".into(),
@@ -92,6 +93,25 @@ async fn bootstrap_happens_once_and_creates_a_root_tenant_per_mode(s: &Store) {
     };
     assert!(is_conflict(s.bootstrap(&again, &[], &[]).await));
     assert_eq!(s.signing_keys().await.unwrap().len(), 1);
+    // A scheduled rotation adds one key, not one per node.
+    let next = SigningKeyRecord {
+        kid: "k2".into(),
+        mode: Mode::Test,
+        alg: "EdDSA".into(),
+        private_pkcs8: "v1.sealed".into(),
+        status: "active".into(),
+        created_at: now() + time::Duration::seconds(10),
+        not_before: now() + time::Duration::seconds(610),
+    };
+    assert!(s.add_signing_key(&next, Some(now())).await.unwrap());
+    let mut again = next.clone();
+    again.kid = "k3".into();
+    assert!(!s.add_signing_key(&again, Some(now())).await.unwrap());
+    s.reseal_signing_key("k1", "v1.resealed").await.unwrap();
+    let keys = s.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].private_pkcs8, "v1.resealed");
+    assert_eq!(keys[1].not_before, next.not_before);
     let admin = s
         .find_admin_key(&CredentialDigest::of("admin-key"))
         .await

@@ -186,3 +186,43 @@ pub struct JwkSet {
     /// The keys of both modes.
     pub keys: Vec<Jwk>,
 }
+
+/// A signing key as `GET /v1/signing-keys` lists it (public half only).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningKeyInfo {
+    /// Key id (RFC 7638 thumbprint).
+    pub kid: String,
+    /// `EdDSA`, `ES256` or `RS256`.
+    pub alg: String,
+    /// Its mode.
+    pub mode: Mode,
+    /// `next` (published, not signing yet), `active`, `retired` (published
+    /// while its tokens may live) or `removed`.
+    pub status: String,
+    /// Creation, which is also when it appeared in the JWKS.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    /// When it starts (or started) signing.
+    #[serde(with = "time::serde::rfc3339")]
+    pub activates_at: time::OffsetDateTime,
+    /// When it stops (or stopped) signing, once a successor exists.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub retires_at: Option<time::OffsetDateTime>,
+    /// When it leaves (or left) the JWKS.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub removed_at: Option<time::OffsetDateTime>,
+    /// The public key.
+    pub public_jwk: Jwk,
+}
+
+/// `POST /v1/signing-keys/rotate`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateSigningKey {
+    /// Algorithm of the new key (default: the current key's).
+    pub alg: Option<String>,
+    /// Sign with the new key at once instead of after the publish-ahead
+    /// delay (verifiers with a cached JWKS may then meet an unknown `kid`).
+    pub immediate: Option<bool>,
+}

@@ -87,6 +87,22 @@ pub struct ServeArgs {
     /// Algorithm of the first live-mode signing key: EdDSA (default), ES256 or RS256.
     #[arg(long, env = "LATCHKEY_LIVE_SIGNING_ALG", value_name = "ALG")]
     pub live_signing_alg: Option<String>,
+    /// File holding the master key that seals private signing keys
+    /// [default: LATCHKEY_MASTER_KEY, else <data-dir>/master.key, created on
+    /// first start].
+    #[arg(long, env = "LATCHKEY_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// How long a rotated-in signing key is published before it signs
+    /// [default: 600; must exceed the JWKS max-age of 300].
+    #[arg(
+        long,
+        env = "LATCHKEY_SIGNING_KEY_PUBLISH_AHEAD_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub signing_key_publish_ahead_seconds: Option<i64>,
+    /// Rotate signing keys automatically every this many days [default: off].
+    #[arg(long, env = "LATCHKEY_SIGNING_KEY_ROTATION_DAYS", value_name = "DAYS")]
+    pub signing_key_rotation_days: Option<i64>,
     /// TOML configuration file [default: ./latchkey.toml when it exists].
     #[arg(long, env = "LATCHKEY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,

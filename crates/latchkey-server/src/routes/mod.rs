@@ -6,6 +6,7 @@ pub mod health;
 pub mod introspection;
 pub mod oauth;
 pub mod roles;
+pub mod signing_keys;
 pub mod tenants;
 pub mod users;
 

@@ -85,7 +85,8 @@ async fn openid_configuration(State(state): State<AppState>) -> axum::Json<Serve
     responses((status = 200, body = JwkSet,
         headers(("Cache-Control" = String, description = "public, max-age=300")))))]
 async fn jwks(State(state): State<AppState>) -> Response {
-    let mut response = state.jwks_json.clone().into_response();
+    let ring = state.keys.ring(state.clock.now());
+    let mut response = ring.jwks_json.clone().into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(

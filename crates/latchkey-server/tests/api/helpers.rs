@@ -41,6 +41,14 @@ pub async fn spawn_app_with(
     backend: Backend,
     adjust: impl FnOnce(&mut Settings),
 ) -> Option<TestApp> {
+    // Server warnings and errors show up in a failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().unwrap();
     let database_url = match backend {
         Backend::Sqlite => None,
@@ -62,6 +70,7 @@ pub async fn spawn_app_with(
     let keys = BootstrapKeys {
         test: Some(test_admin.clone()),
         live: Some(live_admin.clone()),
+        master_key: None,
     };
     let config = Config::resolve(settings, keys).unwrap();
     let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
@@ -136,6 +145,11 @@ impl Reply {
 }
 
 impl TestApp {
+    /// The server's data directory (SQLite file, master key file).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

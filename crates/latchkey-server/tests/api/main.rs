@@ -9,4 +9,5 @@ mod helpers;
 mod interop;
 mod introspection;
 mod openapi;
+mod signing_keys;
 mod tokens;

@@ -44,6 +44,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/api-keys/{id}"),
     ("delete", "/v1/api-keys/{id}"),
     ("post", "/v1/api-keys/{id}/rotate"),
+    ("get", "/v1/signing-keys"),
+    ("post", "/v1/signing-keys/rotate"),
 ];
 
 #[tokio::test]

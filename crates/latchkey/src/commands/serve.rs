@@ -60,10 +60,14 @@ fn resolve(
         live_signing_alg: args.live_signing_alg,
         workspace_id: env("LATCHKEY_WORKSPACE_ID"),
         workspace_name: env("LATCHKEY_WORKSPACE_NAME"),
+        master_key_file: args.master_key_file,
+        signing_key_publish_ahead_seconds: args.signing_key_publish_ahead_seconds,
+        signing_key_rotation_days: args.signing_key_rotation_days,
     };
     let keys = BootstrapKeys {
         test: env("LATCHKEY_BOOTSTRAP_TEST_ADMIN_KEY").map(Secret::new),
         live: env("LATCHKEY_BOOTSTRAP_LIVE_ADMIN_KEY").map(Secret::new),
+        master_key: env("LATCHKEY_MASTER_KEY").map(Secret::new),
     };
     Ok(Config::resolve(upper.or(file), keys)?)
 }
