@@ -55,6 +55,7 @@ async fn limit_headers(request: axum::extract::Request, next: axum::middleware::
         (name = "users", description = "Machines, people and client secrets"),
         (name = "api-keys", description = "API keys and their verification"),
         (name = "signing-keys", description = "Signing keys and their rotation"),
+        (name = "tokens", description = "Custom tokens minted by an admin"),
         (name = "oauth", description = "OAuth 2.0 token endpoint, metadata and JWKS"),
     )
 )]
@@ -118,6 +119,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::users::router())
         .merge(routes::api_keys::router())
         .merge(routes::signing_keys::router())
+        .merge(routes::tokens::router())
         .split_for_parts()
 }
 

@@ -37,6 +37,8 @@ pub struct Settings {
     pub signing_key_publish_ahead_seconds: Option<i64>,
     /// Rotate signing keys automatically every this many days (off).
     pub signing_key_rotation_days: Option<i64>,
+    /// Longest lifetime of a custom token from `POST /v1/tokens` (3600).
+    pub custom_token_max_ttl_seconds: Option<i64>,
 }
 
 impl Settings {
@@ -66,6 +68,9 @@ impl Settings {
             signing_key_rotation_days: self
                 .signing_key_rotation_days
                 .or(lower.signing_key_rotation_days),
+            custom_token_max_ttl_seconds: self
+                .custom_token_max_ttl_seconds
+                .or(lower.custom_token_max_ttl_seconds),
         }
     }
 }
@@ -133,6 +138,8 @@ pub struct Config {
     pub publish_ahead_seconds: i64,
     /// Automatic rotation period in days, if any.
     pub rotation_days: Option<i64>,
+    /// Cap on custom-token lifetimes, in seconds.
+    pub custom_token_max_ttl_seconds: i64,
 }
 
 /// Longest token lifetime accepted anywhere: one day.
@@ -173,6 +180,12 @@ impl Config {
             return Err(ConfigError(
                 "signing_key_rotation_days must be between 1 and 3650".into(),
             ));
+        }
+        let custom_token_max_ttl_seconds = settings.custom_token_max_ttl_seconds.unwrap_or(3600);
+        if !(1..=MAX_TOKEN_TTL_SECONDS).contains(&custom_token_max_ttl_seconds) {
+            return Err(ConfigError(format!(
+                "custom_token_max_ttl_seconds must be between 1 and {MAX_TOKEN_TTL_SECONDS}"
+            )));
         }
         let database = match settings.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -237,6 +250,7 @@ impl Config {
             master_key,
             publish_ahead_seconds,
             rotation_days,
+            custom_token_max_ttl_seconds,
         })
     }
 }

@@ -14,6 +14,8 @@ pub enum ApiError {
     InvalidRequest(String),
     /// 401: missing or invalid credential.
     Unauthenticated(&'static str),
+    /// 403: valid credential, but the action is not allowed.
+    Forbidden(String),
     /// 404: no such resource (in this mode) or route.
     NotFound(String),
     /// 405: the path exists, the method does not.
@@ -46,6 +48,12 @@ impl ApiError {
                 ErrorCode::Unauthenticated,
                 "Unauthenticated",
                 (*d).to_owned(),
+            ),
+            ApiError::Forbidden(d) => (
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "Forbidden",
+                d.clone(),
             ),
             ApiError::NotFound(d) => (
                 StatusCode::NOT_FOUND,
@@ -204,9 +212,13 @@ impl OAuthError {
     }
 
     /// The error code.
-    #[cfg(test)]
     pub fn code(&self) -> OAuthErrorCode {
         self.code
+    }
+
+    /// The description for people.
+    pub fn description(&self) -> &str {
+        &self.description
     }
 }
 

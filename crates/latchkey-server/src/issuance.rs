@@ -6,7 +6,7 @@
 use latchkey_core::rbac;
 use latchkey_core::token::{self, TokenGrant};
 use latchkey_types::oauth::{Audience, TokenResponse};
-use latchkey_types::Mode;
+use latchkey_types::{JsonObject, Mode};
 
 use crate::cache::Principal;
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -27,6 +27,10 @@ pub struct TokenRequest<'a> {
     /// The API key the client authenticated with: it fixes the tenant and
     /// narrows the roles.
     pub key: Option<&'a VerifiedKey>,
+    /// Extra claims (custom tokens), added after the user's custom claims.
+    pub extra_claims: Option<&'a JsonObject>,
+    /// Lifetime chosen by the caller (custom tokens), already capped.
+    pub ttl_seconds: Option<i64>,
 }
 
 /// Issues an access token for an authenticated principal.
@@ -86,10 +90,22 @@ pub async fn issue(
         }
     };
     let audience = audience(state, request)?;
-    let ttl = principal
-        .user
-        .token_ttl_seconds
-        .unwrap_or(state.config.token_ttl_seconds);
+    let ttl = request.ttl_seconds.unwrap_or(
+        principal
+            .user
+            .token_ttl_seconds
+            .unwrap_or(state.config.token_ttl_seconds),
+    );
+    let merged;
+    let custom_claims = match request.extra_claims {
+        Some(extra) => {
+            let mut all = principal.user.custom_claims.clone();
+            all.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+            merged = all;
+            &merged
+        }
+        None => &principal.user.custom_claims,
+    };
     let claims = token::build_claims(TokenGrant {
         issuer: &state.config.issuer,
         user_id: &principal.user.id,
@@ -106,7 +122,7 @@ pub async fn issue(
             ),
             None => rbac::authorization(&tree, &principal.direct, tenant),
         },
-        custom_claims: &principal.user.custom_claims,
+        custom_claims,
         ttl_seconds: ttl,
         now: state.clock.now(),
     });

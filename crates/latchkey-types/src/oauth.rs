@@ -226,3 +226,47 @@ pub struct RotateSigningKey {
     /// delay (verifiers with a cached JWKS may then meet an unknown `kid`).
     pub immediate: Option<bool>,
 }
+
+/// `POST /v1/tokens`: custom authentication, where your own system vouched
+/// for the machine.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateToken {
+    /// The user the token is for.
+    pub user_id: String,
+    /// The token's tenant (default: the workspace).
+    pub tenant_id: Option<String>,
+    /// The audience (default: the issuer).
+    pub audience: Option<String>,
+    /// Space-separated permissions, each granted by a role the user holds.
+    pub scope: Option<String>,
+    /// Lifetime, capped by the server's `custom_token_max_ttl_seconds`.
+    pub ttl_seconds: Option<i64>,
+    /// Extra claims; reserved claim names are refused.
+    #[schema(value_type = Option<Object>)]
+    pub claims: Option<JsonObject>,
+}
+
+/// `POST /v1/tokens` answer.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedToken {
+    /// The signed JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+    /// The granted scope, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}

@@ -103,6 +103,13 @@ pub struct ServeArgs {
     /// Rotate signing keys automatically every this many days [default: off].
     #[arg(long, env = "LATCHKEY_SIGNING_KEY_ROTATION_DAYS", value_name = "DAYS")]
     pub signing_key_rotation_days: Option<i64>,
+    /// Longest lifetime of a custom token from POST /v1/tokens [default: 3600].
+    #[arg(
+        long,
+        env = "LATCHKEY_CUSTOM_TOKEN_MAX_TTL_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub custom_token_max_ttl_seconds: Option<i64>,
     /// TOML configuration file [default: ./latchkey.toml when it exists].
     #[arg(long, env = "LATCHKEY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,

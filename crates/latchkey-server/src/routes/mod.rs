@@ -8,6 +8,7 @@ pub mod oauth;
 pub mod roles;
 pub mod signing_keys;
 pub mod tenants;
+pub mod tokens;
 pub mod users;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

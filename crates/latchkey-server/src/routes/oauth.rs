@@ -194,6 +194,7 @@ async fn token(
         audiences: params.all("audience"),
         resources: params.all("resource"),
         key: client.key.as_ref(),
+        ..Default::default()
     };
     let issued = issuance::issue(&state, client.mode, &client.principal, &request).await?;
     let mut response = axum::Json(issued).into_response();

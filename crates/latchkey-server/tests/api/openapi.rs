@@ -46,6 +46,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/api-keys/{id}/rotate"),
     ("get", "/v1/signing-keys"),
     ("post", "/v1/signing-keys/rotate"),
+    ("post", "/v1/tokens"),
 ];
 
 #[tokio::test]

@@ -63,6 +63,7 @@ fn resolve(
         master_key_file: args.master_key_file,
         signing_key_publish_ahead_seconds: args.signing_key_publish_ahead_seconds,
         signing_key_rotation_days: args.signing_key_rotation_days,
+        custom_token_max_ttl_seconds: args.custom_token_max_ttl_seconds,
     };
     let keys = BootstrapKeys {
         test: env("LATCHKEY_BOOTSTRAP_TEST_ADMIN_KEY").map(Secret::new),

@@ -1,0 +1,94 @@
+//! `POST /v1/tokens`: custom authentication. Your own system vouched for a
+//! machine (or a person); an admin key mints the token for it.
+
+use axum::extract::State;
+use latchkey_core::ids;
+use latchkey_types::error::Problem;
+use latchkey_types::oauth::{CreateToken, CreatedToken, RESERVED_CLAIMS};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::check_object;
+use crate::auth::Admin;
+use crate::error::{ApiError, OAuthErrorCode};
+use crate::extract::ApiJson;
+use crate::issuance::{self, TokenRequest};
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_token))
+}
+
+/// Mints an access token for a user, as if it had authenticated. Claims
+/// may not replace reserved ones; the lifetime is capped by configuration.
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens",
+    security(("adminKey" = [])), request_body = CreateToken,
+    responses((status = 200, body = CreatedToken), (status = 400, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn create_token(
+    State(state): State<AppState>,
+    admin: Admin,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> Result<axum::Json<CreatedToken>, ApiError> {
+    let mode = admin.mode();
+    if !ids::has_id_shape(&body.user_id, "usr") {
+        return Err(ApiError::not_found("user"));
+    }
+    let cap = state.config.custom_token_max_ttl_seconds;
+    if let Some(ttl) = body.ttl_seconds {
+        if !(1..=cap).contains(&ttl) {
+            return Err(ApiError::InvalidRequest(format!(
+                "ttlSeconds must be between 1 and {cap}"
+            )));
+        }
+    }
+    if let Some(claims) = &body.claims {
+        check_object("claims", claims)?;
+        if let Some(k) = claims
+            .keys()
+            .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
+        {
+            return Err(ApiError::InvalidRequest(format!(
+                "claims may not set the reserved claim {k:?}"
+            )));
+        }
+    }
+    let principal = state
+        .caches
+        .principal(&state.store, mode, &body.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    if principal.user.disabled {
+        return Err(ApiError::Forbidden("the user is disabled".into()));
+    }
+    // Without a requested lifetime, the user's (or workspace's), capped.
+    let default_ttl = principal
+        .user
+        .token_ttl_seconds
+        .unwrap_or(state.config.token_ttl_seconds)
+        .min(cap);
+    let request = TokenRequest {
+        tenant_id: body.tenant_id.as_deref(),
+        scope: body.scope.as_deref(),
+        audiences: body.audience.as_deref().into_iter().collect(),
+        resources: Vec::new(),
+        key: None,
+        extra_claims: body.claims.as_ref(),
+        ttl_seconds: Some(body.ttl_seconds.unwrap_or(default_ttl)),
+    };
+    let issued = issuance::issue(&state, mode, &principal, &request)
+        .await
+        .map_err(|e| match e.code() {
+            OAuthErrorCode::InvalidTarget => ApiError::not_found("tenant"),
+            OAuthErrorCode::InvalidScope => ApiError::InvalidRequest(e.description().to_owned()),
+            OAuthErrorCode::TemporarilyUnavailable => ApiError::Unavailable,
+            _ => ApiError::Internal,
+        })?;
+    Ok(axum::Json(CreatedToken {
+        access_token: issued.access_token,
+        token_type: issued.token_type,
+        expires_in: issued.expires_in,
+        scope: issued.scope,
+    }))
+}
