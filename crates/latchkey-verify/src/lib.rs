@@ -26,16 +26,22 @@
 #![warn(missing_docs)]
 
 pub mod claims;
+pub mod clock;
 pub mod error;
 pub mod jwt;
 pub mod keys;
+#[cfg(feature = "remote")]
+pub mod remote;
 
 #[cfg(test)]
 mod testing;
 
 pub use claims::Claims;
+pub use clock::{Clock, SystemClock};
 pub use error::VerifyError;
 pub use jwt::{verify_jwt, Expectations};
 pub use keys::{Algorithm, KeySet, KeySetError};
 pub use latchkey_types::oauth::{AccessTokenClaims, Audience, Jwk, JwkSet};
 pub use latchkey_types::{Mode, UserKind};
+#[cfg(feature = "remote")]
+pub use remote::{DiscoveryError, Verifier, VerifierBuilder};
