@@ -25,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod apikey;
 pub mod claims;
 pub mod clock;
 pub mod error;
@@ -32,10 +33,16 @@ pub mod jwt;
 pub mod keys;
 #[cfg(feature = "remote")]
 pub mod remote;
+#[cfg(feature = "remote")]
+pub mod remote_keys;
 
 #[cfg(test)]
 mod testing;
 
+pub use apikey::{
+    parse_credential, CredentialError, CredentialInfo, CredentialKind, InvalidDigest, KeyDigest,
+    LocalKeyList,
+};
 pub use claims::Claims;
 pub use clock::{Clock, SystemClock};
 pub use error::VerifyError;
@@ -45,3 +52,7 @@ pub use latchkey_types::oauth::{AccessTokenClaims, Audience, Jwk, JwkSet};
 pub use latchkey_types::{Mode, UserKind};
 #[cfg(feature = "remote")]
 pub use remote::{DiscoveryError, Verifier, VerifierBuilder};
+#[cfg(feature = "remote")]
+pub use remote_keys::{
+    ApiKeyError, ApiKeyInfo, RefusalCode, RemoteKeyVerifier, RemoteKeyVerifierBuilder,
+};

@@ -2,5 +2,6 @@
 //! and answers a test controls, and against a real spawned Latchkey server.
 //! One binary, so the server is compiled and linked once.
 
+mod api_keys;
 mod jwks;
 mod support;
