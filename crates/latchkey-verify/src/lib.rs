@@ -31,6 +31,8 @@ pub mod clock;
 pub mod error;
 pub mod jwt;
 pub mod keys;
+#[cfg(feature = "axum")]
+pub mod middleware;
 #[cfg(feature = "remote")]
 pub mod remote;
 #[cfg(feature = "remote")]

@@ -57,13 +57,13 @@ async fn verify(State(m): State<Mock>, headers: HeaderMap, body: String) -> Resp
     axum::Json(answer).into_response()
 }
 
-struct MockVerifyEndpoint {
-    url: String,
+pub struct MockVerifyEndpoint {
+    pub url: String,
     mock: Mock,
 }
 
 impl MockVerifyEndpoint {
-    async fn start(caller: &str) -> Self {
+    pub async fn start(caller: &str) -> Self {
         let mock = Mock::default();
         *mock.caller.lock().unwrap() = caller.to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -75,7 +75,7 @@ impl MockVerifyEndpoint {
         MockVerifyEndpoint { url, mock }
     }
 
-    fn answer(&self, key: &str, answer: Value) {
+    pub fn answer(&self, key: &str, answer: Value) {
         self.mock
             .answers
             .lock()
@@ -83,18 +83,18 @@ impl MockVerifyEndpoint {
             .insert(key.to_owned(), answer);
     }
 
-    fn hits(&self) -> usize {
+    pub fn hits(&self) -> usize {
         self.mock.hits.load(Ordering::SeqCst)
     }
 }
 
-fn key(mode: Mode) -> String {
+pub fn key(mode: Mode) -> String {
     credential::generate(mode, CredentialKind::ApiKey)
         .expose()
         .to_owned()
 }
 
-fn valid(extra: Value) -> Value {
+pub fn valid(extra: Value) -> Value {
     let mut v = json!({
         "valid": true, "keyId": "key_abc", "userId": "usr_sensor", "tenantId": "acme",
         "mode": "live", "roles": ["reader"],

@@ -4,4 +4,5 @@
 
 mod api_keys;
 mod jwks;
+mod layer;
 mod support;
