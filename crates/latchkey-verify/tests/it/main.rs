@@ -5,4 +5,5 @@
 mod api_keys;
 mod jwks;
 mod layer;
+mod server;
 mod support;

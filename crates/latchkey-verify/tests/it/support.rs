@@ -27,6 +27,10 @@ impl TestClock {
             OffsetDateTime::now_utc().unix_timestamp(),
         )))
     }
+    /// A clock set to `unix` seconds.
+    pub fn at(unix: i64) -> Self {
+        TestClock(Arc::new(AtomicI64::new(unix)))
+    }
     pub fn now(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
     }
