@@ -25,17 +25,36 @@
 
 #![warn(missing_docs)]
 
+pub mod apikey;
 pub mod claims;
+pub mod clock;
 pub mod error;
 pub mod jwt;
 pub mod keys;
+#[cfg(feature = "axum")]
+pub mod middleware;
+#[cfg(feature = "remote")]
+pub mod remote;
+#[cfg(feature = "remote")]
+pub mod remote_keys;
 
 #[cfg(test)]
 mod testing;
 
+pub use apikey::{
+    parse_credential, CredentialError, CredentialInfo, CredentialKind, InvalidDigest, KeyDigest,
+    LocalKeyList,
+};
 pub use claims::Claims;
+pub use clock::{Clock, SystemClock};
 pub use error::VerifyError;
 pub use jwt::{verify_jwt, Expectations};
 pub use keys::{Algorithm, KeySet, KeySetError};
 pub use latchkey_types::oauth::{AccessTokenClaims, Audience, Jwk, JwkSet};
 pub use latchkey_types::{Mode, UserKind};
+#[cfg(feature = "remote")]
+pub use remote::{DiscoveryError, Verifier, VerifierBuilder};
+#[cfg(feature = "remote")]
+pub use remote_keys::{
+    ApiKeyError, ApiKeyInfo, RefusalCode, RemoteKeyVerifier, RemoteKeyVerifierBuilder,
+};

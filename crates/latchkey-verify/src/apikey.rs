@@ -1,0 +1,367 @@
+//! API keys on the receiving side, without any network: the public
+//! credential format (`lk_<mode>_<type>_<43 base62><6 base62 CRC-32>`), so
+//! typos and junk are refused before any lookup, and [`LocalKeyList`], the
+//! SHA-256 digests of the keys a device accepts.
+//!
+//! The format is Latchkey's documented public contract, re-implemented here
+//! so this crate does not depend on the server's domain crate.
+
+use std::collections::HashSet;
+
+use aws_lc_rs::digest::{digest, SHA256};
+use latchkey_types::Mode;
+use subtle::ConstantTimeEq;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const RANDOM_LEN: usize = 43;
+const CHECKSUM_LEN: usize = 6;
+/// The longest credential: `lk_live_secret_` plus the body.
+const MAX_CREDENTIAL_LEN: usize = 15 + RANDOM_LEN + CHECKSUM_LEN;
+
+/// What a Latchkey credential is for (its `<type>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    /// `admin`: an admin key for the `/v1` API.
+    Admin,
+    /// `key`: an API key.
+    ApiKey,
+    /// `secret`: a client secret.
+    ClientSecret,
+}
+
+/// Why a string is not a Latchkey credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    /// Wrong prefix, mode, type, length or alphabet.
+    #[error("not a Latchkey credential")]
+    Malformed,
+    /// Well-shaped but the checksum does not match: a typo or a forgery.
+    #[error("credential checksum mismatch")]
+    BadChecksum,
+}
+
+/// What the format of a credential says, read without any lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialInfo {
+    /// The mode in the prefix.
+    pub mode: Mode,
+    /// The type in the prefix.
+    pub kind: CredentialKind,
+}
+
+/// Checks the shape and CRC-32 checksum of `value` and reads its mode and
+/// type. A string that passes is not necessarily a key anyone issued; one
+/// that fails certainly is not.
+///
+/// # Errors
+/// [`CredentialError::Malformed`] or [`CredentialError::BadChecksum`].
+pub fn parse_credential(value: &str) -> Result<CredentialInfo, CredentialError> {
+    if value.len() > MAX_CREDENTIAL_LEN {
+        return Err(CredentialError::Malformed);
+    }
+    let rest = value
+        .strip_prefix("lk_")
+        .ok_or(CredentialError::Malformed)?;
+    let (mode, rest) = rest.split_once('_').ok_or(CredentialError::Malformed)?;
+    let (kind, body) = rest.split_once('_').ok_or(CredentialError::Malformed)?;
+    let mode = Mode::parse(mode).ok_or(CredentialError::Malformed)?;
+    let kind = match kind {
+        "admin" => CredentialKind::Admin,
+        "key" => CredentialKind::ApiKey,
+        "secret" => CredentialKind::ClientSecret,
+        _ => return Err(CredentialError::Malformed),
+    };
+    if body.len() != RANDOM_LEN + CHECKSUM_LEN || !body.bytes().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(CredentialError::Malformed);
+    }
+    let (signed, given) = value.split_at(value.len() - CHECKSUM_LEN);
+    if checksum(signed.as_bytes()) != given.as_bytes() {
+        return Err(CredentialError::BadChecksum);
+    }
+    Ok(CredentialInfo { mode, kind })
+}
+
+/// CRC-32 (IEEE) of `bytes` in base62, most significant digit first,
+/// left-padded with `0` to 6 characters.
+fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut n = crc32fast::hash(bytes);
+    let mut digits = [b'0'; CHECKSUM_LEN];
+    for slot in digits.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    digits
+}
+
+/// The SHA-256 digest of a credential: what the issuer stores and what a
+/// device keeps instead of the key itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyDigest([u8; 32]);
+
+impl KeyDigest {
+    /// The digest of `key`.
+    pub fn of(key: &str) -> Self {
+        let d = digest(&SHA256, key.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        KeyDigest(out)
+    }
+
+    /// Parses 64 hex digits (either case).
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let hex = hex.as_bytes();
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (slot, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+            let hi = (pair[0] as char).to_digit(16)?;
+            let lo = (pair[1] as char).to_digit(16)?;
+            *slot = u8::try_from(hi * 16 + lo).ok()?;
+        }
+        Some(KeyDigest(out))
+    }
+
+    /// Lowercase hex.
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+        }
+        s
+    }
+
+    /// Constant-time equality.
+    pub fn ct_eq(&self, other: &KeyDigest) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl std::fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Enough to tell digests apart in logs, not enough to grep a dump.
+        write!(f, "KeyDigest({}…)", &self.to_hex()[..8])
+    }
+}
+
+/// A digest in a [`LocalKeyList`] was not 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entry {index} is not a SHA-256 digest in hex")]
+pub struct InvalidDigest {
+    /// The position of the bad entry.
+    pub index: usize,
+}
+
+/// The API keys a device accepts, held as SHA-256 digests (hex), so the
+/// device never stores a usable key.
+///
+/// ```
+/// use latchkey_verify::LocalKeyList;
+/// # let key = "lk_test_key_0000000000000000000000000000000000000000000ZZZZZZ";
+/// let list = LocalKeyList::from_digests([
+///     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+/// ]).unwrap();
+/// assert!(!list.contains(key));
+/// ```
+#[derive(Clone, Default)]
+pub struct LocalKeyList {
+    digests: HashSet<KeyDigest>,
+}
+
+impl std::fmt::Debug for LocalKeyList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalKeyList")
+            .field("len", &self.digests.len())
+            .finish()
+    }
+}
+
+impl LocalKeyList {
+    /// A list of these hex SHA-256 digests (as `sha256sum` prints them, or
+    /// as [`KeyDigest::to_hex`] writes them).
+    ///
+    /// # Errors
+    /// [`InvalidDigest`] naming the first entry that is not 64 hex digits.
+    pub fn from_digests<I>(digests: I) -> Result<Self, InvalidDigest>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let digests = digests
+            .into_iter()
+            .enumerate()
+            .map(|(index, d)| KeyDigest::from_hex(d.as_ref().trim()).ok_or(InvalidDigest { index }))
+            .collect::<Result<_, _>>()?;
+        Ok(LocalKeyList { digests })
+    }
+
+    /// Adds the digest of a key.
+    pub fn insert(&mut self, digest: KeyDigest) {
+        self.digests.insert(digest);
+    }
+
+    /// Removes the digest of a key; whether it was there.
+    pub fn remove(&mut self, digest: &KeyDigest) -> bool {
+        self.digests.remove(digest)
+    }
+
+    /// Whether `key` is a well-formed API key (type `key`, valid checksum)
+    /// whose digest is in the list. A malformed key is refused before any
+    /// digest is computed or looked up.
+    pub fn contains(&self, key: &str) -> bool {
+        self.check(key).is_some()
+    }
+
+    /// Like [`LocalKeyList::contains`], and says the key's mode.
+    pub fn check(&self, key: &str) -> Option<CredentialInfo> {
+        let info = parse_credential(key).ok()?;
+        if info.kind != CredentialKind::ApiKey {
+            return None;
+        }
+        let wanted = KeyDigest::of(key);
+        // The set finds the candidate in O(1); the final comparison is in
+        // constant time so the answer's timing does not depend on how much
+        // of the digest matched.
+        let found = self.digests.get(&wanted)?;
+        found.ct_eq(&wanted).then_some(info)
+    }
+
+    /// The number of digests.
+    pub fn len(&self) -> usize {
+        self.digests.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A well-formed credential with this prefix (`lk_test_key_`) and a
+    /// body derived from `seed`.
+    pub(crate) fn credential(prefix: &str, seed: u8) -> String {
+        let mut s = prefix.to_owned();
+        for i in 0..RANDOM_LEN {
+            let n = (usize::from(seed) * 7 + i * 13) % 62;
+            s.push(char::from(BASE62[n]));
+        }
+        let c = checksum(s.as_bytes());
+        s.push_str(std::str::from_utf8(&c).unwrap());
+        s
+    }
+
+    #[test]
+    fn the_checksum_matches_the_documented_check_value() {
+        // CRC-32 of "123456789" is 0xCBF43926, "3jZRME" in base 62.
+        assert_eq!(&checksum(b"123456789"), b"3jZRME");
+    }
+
+    #[test]
+    fn well_formed_credentials_parse_with_their_mode_and_kind() {
+        let k = credential("lk_live_key_", 1);
+        assert_eq!(
+            parse_credential(&k),
+            Ok(CredentialInfo {
+                mode: Mode::Live,
+                kind: CredentialKind::ApiKey
+            })
+        );
+        let a = credential("lk_test_admin_", 2);
+        assert_eq!(parse_credential(&a).unwrap().kind, CredentialKind::Admin);
+        let s = credential("lk_test_secret_", 3);
+        assert_eq!(
+            parse_credential(&s).unwrap().kind,
+            CredentialKind::ClientSecret
+        );
+    }
+
+    #[test]
+    fn a_typo_breaks_the_checksum_and_wrong_shapes_are_malformed() {
+        let k = credential("lk_test_key_", 1);
+        let mut typo = k.clone().into_bytes();
+        typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(typo).unwrap();
+        assert_eq!(parse_credential(&typo), Err(CredentialError::BadChecksum));
+        for bad in [
+            "",
+            "lk_",
+            "lk_prod_key_abc",
+            &k.replace("lk_test_key_", "lk_test_token_"),
+            &k.replace("lk_", "xx_"),
+            &k[..k.len() - 1],
+            &format!("{k}0"),
+            &k.replace(&k[15..16], "-"),
+            &"x".repeat(10_000),
+        ] {
+            assert_eq!(
+                parse_credential(bad),
+                Err(CredentialError::Malformed),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn digests_round_trip_through_hex() {
+        let d = KeyDigest::of("abc");
+        assert_eq!(
+            d.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(KeyDigest::from_hex(&d.to_hex()), Some(d));
+        assert_eq!(KeyDigest::from_hex(&d.to_hex().to_uppercase()), Some(d));
+        assert_eq!(KeyDigest::from_hex("ba78"), None);
+        assert_eq!(KeyDigest::from_hex(&"g".repeat(64)), None);
+        assert!(!format!("{d:?}").contains(&d.to_hex()));
+    }
+
+    #[test]
+    fn a_local_list_accepts_exactly_its_keys() {
+        let k1 = credential("lk_live_key_", 1);
+        let k2 = credential("lk_test_key_", 2);
+        let other = credential("lk_live_key_", 3);
+        let list =
+            LocalKeyList::from_digests([KeyDigest::of(&k1).to_hex(), KeyDigest::of(&k2).to_hex()])
+                .unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list.contains(&k1));
+        assert_eq!(list.check(&k2).unwrap().mode, Mode::Test);
+        assert!(!list.contains(&other));
+        assert!(!list.contains(""));
+    }
+
+    #[test]
+    fn a_listed_digest_of_a_malformed_or_non_api_key_value_is_not_accepted() {
+        // Even if someone lists the digest of a junk string or an admin key,
+        // only well-formed API keys can match.
+        let junk = "hunter2";
+        let admin = credential("lk_live_admin_", 4);
+        let mut typo = credential("lk_live_key_", 5).into_bytes();
+        typo[30] = if typo[30] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(typo).unwrap();
+        let list = LocalKeyList::from_digests(
+            [junk, admin.as_str(), typo.as_str()].map(|v| KeyDigest::of(v).to_hex()),
+        )
+        .unwrap();
+        assert!(!list.contains(junk));
+        assert!(!list.contains(&admin));
+        assert!(!list.contains(&typo));
+    }
+
+    #[test]
+    fn a_bad_digest_names_its_entry() {
+        let good = KeyDigest::of("x").to_hex();
+        assert_eq!(
+            LocalKeyList::from_digests([good.as_str(), "nothex"]).unwrap_err(),
+            InvalidDigest { index: 1 }
+        );
+        let mut list = LocalKeyList::from_digests([format!(" {good}\n")]).unwrap();
+        assert!(list.remove(&KeyDigest::of("x")));
+        assert!(list.is_empty());
+    }
+}

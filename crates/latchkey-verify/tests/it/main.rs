@@ -1,0 +1,9 @@
+//! Integration tests of latchkey-verify: against mock issuers whose keys
+//! and answers a test controls, and against a real spawned Latchkey server.
+//! One binary, so the server is compiled and linked once.
+
+mod api_keys;
+mod jwks;
+mod layer;
+mod server;
+mod support;
