@@ -15,6 +15,7 @@ use latchkey_core::rbac::{Catalog, DirectRoles, TenantTree};
 use latchkey_store::{ApiKeyMatch, PrincipalRecord, SecretRecord, Store, StoreResult};
 use latchkey_types::admin::User;
 use latchkey_types::Mode;
+use latchkey_verify::keys::KeySet;
 use parking_lot::RwLock;
 
 /// Everything issuance needs about one user.
@@ -26,6 +27,8 @@ pub struct Principal {
     pub secrets: Vec<SecretRecord>,
     /// Direct roles by tenant.
     pub direct: DirectRoles,
+    /// Registered public keys, parsed, for client assertions.
+    pub keys: KeySet,
 }
 
 impl From<PrincipalRecord> for Principal {
@@ -35,10 +38,15 @@ impl From<PrincipalRecord> for Principal {
             .into_iter()
             .map(|(tenant, roles)| (tenant, roles.into_iter().collect::<BTreeSet<_>>()))
             .collect();
+        let keys = KeySet::from_keys(r.public_keys.iter().map(|k| &k.jwk)).unwrap_or_else(|e| {
+            tracing::warn!(user = %r.user.id, error = %e, "a registered key does not parse");
+            KeySet::default()
+        });
         Principal {
             user: r.user,
             secrets: r.secrets,
             direct,
+            keys,
         }
     }
 }

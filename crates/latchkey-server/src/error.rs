@@ -168,6 +168,8 @@ pub enum OAuthErrorCode {
     InvalidRequest,
     /// Client authentication failed.
     InvalidClient,
+    /// The grant (an assertion) is not valid.
+    InvalidGrant,
     /// A requested scope is not granted.
     InvalidScope,
     /// The grant type is not supported.
@@ -242,6 +244,7 @@ impl IntoResponse for OAuthError {
         let (status, error) = match self.code {
             OAuthErrorCode::InvalidRequest => (StatusCode::BAD_REQUEST, "invalid_request"),
             OAuthErrorCode::InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_client"),
+            OAuthErrorCode::InvalidGrant => (StatusCode::BAD_REQUEST, "invalid_grant"),
             OAuthErrorCode::InvalidScope => (StatusCode::BAD_REQUEST, "invalid_scope"),
             OAuthErrorCode::UnsupportedGrantType => {
                 (StatusCode::BAD_REQUEST, "unsupported_grant_type")

@@ -3,6 +3,7 @@
 //! keep token issuance off the database, and the error mapping.
 
 mod app;
+mod assertion;
 mod auth;
 mod cache;
 pub mod config;

@@ -13,6 +13,7 @@ mod principals;
 mod records;
 mod roles;
 mod tenants;
+mod user_keys;
 mod users;
 
 use std::path::Path;

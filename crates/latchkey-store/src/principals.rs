@@ -53,11 +53,23 @@ impl Store {
         .iter()
         .map(|r| Ok((r.try_get("tenant_id")?, list_of(r, "roles")?)))
         .collect::<StoreResult<Vec<_>>>()?;
+        let public_keys = sqlx::query(
+            "SELECT id, user_id, kid, alg, jwk, created_at FROM user_keys \
+             WHERE mode = $1 AND user_id = $2",
+        )
+        .bind(mode.as_str())
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(crate::user_keys::user_key_of)
+        .collect::<StoreResult<Vec<_>>>()?;
         tx.commit().await?;
         Ok(Some(PrincipalRecord {
             user,
             secrets,
             memberships,
+            public_keys,
         }))
     }
 }

@@ -85,6 +85,8 @@ pub struct PrincipalRecord {
     pub secrets: Vec<SecretRecord>,
     /// Its direct roles, by tenant.
     pub memberships: Vec<(String, Vec<String>)>,
+    /// Its registered public keys.
+    pub public_keys: Vec<latchkey_types::admin::UserKey>,
 }
 
 /// A new tenant, validated by the caller.

@@ -188,7 +188,7 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        for table in ["memberships", "client_secrets", "api_keys"] {
+        for table in ["memberships", "client_secrets", "api_keys", "user_keys"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE mode = $1 AND user_id = $2"
             ))

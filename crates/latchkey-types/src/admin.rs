@@ -308,3 +308,33 @@ pub struct TenantRoles {
 
 /// The `authorization` claim: tenant id → roles effective there.
 pub type Authorization = BTreeMap<String, TenantRoles>;
+
+/// A public key registered on a user, for `private_key_jwt` and the
+/// JWT-bearer grant.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserKey {
+    /// `pk_…`.
+    pub id: String,
+    /// The owner.
+    pub user_id: String,
+    /// Key id: the JWK's `kid`, or its RFC 7638 thumbprint.
+    pub kid: String,
+    /// `EdDSA`, `ES256` or `RS256`.
+    pub alg: String,
+    /// The public JWK.
+    pub jwk: crate::oauth::Jwk,
+    /// Registration time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// `POST /v1/users/{id}/keys`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateUserKey {
+    /// A public EdDSA (OKP Ed25519), ES256 (EC P-256) or RS256 (RSA) JWK.
+    /// A private JWK is refused.
+    #[schema(value_type = Object)]
+    pub jwk: serde_json::Map<String, serde_json::Value>,
+}

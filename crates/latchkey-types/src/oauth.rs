@@ -145,6 +145,8 @@ pub struct ServerMetadata {
     pub response_types_supported: Vec<String>,
     /// Signature algorithms of access tokens.
     pub access_token_signing_alg_values_supported: Vec<String>,
+    /// Algorithms accepted for `private_key_jwt` client assertions.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// Where the API is described.
     pub service_documentation: String,
     /// Default access-token lifetime in seconds (Latchkey extension).

@@ -88,6 +88,7 @@ impl Expectations {
 #[derive(Debug)]
 pub(crate) struct Header {
     pub(crate) alg: String,
+    /// Empty when the header has none (allowed only in [`verify_jws`]).
     pub(crate) kid: String,
     pub(crate) typ: Option<String>,
 }
@@ -115,6 +116,9 @@ pub fn verify_jwt(
     now_unix: i64,
 ) -> Result<Claims, VerifyError> {
     let parts = split(token)?;
+    if parts.header.kid.is_empty() {
+        return Err(VerifyError::Malformed("header has no kid"));
+    }
     let key = keys
         .get(&parts.header.kid)
         .ok_or_else(|| VerifyError::UnknownKid(parts.header.kid.clone()))?;
@@ -144,7 +148,61 @@ pub fn verify_jwt(
 /// # Errors
 /// As the first checks of [`verify_jwt`].
 pub fn peek_kid(token: &str) -> Result<String, VerifyError> {
-    split(token).map(|p| p.header.kid)
+    let kid = split(token)?.header.kid;
+    if kid.is_empty() {
+        return Err(VerifyError::Malformed("header has no kid"));
+    }
+    Ok(kid)
+}
+
+/// Verifies only the signature of a compact JWS that is not an access token
+/// (a client assertion, say) and returns its header and payload as JSON
+/// objects, for the caller to check the claims its protocol needs. The same
+/// screening as [`verify_jwt`] applies (size, `alg` among EdDSA, ES256 and
+/// RS256 and equal to the key's, no `crit`); a header without `kid` is tried
+/// against every key of the set with the header's algorithm.
+///
+/// # Errors
+/// [`VerifyError::UnknownKid`] when no key matches, otherwise as
+/// [`verify_jwt`].
+pub fn verify_jws(token: &str, keys: &KeySet) -> Result<(Value, Value), VerifyError> {
+    let parts = split(token)?;
+    let signature = decode_part(parts.signature)?;
+    let candidates: Vec<&str> = if parts.header.kid.is_empty() {
+        keys.kids()
+            .filter(|k| keys.algorithm(k).map(|a| a.as_str()) == Some(parts.header.alg.as_str()))
+            .collect()
+    } else {
+        vec![parts.header.kid.as_str()]
+    };
+    let mut seen_key = false;
+    for kid in candidates {
+        let Some(key) = keys.get(kid) else { continue };
+        seen_key = true;
+        if parts.header.alg != key.alg.as_str() {
+            return Err(VerifyError::AlgorithmMismatch {
+                header: parts.header.alg.clone(),
+                key: key.alg.as_str().to_owned(),
+            });
+        }
+        if key
+            .key
+            .verify_sig(parts.signing_input.as_bytes(), &signature)
+            .is_ok()
+        {
+            let header = strict_json(&decode_part(token.split('.').next().unwrap_or(""))?)?;
+            let payload = strict_json(&decode_part(parts.payload)?)?;
+            if !payload.is_object() {
+                return Err(VerifyError::Malformed("payload is not a JSON object"));
+            }
+            return Ok((header, payload));
+        }
+    }
+    if seen_key {
+        Err(VerifyError::BadSignature)
+    } else {
+        Err(VerifyError::UnknownKid(parts.header.kid.clone()))
+    }
 }
 
 fn split(token: &str) -> Result<Parts<'_>, VerifyError> {
@@ -197,7 +255,8 @@ fn parse_header(bytes: &[u8]) -> Result<Header, VerifyError> {
     }
     let kid = match header.get("kid") {
         Some(Value::String(kid)) if !kid.is_empty() => kid.clone(),
-        _ => return Err(VerifyError::Malformed("header has no kid")),
+        None => String::new(),
+        _ => return Err(VerifyError::Malformed("kid is not a non-empty string")),
     };
     let typ = match header.get("typ") {
         None => None,

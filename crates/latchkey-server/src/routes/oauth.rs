@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::assertion::{self, AssertionError, CLIENT_ASSERTION_TYPE, JWT_BEARER_GRANT};
 use crate::cache::Principal;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::issuance::{self, TokenRequest};
@@ -40,7 +41,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 fn auth_methods() -> Vec<String> {
-    vec!["client_secret_basic".into(), "client_secret_post".into()]
+    vec![
+        "client_secret_basic".into(),
+        "client_secret_post".into(),
+        "private_key_jwt".into(),
+    ]
 }
 
 fn metadata(state: &AppState) -> ServerMetadata {
@@ -53,10 +58,14 @@ fn metadata(state: &AppState) -> ServerMetadata {
         revocation_endpoint: format!("{issuer}/oauth/revoke"),
         introspection_endpoint_auth_methods_supported: auth_methods(),
         revocation_endpoint_auth_methods_supported: auth_methods(),
-        grant_types_supported: vec!["client_credentials".into()],
+        grant_types_supported: vec!["client_credentials".into(), JWT_BEARER_GRANT.into()],
         token_endpoint_auth_methods_supported: auth_methods(),
         response_types_supported: Vec::new(),
         access_token_signing_alg_values_supported: Algorithm::ALL
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
+        token_endpoint_auth_signing_alg_values_supported: Algorithm::ALL
             .iter()
             .map(|a| a.as_str().to_owned())
             .collect(),
@@ -181,13 +190,16 @@ async fn token(
     let grant_type = params
         .one("grant_type")?
         .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "grant_type is required"))?;
-    if grant_type != "client_credentials" {
-        return Err(OAuthError::new(
-            OAuthErrorCode::UnsupportedGrantType,
-            "supported grant types: client_credentials",
-        ));
-    }
-    let client = authenticate_client(&state, &headers, &params).await?;
+    let client = match grant_type {
+        "client_credentials" => authenticate_client(&state, &headers, &params).await?,
+        JWT_BEARER_GRANT => jwt_bearer_client(&state, &headers, &params).await?,
+        _ => {
+            return Err(OAuthError::new(
+                OAuthErrorCode::UnsupportedGrantType,
+                format!("supported grant types: client_credentials, {JWT_BEARER_GRANT}"),
+            ))
+        }
+    };
     let request = TokenRequest {
         tenant_id: params.one("tenant_id")?,
         scope: params.one("scope")?,
@@ -210,6 +222,45 @@ fn dummy_digest() -> CredentialDigest {
     CredentialDigest([0x5a; 32])
 }
 
+/// The JWT-bearer grant (RFC 7523 §2.1): the assertion names and
+/// authenticates the user. Client authentication beside it is optional; when
+/// present it must be the same user.
+async fn jwt_bearer_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Client, OAuthError> {
+    let assertion = params
+        .one("assertion")?
+        .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "assertion is required"))?;
+    let asserted = assertion::check(state, assertion, None)
+        .await
+        .map_err(|e| {
+            if let AssertionError::Store(store) = e {
+                return OAuthError::from(store);
+            }
+            tracing::info!(reason = %e, "assertion refused");
+            OAuthError::new(OAuthErrorCode::InvalidGrant, "the assertion is not valid")
+        })?;
+    let has_client_auth = headers.contains_key(AUTHORIZATION)
+        || params.one("client_secret")?.is_some()
+        || params.one("client_assertion")?.is_some();
+    if has_client_auth {
+        let client = authenticate_client(state, headers, params).await?;
+        if client.principal.user.id != asserted.principal.user.id {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidGrant,
+                "the assertion is about another client",
+            ));
+        }
+    }
+    Ok(Client {
+        mode: asserted.mode,
+        principal: asserted.principal,
+        key: None,
+    })
+}
+
 /// An authenticated client.
 pub(crate) struct Client {
     pub(crate) mode: Mode,
@@ -230,6 +281,40 @@ pub(crate) async fn authenticate_client(
     let used_basic = basic.is_some();
     let post_id = params.one("client_id")?;
     let post_secret = params.one("client_secret")?;
+    let assertion_type = params.one("client_assertion_type")?;
+    let client_assertion = params.one("client_assertion")?;
+    if assertion_type.is_some() || client_assertion.is_some() {
+        if used_basic || post_secret.is_some() {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                "use one client authentication method, not several",
+            ));
+        }
+        if assertion_type != Some(CLIENT_ASSERTION_TYPE) {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                format!("client_assertion_type must be {CLIENT_ASSERTION_TYPE}"),
+            ));
+        }
+        let assertion = client_assertion.ok_or_else(|| {
+            OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                "client_assertion is required",
+            )
+        })?;
+        return match assertion::check(state, assertion, post_id).await {
+            Ok(asserted) => Ok(Client {
+                mode: asserted.mode,
+                principal: asserted.principal,
+                key: None,
+            }),
+            Err(AssertionError::Store(e)) => Err(e.into()),
+            Err(e) => {
+                tracing::info!(reason = %e, "client assertion refused");
+                Err(OAuthError::invalid_client(false))
+            }
+        };
+    }
     let (client_id, secret) = match (basic, post_id, post_secret) {
         (Some(_), _, Some(_)) => {
             return Err(OAuthError::new(

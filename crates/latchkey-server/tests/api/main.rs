@@ -3,6 +3,7 @@
 //! talks HTTP to it, as clients do.
 
 mod api_keys;
+mod assertions;
 mod bad_input;
 mod custom_tokens;
 mod flow;

@@ -47,6 +47,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/signing-keys"),
     ("post", "/v1/signing-keys/rotate"),
     ("post", "/v1/tokens"),
+    ("post", "/v1/users/{id}/keys"),
+    ("get", "/v1/users/{id}/keys"),
+    ("delete", "/v1/users/{id}/keys/{keyId}"),
 ];
 
 #[tokio::test]
@@ -72,7 +75,8 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_path_is_ser
                 .replace("{tenantId}", "x")
                 .replace("{userId}", "x")
                 .replace("{name}", "x")
-                .replace("{secretId}", "x");
+                .replace("{secretId}", "x")
+                .replace("{keyId}", "x");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = app.send(m, &concrete, Some(&app.test_admin), None).await;
             assert_ne!(r.status.as_u16(), 405, "{method} {path} not routed");

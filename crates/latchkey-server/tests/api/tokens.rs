@@ -196,10 +196,20 @@ async fn metadata_and_jwks_describe_the_server(app: TestApp) {
             meta["jwks_uri"],
             format!("{}/.well-known/jwks.json", app.base)
         );
-        assert_eq!(meta["grant_types_supported"], json!(["client_credentials"]));
+        assert_eq!(
+            meta["grant_types_supported"],
+            json!([
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            ])
+        );
         assert_eq!(
             meta["token_endpoint_auth_methods_supported"],
-            json!(["client_secret_basic", "client_secret_post"])
+            json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt"
+            ])
         );
     }
     let r = app.get("/.well-known/jwks.json").await;

@@ -1,0 +1,184 @@
+//! Signed assertions (RFC 7523): `private_key_jwt` client authentication and
+//! the JWT-bearer grant. The machine signs a short JWT with a private key
+//! that never leaves it; Latchkey checks it against the public keys
+//! registered on the user. The algorithm comes from the registered key,
+//! never from the assertion; each `jti` is accepted once within its
+//! lifetime, exactly, across nodes (the store decides).
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use latchkey_core::ids;
+use latchkey_store::StoreError;
+use latchkey_types::Mode;
+use latchkey_verify::jwt::verify_jws;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::cache::Principal;
+use crate::state::AppState;
+
+/// `client_assertion_type` of `private_key_jwt`.
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// `grant_type` of the JWT-bearer grant.
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// An assertion may expire at most this far ahead.
+pub const MAX_ASSERTION_LIFETIME_SECONDS: i64 = 300;
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+const LEEWAY_SECONDS: i64 = 30;
+/// Assertions longer than this are refused before any work.
+const MAX_ASSERTION_BYTES: usize = 8 * 1024;
+
+/// Why an assertion was refused (for the log; clients get one answer).
+#[derive(Debug, thiserror::Error)]
+pub enum AssertionError {
+    /// Not a JWT, or no usable `sub`.
+    #[error("malformed assertion: {0}")]
+    Malformed(&'static str),
+    /// No such client, or a disabled one.
+    #[error("unknown or disabled client")]
+    UnknownClient,
+    /// The signature does not verify with any registered key.
+    #[error("signature: {0}")]
+    Signature(String),
+    /// A claim is missing or wrong.
+    #[error("claims: {0}")]
+    Claims(&'static str),
+    /// The `jti` was used before.
+    #[error("replayed assertion")]
+    Replay,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A verified assertion's client.
+#[derive(Debug)]
+pub struct AssertedClient {
+    /// The client's mode.
+    pub mode: Mode,
+    /// The client.
+    pub principal: Arc<Principal>,
+}
+
+/// Checks an assertion. `expected_client` is the `client_id` sent beside a
+/// client assertion, when there is one.
+pub async fn check(
+    state: &AppState,
+    assertion: &str,
+    expected_client: Option<&str>,
+) -> Result<AssertedClient, AssertionError> {
+    if assertion.len() > MAX_ASSERTION_BYTES {
+        return Err(AssertionError::Malformed("too large"));
+    }
+    // Only to find whose keys to check with: nothing from this unverified
+    // payload is trusted until the signature is.
+    let client_id = unverified_subject(assertion)?;
+    if expected_client.is_some_and(|c| c != client_id) {
+        return Err(AssertionError::Claims("sub differs from client_id"));
+    }
+    let mut found = None;
+    for mode in Mode::ALL {
+        if let Some(p) = state
+            .caches
+            .principal(&state.store, mode, &client_id)
+            .await?
+        {
+            found = Some((mode, p));
+            break;
+        }
+    }
+    let Some((mode, principal)) = found else {
+        return Err(AssertionError::UnknownClient);
+    };
+    if principal.user.disabled {
+        return Err(AssertionError::UnknownClient);
+    }
+    let (_, claims) = verify_jws(assertion, &principal.keys)
+        .map_err(|e| AssertionError::Signature(e.to_string()))?;
+    let now = state.clock.now();
+    let exp = check_claims(state, &claims, &client_id, now.unix_timestamp())?;
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or(AssertionError::Claims("jti is required"))?;
+    let expires_at = OffsetDateTime::from_unix_timestamp(exp + LEEWAY_SECONDS)
+        .map_err(|_| AssertionError::Claims("exp out of range"))?;
+    let first_use = state
+        .store
+        .use_assertion(mode, &format!("{client_id}:{jti}"), expires_at, now)
+        .await?;
+    if !first_use {
+        return Err(AssertionError::Replay);
+    }
+    Ok(AssertedClient { mode, principal })
+}
+
+fn unverified_subject(assertion: &str) -> Result<String, AssertionError> {
+    let payload = assertion
+        .split('.')
+        .nth(1)
+        .ok_or(AssertionError::Malformed("not a JWS"))?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| AssertionError::Malformed("payload is not base64url"))?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| AssertionError::Malformed("payload is not JSON"))?;
+    let sub = value
+        .get("sub")
+        .and_then(Value::as_str)
+        .ok_or(AssertionError::Malformed("no sub"))?;
+    if !ids::has_id_shape(sub, "usr") {
+        return Err(AssertionError::Malformed("sub is not a user id"));
+    }
+    Ok(sub.to_owned())
+}
+
+/// Checks `iss`, `sub`, `aud`, `exp`, `nbf` and `iat`; returns `exp`.
+fn check_claims(
+    state: &AppState,
+    claims: &Value,
+    client_id: &str,
+    now: i64,
+) -> Result<i64, AssertionError> {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    if text("iss") != Some(client_id) || text("sub") != Some(client_id) {
+        return Err(AssertionError::Claims("iss and sub must be the client id"));
+    }
+    let issuer = state.config.issuer.as_str();
+    let token_endpoint = format!("{issuer}/oauth/token");
+    let audience_ok = |a: &str| a == issuer || a == token_endpoint;
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => audience_ok(a),
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(audience_ok),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(AssertionError::Claims(
+            "aud must be the token endpoint or the issuer",
+        ));
+    }
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or(AssertionError::Claims("exp is required"))?;
+    if exp + LEEWAY_SECONDS <= now {
+        return Err(AssertionError::Claims("expired"));
+    }
+    if exp > now + MAX_ASSERTION_LIFETIME_SECONDS + LEEWAY_SECONDS {
+        return Err(AssertionError::Claims("exp is more than 5 minutes ahead"));
+    }
+    for (name, what) in [("nbf", "not yet valid"), ("iat", "issued in the future")] {
+        match claims.get(name) {
+            None => {}
+            Some(v) => match v.as_i64() {
+                Some(t) if t <= now + LEEWAY_SECONDS => {}
+                Some(_) => return Err(AssertionError::Claims(what)),
+                None => return Err(AssertionError::Claims("nbf and iat must be numbers")),
+            },
+        }
+    }
+    Ok(exp)
+}
