@@ -3,7 +3,7 @@
 //! give it only the environment a test chooses.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
@@ -205,13 +205,8 @@ pub fn assert_not_echoed(o: &Output, secret: &str) {
     );
 }
 
-/// Whether `program` is on this machine's `PATH`.
+/// Whether a file named `program` is in a directory of this machine's `PATH`.
 pub fn have(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| is_executable(&dir.join(program)))
-    })
-}
-
-fn is_executable(path: &Path) -> bool {
-    path.is_file()
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }

@@ -321,3 +321,31 @@ async fn other_latchkey_credentials_are_a_usage_error() {
     let out = verify(&server, "", &[]).await;
     assert_exit(&out, 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spent_budget_and_an_exceeded_rate_limit_show_their_codes() {
+    let server = TestServer::spawn().await;
+    let (user, _) = server.machine_with_secret("m").await;
+    let (_, budget) = server.api_key(&user, &["--remaining", "1"]).await;
+    assert_exit(&server.admin(&["verify", &budget]).await, 0);
+    let out = server.admin(&["verify", &budget]).await;
+    assert_exit(&out, 1);
+    assert_eq!(stdout(&out), "invalid: usage_exceeded\n");
+
+    let (_, limited) = server.api_key(&user, &["--rate-limit", "1/3600"]).await;
+    assert_exit(&server.admin(&["verify", &limited]).await, 0);
+    let out = server.admin(&["verify", &limited]).await;
+    assert_exit(&out, 1);
+    assert_eq!(stdout(&out), "invalid: rate_limited\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_of_a_disabled_user_is_invalid() {
+    let server = TestServer::spawn().await;
+    let (user, _) = server.machine_with_secret("m").await;
+    let (_, key) = server.api_key(&user, &[]).await;
+    assert_success(&server.admin(&["users", "update", &user, "--disable"]).await);
+    let out = server.admin(&["verify", &key]).await;
+    assert_exit(&out, 1);
+    assert_eq!(stdout(&out), "invalid: disabled\n");
+}
