@@ -151,7 +151,7 @@ async fn serve_prints_the_admin_keys_once_on_first_start_and_stops_cleanly_on_si
     .await;
     assert_success(&out);
 
-    let status = first.terminate(Duration::from_secs(10));
+    let status = first.terminate(Duration::from_secs(5));
     assert!(status.success(), "exit status {status}");
     let stderr = first.stderr_text();
     for key in [&test_keys[0], &live_keys[0]] {
@@ -181,7 +181,7 @@ async fn serve_prints_the_admin_keys_once_on_first_start_and_stops_cleanly_on_si
     )
     .await;
     assert_success(&out);
-    let status = second.terminate(Duration::from_secs(10));
+    let status = second.terminate(Duration::from_secs(5));
     assert!(status.success(), "exit status {status}");
     let stderr = second.stderr_text();
     assert!(!stderr.contains("lk_test_admin_"), "{stderr}");
