@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use latchkey_types::{JsonObject, UserKind};
+use latchkey_types::keys::RateLimit;
+use latchkey_types::{JsonObject, Mode, UserKind};
 use time::OffsetDateTime;
 
 /// Where admin commands and `token` look for the server by default.
@@ -40,8 +41,13 @@ pub enum Command {
     Secrets(SecretsArgs),
     /// Show the `authorization` claim a token of this user would carry.
     Authorization(AuthorizationArgs),
+    /// Manage API keys: long-lived keys of a user, scoped to a tenant.
+    ApiKeys(ApiKeysArgs),
     /// Get an access token with the client-credentials grant.
     Token(TokenArgs),
+    /// Check an access token (against the issuer's JWKS) or an API key
+    /// (with the verify endpoint) and print the verdict.
+    Verify(VerifyArgs),
 }
 
 /// `latchkey serve`.
@@ -534,6 +540,90 @@ pub struct SecretCreate {
     pub expires_at: Option<OffsetDateTime>,
 }
 
+/// `latchkey api-keys`.
+#[derive(Debug, Args)]
+pub struct ApiKeysArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
+    /// What to do with API keys.
+    #[command(subcommand)]
+    pub command: ApiKeysCommand,
+}
+
+/// `latchkey api-keys …`.
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create an API key (its value is shown once).
+    Create(ApiKeyCreate),
+    /// List API keys (never their values).
+    List(ApiKeyList),
+    /// Show one API key (never its value).
+    Get {
+        /// API key id (`key_…`).
+        id: String,
+    },
+    /// Revoke an API key: every value of it stops working at once.
+    Revoke {
+        /// API key id (`key_…`).
+        id: String,
+    },
+    /// Give an API key a new value (shown once); the previous value keeps
+    /// working for the grace period.
+    Rotate {
+        /// API key id (`key_…`).
+        id: String,
+        /// How long the previous value keeps working [default: 0, it stops
+        /// at once; at most 30 days].
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(0..))]
+        grace_period: Option<i64>,
+    },
+}
+
+/// `latchkey api-keys create`.
+#[derive(Debug, Args)]
+pub struct ApiKeyCreate {
+    /// The user the key authenticates as (`usr_…`).
+    #[arg(long, value_name = "USER")]
+    pub user: String,
+    /// The tenant the key is scoped to [default: the workspace].
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// A label, such as the device or service that holds the key.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Narrow the key to this role (of those the user holds in the tenant);
+    /// repeat for several. Without --role the key carries all of them.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// When the key stops working (RFC 3339, e.g. 2030-01-31T00:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Metadata, a JSON object.
+    #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+    pub metadata: Option<JsonObject>,
+    /// At most LIMIT uses per window of WINDOW_SECONDS, e.g. 100/60.
+    #[arg(long, value_name = "LIMIT/WINDOW_SECONDS", value_parser = parse_rate_limit)]
+    pub rate_limit: Option<RateLimit>,
+    /// A budget of uses: each successful verification or token spends one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    pub remaining: Option<i64>,
+}
+
+/// `latchkey api-keys list`.
+#[derive(Debug, Args)]
+pub struct ApiKeyList {
+    /// Only keys of this user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Only keys scoped to this tenant.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// Paging.
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
 /// `latchkey authorization`.
 #[derive(Debug, Args)]
 pub struct AuthorizationArgs {
@@ -582,6 +672,100 @@ pub struct TokenArgs {
     /// verified).
     #[arg(long)]
     pub decode: bool,
+}
+
+/// `--mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Test mode.
+    Test,
+    /// Live mode.
+    Live,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Test => Mode::Test,
+            ModeArg::Live => Mode::Live,
+        }
+    }
+}
+
+/// `latchkey verify`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+An access token is checked locally: the issuer's metadata \
+(/.well-known/oauth-authorization-server) and keys (its jwks_uri) are fetched \
+from --url, then the signature (with the algorithm of the key, never the \
+token's), typ at+jwt, iss, mode, aud, exp and nbf are checked. The mode the \
+token claims is NOT trusted: tokens must be live unless --mode test is given.
+
+An API key (lk_<mode>_key_…) is checked by the server's verify endpoint, \
+which also spends a use of its budget and counts against its rate limit. The \
+caller credential is --caller / LATCHKEY_CALLER (an admin key, an API key or \
+an access token), else the admin key (LATCHKEY_ADMIN_KEY); a key of another \
+mode than the caller's is invalid (wrong_mode). A live key or caller is never \
+sent over plain HTTP.
+
+Exit status: 0 valid, 1 invalid, 2 usage or network error. The value checked \
+is never printed.")]
+pub struct VerifyArgs {
+    /// The access token or API key to check; `-` reads it from stdin, which
+    /// keeps it out of the shell history and the process list.
+    #[arg(value_name = "TOKEN_OR_KEY")]
+    pub value: String,
+    /// Base URL of the Latchkey server.
+    #[arg(long, env = "LATCHKEY_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+    /// The audience the token must name (your service's identifier)
+    /// [default: any audience].
+    #[arg(long, value_name = "AUDIENCE")]
+    pub audience: Option<String>,
+    /// The mode the token must have [default: live]. The token's own claim
+    /// is not trusted. For an API key, a key of another mode is invalid
+    /// without asking the server.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// The issuer the token must name [default: the issuer of the server's
+    /// metadata].
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// The credential that calls the verify endpoint for an API key. Prefer
+    /// the LATCHKEY_CALLER environment variable.
+    #[arg(
+        long,
+        env = "LATCHKEY_CALLER",
+        value_name = "CREDENTIAL",
+        hide_env_values = true
+    )]
+    pub caller: Option<String>,
+    /// Admin key, the caller when --caller is not given. Prefer the
+    /// LATCHKEY_ADMIN_KEY environment variable.
+    #[arg(
+        long,
+        env = "LATCHKEY_ADMIN_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub admin_key: Option<String>,
+    /// Print the verdict as JSON, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `--rate-limit LIMIT/WINDOW_SECONDS`.
+fn parse_rate_limit(s: &str) -> Result<RateLimit, String> {
+    let usage = || format!("expected LIMIT/WINDOW_SECONDS such as 100/60, not {s:?}");
+    let (limit, window) = s.split_once('/').ok_or_else(usage)?;
+    let number = |v: &str| v.trim().parse::<i64>().ok().filter(|n| *n >= 1);
+    match (number(limit), number(window)) {
+        (Some(limit), Some(window_seconds)) => Ok(RateLimit {
+            limit,
+            window_seconds,
+        }),
+        _ => Err(format!("{}; both numbers must be 1 or more", usage())),
+    }
 }
 
 /// Parses a JSON object argument (`--metadata`, `--custom-claims`).
@@ -858,6 +1042,108 @@ mod tests {
     }
 
     #[test]
+    fn api_key_create_collects_roles_and_parses_the_rate_limit() {
+        let cli = parse(&[
+            "api-keys",
+            "create",
+            "--user",
+            "usr_1",
+            "--tenant",
+            "eu",
+            "--role",
+            "operator",
+            "--role",
+            "reader",
+            "--remaining",
+            "1000",
+            "--rate-limit",
+            "100/60",
+            "--expires-at",
+            "2030-01-31T00:00:00Z",
+        ])
+        .unwrap();
+        let Command::ApiKeys(ApiKeysArgs {
+            command: ApiKeysCommand::Create(c),
+            ..
+        }) = cli.command
+        else {
+            panic!("not api-keys create")
+        };
+        assert_eq!(c.roles, ["operator", "reader"]);
+        assert_eq!(c.remaining, Some(1000));
+        assert_eq!(
+            c.rate_limit,
+            Some(RateLimit {
+                limit: 100,
+                window_seconds: 60
+            })
+        );
+        assert!(c.expires_at.is_some());
+    }
+
+    #[test]
+    fn a_rate_limit_needs_two_positive_numbers() {
+        for bad in ["100", "100/0", "0/60", "a/b", "100/60/1", "-1/60"] {
+            let flag = format!("--rate-limit={bad}");
+            let err = parse(&["api-keys", "create", "--user", "u", &flag]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{bad}");
+        }
+        assert!(parse(&["api-keys", "create", "--user", "u", "--remaining", "-1"]).is_err());
+        assert!(
+            parse(&["api-keys", "create"]).is_err(),
+            "--user is required"
+        );
+    }
+
+    #[test]
+    fn api_key_rotate_takes_a_grace_period_and_list_takes_filters() {
+        let cli = parse(&["api-keys", "rotate", "key_1", "--grace-period", "300"]).unwrap();
+        let Command::ApiKeys(ApiKeysArgs {
+            command: ApiKeysCommand::Rotate { id, grace_period },
+            ..
+        }) = cli.command
+        else {
+            panic!("not api-keys rotate")
+        };
+        assert_eq!((id.as_str(), grace_period), ("key_1", Some(300)));
+        assert!(parse(&["api-keys", "rotate", "key_1", "--grace-period", "-5"]).is_err());
+        assert!(parse(&["api-keys", "list", "--user", "usr_1", "--tenant", "eu", "--all"]).is_ok());
+        assert!(parse(&["api-keys", "get", "key_1"]).is_ok());
+        assert!(parse(&["api-keys", "revoke", "key_1", "--json"]).is_ok());
+    }
+
+    #[test]
+    fn verify_takes_a_value_or_a_dash_and_defaults_to_no_mode() {
+        let cli = parse(&["verify", "-", "--audience", "https://api.example"]).unwrap();
+        let Command::Verify(v) = cli.command else {
+            panic!("not verify")
+        };
+        assert_eq!(v.value, "-");
+        assert_eq!(v.mode, None, "no --mode means live for tokens");
+        assert_eq!(v.audience.as_deref(), Some("https://api.example"));
+        assert!(parse(&["verify"]).is_err(), "the value is required");
+        assert!(parse(&["verify", "t", "--mode", "staging"]).is_err());
+        let cli = parse(&["verify", "t", "--mode", "test"]).unwrap();
+        let Command::Verify(v) = cli.command else {
+            panic!("not verify")
+        };
+        assert_eq!(v.mode.map(Mode::from), Some(Mode::Test));
+    }
+
+    #[test]
+    fn verify_help_says_the_claimed_mode_is_not_trusted() {
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("verify")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("NOT trusted"), "{help}");
+        assert!(help.contains("[default: live]"), "{help}");
+        assert!(help.contains("0 valid, 1 invalid, 2"), "{help}");
+    }
+
+    #[test]
     fn environment_values_of_secrets_never_appear_in_help() {
         let cmd = Cli::command();
         let hides = |sub: &str, arg: &str| {
@@ -873,9 +1159,12 @@ mod tests {
             "members",
             "secrets",
             "authorization",
+            "api-keys",
+            "verify",
         ] {
             assert_eq!(hides(group, "admin_key"), Some(true), "{group}");
         }
+        assert_eq!(hides("verify", "caller"), Some(true));
         assert_eq!(hides("token", "client_secret"), Some(true));
         assert_eq!(hides("serve", "database_url"), Some(true));
     }

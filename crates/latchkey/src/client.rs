@@ -141,6 +141,31 @@ impl Client {
         self.finish(req, &url).await
     }
 
+    /// `GET` of an absolute URL (a `jwks_uri` named by the server's
+    /// metadata), without the admin key: it may point to another host.
+    pub async fn get_absolute(&self, url: &Url) -> anyhow::Result<Response> {
+        if !matches!(url.scheme(), "http" | "https") {
+            bail!("refusing to fetch {url}: use http:// or https://");
+        }
+        let req = self.http.get(url.clone());
+        self.finish(req, url).await
+    }
+
+    /// `POST` without a body, with these headers (and no admin key): the
+    /// verify endpoint, whose credentials are all in headers.
+    pub async fn post_headers(
+        &self,
+        segments: &[&str],
+        headers: &[(&'static str, HeaderValue)],
+    ) -> anyhow::Result<Response> {
+        let url = self.url(segments, &[]);
+        let mut req = self.http.post(url.clone());
+        for (name, value) in headers {
+            req = req.header(*name, value.clone());
+        }
+        self.finish(req, &url).await
+    }
+
     async fn finish(&self, req: reqwest::RequestBuilder, url: &Url) -> anyhow::Result<Response> {
         // The URL is named by us, without reqwest's copy of it, and the
         // request itself (which holds the credential) is never formatted.

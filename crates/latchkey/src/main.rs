@@ -1,5 +1,5 @@
 //! The `latchkey` binary: runs the server (`serve`), administers it over its
-//! HTTP API, and gets access tokens (`token`).
+//! HTTP API, gets access tokens (`token`) and checks them and API keys (`verify`).
 
 mod cli;
 mod client;
@@ -13,13 +13,14 @@ use clap::Parser as _;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    let error_code = commands::error_exit_code(&cli.command);
     match commands::run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             // `{:#}` puts the whole cause chain on one line. No message is
             // built from a credential, so none can appear here.
             eprintln!("error: {}", output::one_line(&format!("{err:#}")));
-            ExitCode::FAILURE
+            ExitCode::from(error_code)
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The subcommands: one module per area, each turning parsed arguments into
 //! requests to the server (or, for `serve`, into a running server) and output.
 
+mod api_keys;
 mod authorization;
 mod members;
 mod roles;
@@ -9,9 +10,11 @@ mod serve;
 mod tenants;
 mod token;
 mod users;
+mod verify;
 mod workspace;
 
 use std::collections::HashSet;
+use std::process::ExitCode;
 
 use anyhow::bail;
 use latchkey_types::Page;
@@ -21,9 +24,12 @@ use crate::cli::{AdminOpts, Cli, Command, PageArgs};
 use crate::client::{Client, Response};
 use crate::output::emit;
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+/// Runs the parsed command line and returns the exit status of a command
+/// that finished (`verify` exits with 1 on an invalid verdict). An error is
+/// reported by the caller with [`error_exit_code`].
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let result = match cli.command {
+        Command::Verify(args) => return verify::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Workspace(args) => workspace::run(&Admin::new(args.admin)?).await,
         Command::Tenants(args) => tenants::run(&Admin::new(args.admin)?, args.command).await,
@@ -35,7 +41,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let admin = Admin::new(args.admin)?;
             authorization::run(&admin, &args.user, args.tenant).await
         }
+        Command::ApiKeys(args) => api_keys::run(&Admin::new(args.admin)?, args.command).await,
         Command::Token(args) => token::run(args).await,
+    };
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// The exit status for an error of `command`: 2 for `verify`, whose 1 means
+/// "invalid", and 1 for everything else.
+pub fn error_exit_code(command: &Command) -> u8 {
+    match command {
+        Command::Verify(_) => 2,
+        _ => 1,
     }
 }
 
