@@ -48,7 +48,7 @@ async fn spawn(adjust: impl FnOnce(&mut Settings)) -> Server {
     let admin = credential::generate(Mode::Test, CredentialKind::Admin);
     let keys = BootstrapKeys {
         test: Some(admin.clone()),
-        live: None,
+        ..Default::default()
     };
     let config = Config::resolve(settings, keys).unwrap();
     let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));

@@ -51,6 +51,7 @@ impl TestServer {
         let keys = BootstrapKeys {
             test: Some(test_admin.clone()),
             live: Some(live_admin.clone()),
+            master_key: None,
         };
         let config = Config::resolve(settings, keys).unwrap();
         let server =
