@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the receiving side's hot paths: the raw Ed25519
 //! signature check aws-lc-rs does, `verify_jwt` on a realistic Latchkey
 //! token (the same check plus parsing and claim checks), and a hit in a
-//! `LocalKeyList`.
+//! `LocalKeyList`, and `RemoteKeyVerifier` answering from its cache (and,
+//! for scale, one uncached round trip to a mock issuer on loopback).
 //!
 //! Run: `cargo bench -p latchkey-verify --bench verify`.
 
@@ -17,7 +18,9 @@ use latchkey_core::token::{self, TokenGrant};
 use latchkey_types::admin::{Authorization, TenantRoles};
 use latchkey_types::oauth::{Audience, JwkSet};
 use latchkey_types::{JsonObject, Mode, UserKind};
-use latchkey_verify::{verify_jwt, Expectations, KeyDigest, KeySet, LocalKeyList};
+use latchkey_verify::{
+    verify_jwt, Expectations, KeyDigest, KeySet, LocalKeyList, RemoteKeyVerifier,
+};
 use time::OffsetDateTime;
 
 const ISSUER: &str = "https://auth.example.com";
@@ -127,5 +130,52 @@ fn local_keys(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, jwt, local_keys);
+/// A mock `POST /v1/api-keys/verify` that says every key is valid.
+async fn mock_issuer() -> String {
+    use axum::routing::post;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let answer = serde_json::json!({
+        "valid": true, "keyId": "key_abc", "userId": "usr_7f3k2m9q", "tenantId": "acme",
+        "mode": "live", "roles": ["operator"],
+        "authorization": {"acme": {"roles": ["operator"]}}, "expiresAt": null
+    });
+    let app = axum::Router::new().route(
+        "/v1/api-keys/verify",
+        post(move || {
+            let answer = answer.clone();
+            async move { axum::Json(answer) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+fn remote_keys(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = rt.block_on(mock_issuer());
+    let caller = credential::generate(Mode::Live, CredentialKind::ApiKey);
+    let key = credential::generate(Mode::Live, CredentialKind::ApiKey);
+    let key = key.expose();
+    let cached = RemoteKeyVerifier::builder(&url, caller.expose())
+        .build()
+        .unwrap();
+    rt.block_on(cached.verify(key)).unwrap();
+    c.bench_function("remote_key_cached_hit", |b| {
+        b.iter(|| rt.block_on(cached.verify(black_box(key))).unwrap())
+    });
+    assert_eq!(cached.request_count(), 1);
+    let uncached = RemoteKeyVerifier::builder(&url, caller.expose())
+        .positive_ttl(std::time::Duration::ZERO)
+        .build()
+        .unwrap();
+    c.bench_function("remote_key_uncached_loopback_mock", |b| {
+        b.iter(|| rt.block_on(uncached.verify(black_box(key))).unwrap())
+    });
+}
+
+criterion_group!(benches, jwt, local_keys, remote_keys);
 criterion_main!(benches);
