@@ -29,6 +29,9 @@ use crate::keys::KeySet;
 /// for before the signature is checked.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
+/// The longest `kid` accepted, in bytes.
+pub const MAX_KID_BYTES: usize = 256;
+
 /// The default clock-skew allowance for `exp`, `nbf` and `iat`, in seconds.
 pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;
 
@@ -258,6 +261,11 @@ fn parse_header(bytes: &[u8]) -> Result<Header, VerifyError> {
         None => String::new(),
         _ => return Err(VerifyError::Malformed("kid is not a non-empty string")),
     };
+    // Latchkey kids are 43-character thumbprints; a long one is junk, and
+    // it would otherwise travel into errors and logs.
+    if kid.len() > MAX_KID_BYTES {
+        return Err(VerifyError::Malformed("kid is too long"));
+    }
     let typ = match header.get("typ") {
         None => None,
         Some(Value::String(typ)) => Some(typ.clone()),
@@ -677,6 +685,13 @@ mod tests {
             Err(VerifyError::UnknownKid("rotated".into()))
         );
         assert_eq!(peek_kid(&token).unwrap(), "rotated");
+        let mut header = key.header();
+        header["kid"] = json!("k".repeat(MAX_KID_BYTES + 1));
+        let token = key.token_with(&header.to_string(), &sample_claims(NOW).to_string());
+        assert_eq!(
+            verify(&token, &key),
+            Err(VerifyError::Malformed("kid is too long"))
+        );
         let mut header = key.header();
         header.as_object_mut().unwrap().remove("kid");
         let token = key.token_with(&header.to_string(), &sample_claims(NOW).to_string());

@@ -1,0 +1,181 @@
+//! Micro-benchmarks of the receiving side's hot paths: the raw Ed25519
+//! signature check aws-lc-rs does, `verify_jwt` on a realistic Latchkey
+//! token (the same check plus parsing and claim checks), and a hit in a
+//! `LocalKeyList`, and `RemoteKeyVerifier` answering from its cache (and,
+//! for scale, one uncached round trip to a mock issuer on loopback).
+//!
+//! Run: `cargo bench -p latchkey-verify --bench verify`.
+
+use std::hint::black_box;
+
+use aws_lc_rs::signature::{ParsedPublicKey, ED25519};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use criterion::{criterion_group, criterion_main, Criterion};
+use latchkey_core::credential::{self, CredentialKind};
+use latchkey_core::signing::{Algorithm, SigningKey};
+use latchkey_core::token::{self, TokenGrant};
+use latchkey_types::admin::{Authorization, TenantRoles};
+use latchkey_types::oauth::{Audience, JwkSet};
+use latchkey_types::{JsonObject, Mode, UserKind};
+use latchkey_verify::{
+    verify_jwt, Expectations, KeyDigest, KeySet, LocalKeyList, RemoteKeyVerifier,
+};
+use time::OffsetDateTime;
+
+const ISSUER: &str = "https://auth.example.com";
+const AUD: &str = "https://telemetry.example.com";
+
+/// A token as the server mints it: roles in three tenants, a scope and two
+/// custom claims (about 900 bytes).
+fn realistic_token(key: &SigningKey, now: OffsetDateTime) -> String {
+    let mut authorization = Authorization::new();
+    for (tenant, roles) in [
+        ("acme", vec!["operator", "viewer"]),
+        ("acme-eu", vec!["operator", "viewer"]),
+        (
+            "acme-eu-factory-7",
+            vec!["iot-remote", "operator", "viewer"],
+        ),
+    ] {
+        authorization.insert(
+            tenant.into(),
+            TenantRoles {
+                roles: roles.into_iter().map(Into::into).collect(),
+            },
+        );
+    }
+    let custom: JsonObject =
+        serde_json::from_str(r#"{"region":"eu-west","hardware":"gw-3000"}"#).unwrap();
+    let claims = token::build_claims(TokenGrant {
+        issuer: ISSUER,
+        user_id: "usr_7f3k2m9q",
+        kind: UserKind::Machine,
+        mode: Mode::Live,
+        tenant_id: "acme",
+        audience: Audience::One(AUD.into()),
+        scope: Some("telemetry:write device:command".into()),
+        authorization,
+        custom_claims: &custom,
+        ttl_seconds: 3600,
+        now,
+    });
+    token::sign(key, &token::encoded_header(key), &claims).unwrap()
+}
+
+fn jwt(c: &mut Criterion) {
+    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let token = realistic_token(&key, now);
+    eprintln!("token: {} bytes", token.len());
+
+    // The raw check: the signature over the signing input, key pre-parsed.
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    let x = URL_SAFE_NO_PAD
+        .decode(key.public_jwk().x.as_ref().unwrap())
+        .unwrap();
+    let public = ParsedPublicKey::new(&ED25519, x).unwrap();
+    c.bench_function("ed25519_verify_raw", |b| {
+        b.iter(|| {
+            public
+                .verify_sig(black_box(input.as_bytes()), black_box(&sig))
+                .unwrap()
+        })
+    });
+
+    let keys = KeySet::from_jwks(&JwkSet {
+        keys: vec![key.public_jwk().clone()],
+    })
+    .unwrap();
+    let expect = Expectations::new(ISSUER).audience(AUD);
+    let unix = now.unix_timestamp();
+    c.bench_function("verify_jwt_eddsa", |b| {
+        b.iter(|| verify_jwt(black_box(&token), &keys, &expect, unix).unwrap())
+    });
+
+    for alg in [Algorithm::ES256, Algorithm::RS256] {
+        let key = SigningKey::generate(alg).unwrap();
+        let token = realistic_token(&key, now);
+        let keys = KeySet::from_jwks(&JwkSet {
+            keys: vec![key.public_jwk().clone()],
+        })
+        .unwrap();
+        c.bench_function(
+            &format!("verify_jwt_{}", alg.as_str().to_lowercase()),
+            |b| b.iter(|| verify_jwt(black_box(&token), &keys, &expect, unix).unwrap()),
+        );
+    }
+}
+
+fn local_keys(c: &mut Criterion) {
+    // A device that accepts 1000 keys.
+    let keys: Vec<String> = (0..1000)
+        .map(|_| {
+            credential::generate(Mode::Live, CredentialKind::ApiKey)
+                .expose()
+                .to_owned()
+        })
+        .collect();
+    let list = LocalKeyList::from_digests(keys.iter().map(|k| KeyDigest::of(k).to_hex())).unwrap();
+    let hit = &keys[500];
+    c.bench_function("local_key_list_contains_hit", |b| {
+        b.iter(|| assert!(list.contains(black_box(hit))))
+    });
+    let mut typo = hit.clone().into_bytes();
+    typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).unwrap();
+    c.bench_function("local_key_list_contains_bad_checksum", |b| {
+        b.iter(|| assert!(!list.contains(black_box(&typo))))
+    });
+}
+
+/// A mock `POST /v1/api-keys/verify` that says every key is valid.
+async fn mock_issuer() -> String {
+    use axum::routing::post;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let answer = serde_json::json!({
+        "valid": true, "keyId": "key_abc", "userId": "usr_7f3k2m9q", "tenantId": "acme",
+        "mode": "live", "roles": ["operator"],
+        "authorization": {"acme": {"roles": ["operator"]}}, "expiresAt": null
+    });
+    let app = axum::Router::new().route(
+        "/v1/api-keys/verify",
+        post(move || {
+            let answer = answer.clone();
+            async move { axum::Json(answer) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+fn remote_keys(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = rt.block_on(mock_issuer());
+    let caller = credential::generate(Mode::Live, CredentialKind::ApiKey);
+    let key = credential::generate(Mode::Live, CredentialKind::ApiKey);
+    let key = key.expose();
+    let cached = RemoteKeyVerifier::builder(&url, caller.expose())
+        .build()
+        .unwrap();
+    rt.block_on(cached.verify(key)).unwrap();
+    c.bench_function("remote_key_cached_hit", |b| {
+        b.iter(|| rt.block_on(cached.verify(black_box(key))).unwrap())
+    });
+    assert_eq!(cached.request_count(), 1);
+    let uncached = RemoteKeyVerifier::builder(&url, caller.expose())
+        .positive_ttl(std::time::Duration::ZERO)
+        .build()
+        .unwrap();
+    c.bench_function("remote_key_uncached_loopback_mock", |b| {
+        b.iter(|| rt.block_on(uncached.verify(black_box(key))).unwrap())
+    });
+}
+
+criterion_group!(benches, jwt, local_keys, remote_keys);
+criterion_main!(benches);
