@@ -43,6 +43,8 @@ pub enum Command {
     Authorization(AuthorizationArgs),
     /// Manage API keys: long-lived keys of a user, scoped to a tenant.
     ApiKeys(ApiKeysArgs),
+    /// List and rotate the signing keys of the admin key's mode.
+    SigningKeys(SigningKeysArgs),
     /// Get an access token with the client-credentials grant.
     Token(TokenArgs),
     /// Check an access token (against the issuer's JWKS) or an API key
@@ -404,6 +406,36 @@ pub struct UserList {
     /// Paging.
     #[command(flatten)]
     pub page: PageArgs,
+}
+
+/// `latchkey signing-keys`.
+#[derive(Debug, Args)]
+pub struct SigningKeysArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
+    /// What to do with signing keys.
+    #[command(subcommand)]
+    pub command: SigningKeysCommand,
+}
+
+/// `latchkey signing-keys …`.
+#[derive(Debug, Subcommand)]
+pub enum SigningKeysCommand {
+    /// List the keys with their phase (next, active, retired, removed).
+    List,
+    /// Add a new key: published in the JWKS at once, signing after the
+    /// publish-ahead delay (so every verifier has it first).
+    Rotate {
+        /// Algorithm of the new key: EdDSA, ES256 or RS256 [default: the
+        /// current key's].
+        #[arg(long, value_name = "ALG")]
+        alg: Option<String>,
+        /// Sign with the new key at once. Verifiers holding a cached JWKS
+        /// may then meet an unknown kid until they refresh.
+        #[arg(long)]
+        immediate: bool,
+    },
 }
 
 /// `latchkey roles`.

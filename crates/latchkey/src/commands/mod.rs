@@ -7,6 +7,7 @@ mod members;
 mod roles;
 mod secrets;
 mod serve;
+mod signing_keys;
 mod tenants;
 mod token;
 mod users;
@@ -35,6 +36,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tenants(args) => tenants::run(&Admin::new(args.admin)?, args.command).await,
         Command::Users(args) => users::run(&Admin::new(args.admin)?, args.command).await,
         Command::Roles(args) => roles::run(&Admin::new(args.admin)?, args.command).await,
+        Command::SigningKeys(args) => {
+            signing_keys::run(&Admin::new(args.admin)?, args.command).await
+        }
         Command::Members(args) => members::run(&Admin::new(args.admin)?, args.command).await,
         Command::Secrets(args) => secrets::run(&Admin::new(args.admin)?, args.command).await,
         Command::Authorization(args) => {

@@ -325,3 +325,27 @@ async fn an_unreachable_server_is_named() {
     );
     assert_eq!(err.lines().count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_keys_rotate_publishes_a_next_key_and_list_shows_the_phases() {
+    let server = TestServer::spawn().await;
+    let before = server.admin_json(&["signing-keys", "list"]).await;
+    assert_eq!(before["data"].as_array().unwrap().len(), 1);
+    assert_eq!(before["data"][0]["status"], "active");
+    let rotated = server
+        .admin_json(&["signing-keys", "rotate", "--alg", "ES256"])
+        .await;
+    assert_eq!(rotated["status"], "next");
+    assert_eq!(rotated["alg"], "ES256");
+    let out = server.admin(&["signing-keys", "list"]).await;
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(text.starts_with("KID"), "{text}");
+    assert!(text.contains("next") && text.contains("active"), "{text}");
+    assert!(!text.contains("\"d\""), "no private key material: {text}");
+    let bad = server
+        .admin(&["signing-keys", "rotate", "--alg", "HS256"])
+        .await;
+    assert_exit(&bad, 1);
+    assert!(stderr(&bad).contains("invalid_request"), "{}", stderr(&bad));
+}
