@@ -51,10 +51,19 @@ async fn rotation_publishes_ahead_and_no_verifier_meets_an_unknown_kid(app: Test
     let old_kid = kid_of(&before);
     let live_kids_before = app.kids().await.len();
 
-    // A verifier that caches the JWKS and refreshes it when max-age passed.
+    // Two verifiers that cache the JWKS and refresh it when max-age passed:
+    // the jsonwebtoken crate with a cache kept here, and latchkey-verify
+    // (whose cache follows the server's clock).
     let mut cached = app.jwks().await;
     let mut cached_at = 0i64;
     let max_age = 300i64;
+    let clock = app.clock.clone();
+    let verifier = latchkey_verify::Verifier::builder(app.base.clone())
+        .mode(latchkey_types::Mode::Test)
+        .clock(move || latchkey_core::clock::Clock::now(&*clock).unix_timestamp())
+        .build()
+        .await
+        .unwrap();
 
     let r = app.post("/v1/signing-keys/rotate", json!({})).await;
     let created = r.expect(201).clone();
@@ -71,6 +80,7 @@ async fn rotation_publishes_ahead_and_no_verifier_meets_an_unknown_kid(app: Test
     while elapsed <= 900 {
         if elapsed - cached_at >= max_age {
             cached = app.jwks().await;
+            verifier.refresh().await.unwrap();
             cached_at = elapsed;
         }
         let (t, _) = app.access_token(&m, &secret, &[]).await;
@@ -80,6 +90,11 @@ async fn rotation_publishes_ahead_and_no_verifier_meets_an_unknown_kid(app: Test
             "at +{elapsed}s the verifier's cached JWKS lacks kid {kid}"
         );
         assert!(verifies(&t, &cached, &app.base));
+        // From its cache alone: no unknown kid, no extra fetch needed.
+        let claims = verifier
+            .verify_cached(&t)
+            .unwrap_or_else(|e| panic!("latchkey-verify at +{elapsed}s: {e}"));
+        assert_eq!(claims.user_id(), m);
         if kid == new_kid {
             signed_by_new = true;
             assert!(elapsed >= 600, "signed before the publish-ahead delay");
@@ -93,8 +108,10 @@ async fn rotation_publishes_ahead_and_no_verifier_meets_an_unknown_kid(app: Test
     assert!(signed_by_new);
     // Every token verifies against the current JWKS while unexpired.
     let now_jwks = app.jwks().await;
+    verifier.refresh().await.unwrap();
     for t in &tokens {
         assert!(verifies(t, &now_jwks, &app.base));
+        verifier.verify_cached(t).unwrap();
     }
     let listed = app.get("/v1/signing-keys").await;
     let statuses: Vec<(String, String)> = listed.expect(200)["data"]
