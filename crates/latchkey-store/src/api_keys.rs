@@ -164,29 +164,18 @@ impl Store {
         if let Some(t) = tenant_id {
             c.push("tenant_id = {}", t);
         }
-        if let Some(after) = &page.after {
-            c.push("id > {}", after.clone());
-        }
-        let sql = format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE 1 = 1{} ORDER BY id LIMIT ${}",
-            c.sql,
-            c.next()
-        );
-        let mut q = sqlx::query(&sql);
-        for a in &c.args {
-            q = q.bind(a);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.pool)
+        let result = c
+            .fetch_page(
+                &self.pool,
+                KEY_COLUMNS,
+                "api_keys",
+                "id",
+                page,
+                api_key_of,
+                |k| k.id.clone(),
+            )
             .await?;
-        let items = rows
-            .iter()
-            .map(api_key_of)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(PageResult::from_overfetch(items, page.limit, |k| {
-            k.id.clone()
-        }))
+        Ok(result)
     }
 
     /// Revokes a key (idempotent); every value of it stops working.

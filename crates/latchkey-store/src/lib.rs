@@ -255,9 +255,41 @@ impl Conditions {
         self.sql.push_str(clause);
     }
 
-    /// The next placeholder number.
-    fn next(&self) -> usize {
-        self.args.len() + 1
+    /// Runs `SELECT columns FROM table WHERE <conditions> AND key > after
+    /// ORDER BY key LIMIT limit + 1`, and cuts the result into a page: the
+    /// one shape every list of the store shares.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_page<'c, E, T>(
+        mut self,
+        executor: E,
+        columns: &str,
+        table: &str,
+        key: &str,
+        page: &PageRequest,
+        map: fn(&sqlx::any::AnyRow) -> StoreResult<T>,
+        key_of: fn(&T) -> String,
+    ) -> StoreResult<PageResult<T>>
+    where
+        E: Executor<'c, Database = Any>,
+    {
+        if let Some(after) = &page.after {
+            self.push(&format!("{key} > {{}}"), after.clone());
+        }
+        let sql = format!(
+            "SELECT {columns} FROM {table} WHERE 1 = 1{} ORDER BY {key} LIMIT ${}",
+            self.sql,
+            self.args.len() + 1
+        );
+        let mut q = sqlx::query(&sql);
+        for a in &self.args {
+            q = q.bind(a);
+        }
+        let rows = q
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(executor)
+            .await?;
+        let items = rows.iter().map(map).collect::<StoreResult<Vec<_>>>()?;
+        Ok(PageResult::from_overfetch(items, page.limit, key_of))
     }
 }
 

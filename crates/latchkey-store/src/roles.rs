@@ -65,26 +65,18 @@ impl Store {
     ) -> StoreResult<PageResult<Role>> {
         let mut c = Conditions::default();
         c.push("mode = {}", mode.as_str());
-        if let Some(after) = &page.after {
-            c.push("name > {}", after.clone());
-        }
-        let sql = format!(
-            "SELECT {ROLE_COLUMNS} FROM roles WHERE 1 = 1{} ORDER BY name LIMIT ${}",
-            c.sql,
-            c.next()
-        );
-        let mut q = sqlx::query(&sql);
-        for a in &c.args {
-            q = q.bind(a);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.pool)
+        let result = c
+            .fetch_page(
+                &self.pool,
+                ROLE_COLUMNS,
+                "roles",
+                "name",
+                page,
+                role_of,
+                |r| r.name.clone(),
+            )
             .await?;
-        let items = rows.iter().map(role_of).collect::<StoreResult<Vec<_>>>()?;
-        Ok(PageResult::from_overfetch(items, page.limit, |r| {
-            r.name.clone()
-        }))
+        Ok(result)
     }
 
     /// Removes a role from the catalog. Users who hold it keep the name, which

@@ -72,29 +72,18 @@ impl Store {
         if let Some(p) = parent {
             c.push("parent_id = {}", p);
         }
-        if let Some(after) = &page.after {
-            c.push("id > {}", after.clone());
-        }
-        let sql = format!(
-            "SELECT {TENANT_COLUMNS} FROM tenants WHERE 1 = 1{} ORDER BY id LIMIT ${}",
-            c.sql,
-            c.next()
-        );
-        let mut q = sqlx::query(&sql);
-        for a in &c.args {
-            q = q.bind(a);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.pool)
+        let result = c
+            .fetch_page(
+                &self.pool,
+                TENANT_COLUMNS,
+                "tenants",
+                "id",
+                page,
+                tenant_of,
+                |t| t.id.clone(),
+            )
             .await?;
-        let items = rows
-            .iter()
-            .map(tenant_of)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(PageResult::from_overfetch(items, page.limit, |t| {
-            t.id.clone()
-        }))
+        Ok(result)
     }
 
     /// Changes a tenant; a new `parentId` moves it (with its subtree). Moving
@@ -307,31 +296,19 @@ impl Store {
         let mut c = Conditions::default();
         c.push("mode = {}", mode.as_str());
         c.push("tenant_id = {}", tenant_id);
-        if let Some(after) = &page.after {
-            c.push("user_id > {}", after.clone());
-        }
-        let sql = format!(
-            "SELECT tenant_id, user_id, roles, updated_at FROM memberships WHERE 1 = 1{} \
-             ORDER BY user_id LIMIT ${}",
-            c.sql,
-            c.next()
-        );
-        let mut q = sqlx::query(&sql);
-        for a in &c.args {
-            q = q.bind(a);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&mut *tx)
+        let result = c
+            .fetch_page(
+                &mut *tx,
+                "tenant_id, user_id, roles, updated_at",
+                "memberships",
+                "user_id",
+                page,
+                membership_of,
+                |m| m.user_id.clone(),
+            )
             .await?;
         tx.commit().await?;
-        let items = rows
-            .iter()
-            .map(membership_of)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(PageResult::from_overfetch(items, page.limit, |m| {
-            m.user_id.clone()
-        }))
+        Ok(result)
     }
 }
 

@@ -85,26 +85,18 @@ impl Store {
                 tenant,
             );
         }
-        if let Some(after) = &page.after {
-            c.push("id > {}", after.clone());
-        }
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE 1 = 1{} ORDER BY id LIMIT ${}",
-            c.sql,
-            c.next()
-        );
-        let mut q = sqlx::query(&sql);
-        for a in &c.args {
-            q = q.bind(a);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.pool)
+        let result = c
+            .fetch_page(
+                &self.pool,
+                USER_COLUMNS,
+                "users",
+                "id",
+                page,
+                user_of,
+                |u| u.id.clone(),
+            )
             .await?;
-        let items = rows.iter().map(user_of).collect::<StoreResult<Vec<_>>>()?;
-        Ok(PageResult::from_overfetch(items, page.limit, |u| {
-            u.id.clone()
-        }))
+        Ok(result)
     }
 
     /// Applies a PATCH to a user.
@@ -248,30 +240,19 @@ impl Store {
         let mut c = Conditions::default();
         c.push("mode = {}", mode.as_str());
         c.push("user_id = {}", user_id);
-        if let Some(after) = &page.after {
-            c.push("id > {}", after.clone());
-        }
-        let sql = format!(
-            "SELECT {SECRET_COLUMNS} FROM client_secrets WHERE 1 = 1{} ORDER BY id LIMIT ${}",
-            c.sql,
-            c.next()
-        );
-        let mut q = sqlx::query(&sql);
-        for a in &c.args {
-            q = q.bind(a);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&mut *tx)
+        let result = c
+            .fetch_page(
+                &mut *tx,
+                SECRET_COLUMNS,
+                "client_secrets",
+                "id",
+                page,
+                secret_of,
+                |s| s.id.clone(),
+            )
             .await?;
         tx.commit().await?;
-        let items = rows
-            .iter()
-            .map(secret_of)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(PageResult::from_overfetch(items, page.limit, |s| {
-            s.id.clone()
-        }))
+        Ok(result)
     }
 
     /// Deletes one client secret of a user.
