@@ -285,6 +285,24 @@ mod tests {
         let (s, body) = call(&app, token_request(&id, "lk_test_secret_wrong")).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"], "invalid_client");
+        // A key with a broken checksum is refused without any lookup: the
+        // store is gone, yet the answer is `malformed`, not a 503.
+        let typo = {
+            let good = credential::generate(Mode::Test, CredentialKind::ApiKey);
+            let mut b = good.expose().as_bytes().to_vec();
+            b[20] = if b[20] == b'a' { b'b' } else { b'a' };
+            String::from_utf8(b).unwrap()
+        };
+        let verify = Request::builder()
+            .method("POST")
+            .uri("/v1/api-keys/verify")
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .header("x-api-key", typo)
+            .body(Body::empty())
+            .unwrap();
+        let (s, body) = call(&app, verify).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body, json!({"valid": false, "code": "malformed"}));
         // Admin writes now fail cleanly with 503, not a panic.
         let (s, body) = call(
             &app,

@@ -147,6 +147,11 @@ async fn rotation_publishes_ahead_and_no_verifier_meets_an_unknown_kid(app: Test
 async fn an_immediate_rotation_signs_at_once_with_the_chosen_algorithm(app: TestApp) {
     let m = app.machine("m").await;
     let secret = app.secret(&m).await;
+    let verifier = latchkey_verify::Verifier::builder(app.base.clone())
+        .mode(latchkey_types::Mode::Test)
+        .build()
+        .await
+        .unwrap();
     // The test clock stands still; let a millisecond pass as real time would.
     app.clock.advance_ms(1);
     let r = app
@@ -160,6 +165,11 @@ async fn an_immediate_rotation_signs_at_once_with_the_chosen_algorithm(app: Test
     assert_eq!(r.body["status"], "active", "{}\n{}", r.text, all.text);
     let (t, _) = app.access_token(&m, &secret, &[]).await;
     assert_eq!(kid_of(&t), kid);
+    // A verifier that cached the JWKS before the rotation meets the new kid,
+    // re-fetches once, and accepts the token.
+    let fetches = verifier.fetch_count();
+    verifier.verify(&t).await.unwrap();
+    assert_eq!(verifier.fetch_count(), fetches + 1, "exactly one re-fetch");
     assert_eq!(
         decode_header(&t).unwrap().alg,
         jsonwebtoken::Algorithm::ES256
