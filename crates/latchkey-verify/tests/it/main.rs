@@ -5,5 +5,6 @@
 mod api_keys;
 mod jwks;
 mod layer;
+mod mutual;
 mod server;
 mod support;
