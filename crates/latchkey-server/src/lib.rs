@@ -17,6 +17,8 @@ mod startup;
 mod state;
 
 pub use app::{openapi, MAX_BODY_BYTES};
-pub use config::{BootstrapKeys, Config, ConfigError, Database, MasterKeySource, Settings};
+pub use config::{
+    BootstrapKeys, Config, ConfigError, Database, MasterKeySource, Settings, TlsSource,
+};
 pub use routes::oauth::JWKS_MAX_AGE_SECONDS;
 pub use startup::{run, spawn, spawn_on, RunningServer, ServerError};
