@@ -15,6 +15,7 @@ mod keys;
 mod routes;
 mod startup;
 mod state;
+pub mod tls;
 
 pub use app::{openapi, MAX_BODY_BYTES};
 pub use config::{
