@@ -16,6 +16,7 @@ mod routes;
 mod startup;
 mod state;
 pub mod tls;
+mod transport;
 
 pub use app::{openapi, MAX_BODY_BYTES};
 pub use config::{
