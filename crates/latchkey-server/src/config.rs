@@ -1,9 +1,10 @@
 //! Server configuration: layered settings (flags beat environment beat the
 //! `latchkey.toml` file beat defaults) resolved into one validated [`Config`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use ipnet::IpNet;
 use latchkey_core::signing::Algorithm;
 use latchkey_core::Secret;
 use serde::Deserialize;
@@ -39,6 +40,16 @@ pub struct Settings {
     pub signing_key_rotation_days: Option<i64>,
     /// Longest lifetime of a custom token from `POST /v1/tokens` (3600).
     pub custom_token_max_ttl_seconds: Option<i64>,
+    /// PEM certificate chain for native TLS (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for native TLS (with `tls_cert`).
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with a generated development CA and certificate kept in
+    /// `<data_dir>/tls/` (off).
+    pub tls_self_signed: Option<bool>,
+    /// Peers (CIDRs, or single addresses) whose `X-Forwarded-Proto: https`
+    /// is believed (none).
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -71,6 +82,10 @@ impl Settings {
             custom_token_max_ttl_seconds: self
                 .custom_token_max_ttl_seconds
                 .or(lower.custom_token_max_ttl_seconds),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            tls_self_signed: self.tls_self_signed.or(lower.tls_self_signed),
+            trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
         }
     }
 }
@@ -102,6 +117,21 @@ pub enum MasterKeySource {
     File(PathBuf),
     /// `master.key` in the data directory, created on first start.
     DataDir(PathBuf),
+}
+
+/// Where the TLS certificate and key come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    /// `tls_cert` and `tls_key`: PEM files, read again on reload (SIGHUP).
+    Files {
+        /// The certificate chain, leaf first.
+        cert: PathBuf,
+        /// The private key (PKCS#8, PKCS#1 or SEC1).
+        key: PathBuf,
+    },
+    /// `tls_self_signed`: a development CA and server certificate in this
+    /// directory, created on first start and reused after.
+    SelfSigned(PathBuf),
 }
 
 /// Where the data lives.
@@ -140,6 +170,10 @@ pub struct Config {
     pub rotation_days: Option<i64>,
     /// Cap on custom-token lifetimes, in seconds.
     pub custom_token_max_ttl_seconds: i64,
+    /// Native TLS, when on.
+    pub tls: Option<TlsSource>,
+    /// Peers whose `X-Forwarded-Proto: https` marks a request as TLS.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Longest token lifetime accepted anywhere: one day.
@@ -187,6 +221,31 @@ impl Config {
                 "custom_token_max_ttl_seconds must be between 1 and {MAX_TOKEN_TTL_SECONDS}"
             )));
         }
+        let tls = match (
+            settings.tls_cert,
+            settings.tls_key,
+            settings.tls_self_signed.unwrap_or(false),
+        ) {
+            (None, None, false) => None,
+            (Some(cert), Some(key), false) => Some(TlsSource::Files { cert, key }),
+            (None, None, true) => Some(TlsSource::SelfSigned(data_dir.join("tls"))),
+            (Some(_), Some(_), true) => {
+                return Err(ConfigError(
+                    "give tls_cert and tls_key, or tls_self_signed, not both".into(),
+                ))
+            }
+            (Some(_), None, _) | (None, Some(_), _) => {
+                return Err(ConfigError(
+                    "tls_cert and tls_key go together: give both or neither".into(),
+                ))
+            }
+        };
+        let trusted_proxies = settings
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|cidr| parse_cidr(cidr))
+            .collect::<Result<Vec<_>, _>>()?;
         let database = match settings.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Database::Postgres(url)
@@ -201,9 +260,10 @@ impl Config {
             }
             None => Database::Sqlite(data_dir),
         };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let issuer = settings
             .issuer
-            .unwrap_or_else(|| format!("http://{listen}"))
+            .unwrap_or_else(|| format!("{scheme}://{listen}"))
             .trim_end_matches('/')
             .to_owned();
         if !(issuer.starts_with("http://") || issuer.starts_with("https://")) {
@@ -251,8 +311,22 @@ impl Config {
             publish_ahead_seconds,
             rotation_days,
             custom_token_max_ttl_seconds,
+            tls,
+            trusted_proxies,
         })
     }
+}
+
+/// A trusted-proxy entry: a CIDR (`10.0.0.0/8`, `fd00::/8`) or one address.
+fn parse_cidr(text: &str) -> Result<IpNet, ConfigError> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            ConfigError(format!(
+                "trusted proxy {text:?} is not a CIDR such as 10.0.0.0/8 or fd00::/8, nor an IP address"
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -307,5 +381,81 @@ mod tests {
     fn the_default_issuer_follows_the_listen_address() {
         let c = Config::resolve(Settings::default(), BootstrapKeys::default()).unwrap();
         assert_eq!(c.issuer, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn with_tls_the_default_issuer_is_https_and_an_explicit_one_is_kept() {
+        let tls = Settings {
+            tls_self_signed: Some(true),
+            data_dir: Some("/var/lib/latchkey".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(tls.clone(), BootstrapKeys::default()).unwrap();
+        assert_eq!(c.issuer, "https://127.0.0.1:8080");
+        assert_eq!(
+            c.tls,
+            Some(TlsSource::SelfSigned("/var/lib/latchkey/tls".into()))
+        );
+        let explicit = Settings {
+            issuer: Some("https://auth.example".into()),
+            ..tls
+        };
+        let c = Config::resolve(explicit, BootstrapKeys::default()).unwrap();
+        assert_eq!(c.issuer, "https://auth.example");
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs_and_exclude_self_signed() {
+        let resolve = |s: Settings| Config::resolve(s, BootstrapKeys::default());
+        let pair = Settings {
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve(pair.clone()).unwrap().tls,
+            Some(TlsSource::Files { .. })
+        ));
+        let err = resolve(Settings {
+            tls_key: None,
+            ..pair.clone()
+        })
+        .unwrap_err();
+        assert!(err.0.contains("both or neither"), "{err}");
+        let err = resolve(Settings {
+            tls_self_signed: Some(true),
+            ..pair
+        })
+        .unwrap_err();
+        assert!(err.0.contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_take_ipv4_and_ipv6_cidrs_and_single_addresses() {
+        let s = Settings {
+            trusted_proxies: Some(vec![
+                "10.0.0.0/8".into(),
+                "fd00::/8".into(),
+                "192.0.2.7".into(),
+                "::1".into(),
+            ]),
+            ..Default::default()
+        };
+        let c = Config::resolve(s, BootstrapKeys::default()).unwrap();
+        let contains = |ip: &str| {
+            let ip: IpAddr = ip.parse().unwrap();
+            c.trusted_proxies.iter().any(|n| n.contains(&ip))
+        };
+        assert!(contains("10.1.2.3") && contains("fd12::1") && contains("192.0.2.7"));
+        assert!(contains("::1"));
+        assert!(!contains("192.0.2.8") && !contains("11.0.0.1") && !contains("fe80::1"));
+        for bad in ["10.0.0.0/33", "fd00::/129", "not-a-cidr", "10.0.0/8", ""] {
+            let s = Settings {
+                trusted_proxies: Some(vec![bad.into()]),
+                ..Default::default()
+            };
+            let err = Config::resolve(s, BootstrapKeys::default()).unwrap_err();
+            assert!(err.0.contains("trusted proxy"), "{bad}: {err}");
+        }
     }
 }

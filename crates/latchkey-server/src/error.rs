@@ -7,6 +7,11 @@ use axum::response::{IntoResponse, Response};
 use latchkey_store::StoreError;
 use latchkey_types::error::{ErrorCode, OAuthErrorBody, Problem};
 
+/// Why a live credential over plain HTTP was refused, for people.
+pub const TLS_REQUIRED_DETAIL: &str = "live-mode credentials are only accepted over TLS (https); \
+    this request came over a connection that is not TLS, so its credential was not checked. \
+    It crossed the network unencrypted: consider rotating it";
+
 /// An error answered by a `/v1` route (or any non-OAuth route).
 #[derive(Debug)]
 pub enum ApiError {
@@ -22,6 +27,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 409: conflicts with the stored state.
     Conflict(String),
+    /// 403: a live credential over a connection that is not TLS.
+    TlsRequired,
     /// 413: body over the limit.
     PayloadTooLarge,
     /// 431: headers over the limit.
@@ -72,6 +79,12 @@ impl ApiError {
                 ErrorCode::Conflict,
                 "Conflict",
                 d.clone(),
+            ),
+            ApiError::TlsRequired => (
+                StatusCode::FORBIDDEN,
+                ErrorCode::TlsRequired,
+                "TLS required",
+                TLS_REQUIRED_DETAIL.to_owned(),
             ),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -178,6 +191,8 @@ pub enum OAuthErrorCode {
     InvalidTarget,
     /// The client may not do this (revoke another client's token).
     UnauthorizedClient,
+    /// A live credential over a connection that is not TLS.
+    TlsRequired,
     /// The store is unreachable.
     TemporarilyUnavailable,
     /// Unexpected failure.
@@ -251,6 +266,7 @@ impl IntoResponse for OAuthError {
             }
             OAuthErrorCode::InvalidTarget => (StatusCode::BAD_REQUEST, "invalid_target"),
             OAuthErrorCode::UnauthorizedClient => (StatusCode::BAD_REQUEST, "unauthorized_client"),
+            OAuthErrorCode::TlsRequired => (StatusCode::FORBIDDEN, "tls_required"),
             OAuthErrorCode::TemporarilyUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
             }

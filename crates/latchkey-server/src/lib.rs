@@ -16,8 +16,12 @@ mod keys;
 mod routes;
 mod startup;
 mod state;
+pub mod tls;
+mod transport;
 
 pub use app::{openapi, MAX_BODY_BYTES};
-pub use config::{BootstrapKeys, Config, ConfigError, Database, MasterKeySource, Settings};
+pub use config::{
+    BootstrapKeys, Config, ConfigError, Database, MasterKeySource, Settings, TlsSource,
+};
 pub use routes::oauth::JWKS_MAX_AGE_SECONDS;
 pub use startup::{run, spawn, spawn_on, RunningServer, ServerError};

@@ -1,5 +1,6 @@
 //! Start-up: open the store, bootstrap it on first start, build the app,
-//! bind, and serve until SIGTERM or Ctrl-C with a graceful shutdown.
+//! bind, and serve (plain HTTP, or native TLS reloaded on SIGHUP) until
+//! SIGTERM or Ctrl-C with a graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::config::{Config, Database};
 use crate::denylist::DenyList;
 use crate::keycheck::UsageRecorder;
 use crate::state::AppState;
+use crate::tls::TlsReloader;
 use latchkey_store::Store;
 
 /// Why the server could not start or stopped with an error.
@@ -31,6 +33,9 @@ pub enum ServerError {
     /// Bootstrap material is unusable (for example a malformed admin key).
     #[error("bootstrap: {0}")]
     Bootstrap(String),
+    /// The TLS certificate or key is missing, malformed or mismatched.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A server running in the background (tests, embedding).
@@ -40,9 +45,22 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     handle: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    tls: Option<Arc<TlsReloader>>,
 }
 
 impl RunningServer {
+    /// Reads the TLS certificate and key files again (what SIGHUP does for
+    /// `run`): new handshakes use them, open connections are untouched. On
+    /// failure the previous certificate stays in use.
+    pub fn reload_tls(&self) -> Result<(), ServerError> {
+        match &self.tls {
+            Some(tls) => Ok(tls.reload()?),
+            None => Err(ServerError::Config(crate::config::ConfigError(
+                "TLS is not enabled on this server".into(),
+            ))),
+        }
+    }
+
     /// Stops accepting connections, lets in-flight requests finish, and waits.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
         if let Some(tx) = self.shutdown.take() {
@@ -69,15 +87,13 @@ pub async fn spawn_on(
     config: Config,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningServer, ServerError> {
+    let tls = crate::tls::setup(&config)?;
     let (app, state) = build(&config, clock).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
+    let serving = tls.clone();
     let handle = tokio::spawn(async move {
-        let result = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let result = crate::tls::serve(listener, app, serving, async move {
             let _ = rx.await;
         })
         .await;
@@ -88,21 +104,21 @@ pub async fn spawn_on(
         addr,
         shutdown: Some(tx),
         handle,
+        tls,
     })
 }
 
 /// Runs the server in the foreground until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let listen = config.listen;
+    let tls = crate::tls::setup(&config)?;
     let (app, state) = build(&config, Arc::new(SystemClock)).await?;
     let listener = TcpListener::bind(listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, issuer = %config.issuer, "latchkey listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    tracing::info!(addr = %listener.local_addr()?, issuer = %config.issuer, tls = tls.is_some(), "latchkey listening");
+    if let Some(tls) = &tls {
+        crate::tls::reload_on_sighup(tls.clone());
+    }
+    crate::tls::serve(listener, app, tls, shutdown_signal()).await?;
     state.usage.flush(&state.store).await;
     tracing::info!("latchkey stopped");
     Ok(())

@@ -83,7 +83,8 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// Issuer URL put in tokens and metadata [default: http://<listen>].
+    /// Issuer URL put in tokens and metadata [default: http://<listen>, or
+    /// https://<listen> with TLS].
     #[arg(long, env = "LATCHKEY_ISSUER", value_name = "URL")]
     pub issuer: Option<String>,
     /// Default access-token lifetime in seconds [default: 3600].
@@ -118,6 +119,34 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub custom_token_max_ttl_seconds: Option<i64>,
+    /// PEM certificate chain for native TLS, leaf first (with --tls-key).
+    /// Reloaded on SIGHUP.
+    #[arg(long, env = "LATCHKEY_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for native TLS (with --tls-cert). Reloaded on SIGHUP.
+    #[arg(long, env = "LATCHKEY_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with a development CA and certificate made once in
+    /// <data-dir>/tls/; clients trust its ca.pem [default: false].
+    #[arg(
+        long,
+        env = "LATCHKEY_TLS_SELF_SIGNED",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub tls_self_signed: Option<bool>,
+    /// A proxy (CIDR or address) whose X-Forwarded-Proto: https is believed;
+    /// repeat for several. The variable takes a comma-separated list.
+    #[arg(
+        long = "trusted-proxy",
+        env = "LATCHKEY_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
     /// TOML configuration file [default: ./latchkey.toml when it exists].
     #[arg(long, env = "LATCHKEY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -183,6 +183,7 @@ impl Params {
         (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 async fn token(
     State(state): State<AppState>,
+    transport: Option<axum::Extension<crate::transport::Transport>>,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm<Vec<(String, String)>>,
 ) -> Result<Response, OAuthError> {
@@ -200,6 +201,15 @@ async fn token(
             ))
         }
     };
+    // A signed assertion carries no mode prefix, so the transport layer
+    // cannot spot a live one; the mode is known only now.
+    let secure = transport.is_some_and(|axum::Extension(t)| t.secure);
+    if client.mode == Mode::Live && !secure {
+        return Err(OAuthError::new(
+            OAuthErrorCode::TlsRequired,
+            "live credentials are accepted over TLS only",
+        ));
+    }
     let request = TokenRequest {
         tenant_id: params.one("tenant_id")?,
         scope: params.one("scope")?,

@@ -319,3 +319,56 @@ crate::on_both_stores!(
     forged_expired_and_misdirected_assertions_are_refused,
     only_public_keys_of_supported_kinds_can_be_registered,
 );
+
+#[tokio::test]
+async fn a_live_assertion_over_plain_http_is_refused_with_tls_required() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    // Set up a live machine through the trusted proxy (the helpers' client
+    // says X-Forwarded-Proto: https).
+    let r = app
+        .send(
+            reqwest::Method::POST,
+            "/v1/users",
+            Some(&app.live_admin),
+            Some(json!({"name": "live-signer"})),
+        )
+        .await;
+    let m = r.expect(201)["id"].as_str().unwrap().to_owned();
+    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    app.send(
+        reqwest::Method::POST,
+        &format!("/v1/users/{m}/keys"),
+        Some(&app.live_admin),
+        Some(json!({"jwk": key.public_jwk()})),
+    )
+    .await
+    .expect(201);
+    let form = |assertion: String| {
+        vec![
+            ("grant_type".to_owned(), JWT_BEARER.to_owned()),
+            ("assertion".to_owned(), assertion),
+        ]
+    };
+    // Plain HTTP, no proxy header: the assertion has no mode prefix, so the
+    // token endpoint itself refuses it once it knows the client is live.
+    let plain = reqwest::Client::new();
+    let r = plain
+        .post(app.url("/oauth/token"))
+        .form(&form(app.sign(&key, &app.claims(&m), true)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "tls_required");
+    // Through the trusted proxy (as over TLS) it works.
+    let r = app
+        .client
+        .post(app.url("/oauth/token"))
+        .form(&form(app.sign(&key, &app.claims(&m), true)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

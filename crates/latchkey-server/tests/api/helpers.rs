@@ -62,6 +62,10 @@ pub async fn spawn_app_with(
         database_url,
         issuer: Some(format!("http://{addr}")),
         workspace_id: Some("acme-ws".into()),
+        // Live credentials need TLS. The suite talks plain HTTP on loopback,
+        // so its client says it came through a TLS-terminating proxy there,
+        // which the server trusts; tests/api/tls.rs undoes both.
+        trusted_proxies: Some(vec!["127.0.0.0/8".into()]),
         ..Default::default()
     };
     adjust(&mut settings);
@@ -79,7 +83,7 @@ pub async fn spawn_app_with(
         .unwrap();
     Some(TestApp {
         base: format!("http://{addr}"),
-        client: reqwest::Client::new(),
+        client: behind_tls_proxy(),
         test_admin: test_admin.expose().to_owned(),
         live_admin: live_admin.expose().to_owned(),
         workspace_id: "acme-ws".into(),
@@ -87,6 +91,19 @@ pub async fn spawn_app_with(
         _server: server,
         _dir: dir,
     })
+}
+
+/// A client whose requests say `X-Forwarded-Proto: https`.
+pub fn behind_tls_proxy() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-forwarded-proto",
+        reqwest::header::HeaderValue::from_static("https"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// A response read whole.

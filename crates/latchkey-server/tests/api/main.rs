@@ -12,4 +12,5 @@ mod interop;
 mod introspection;
 mod openapi;
 mod signing_keys;
+mod tls;
 mod tokens;

@@ -64,6 +64,10 @@ fn resolve(
         signing_key_publish_ahead_seconds: args.signing_key_publish_ahead_seconds,
         signing_key_rotation_days: args.signing_key_rotation_days,
         custom_token_max_ttl_seconds: args.custom_token_max_ttl_seconds,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_self_signed: args.tls_self_signed,
+        trusted_proxies: (!args.trusted_proxies.is_empty()).then_some(args.trusted_proxies),
     };
     let keys = BootstrapKeys {
         test: env("LATCHKEY_BOOTSTRAP_TEST_ADMIN_KEY").map(Secret::new),
@@ -87,7 +91,7 @@ mod tests {
     use std::collections::HashMap;
 
     use clap::Parser as _;
-    use latchkey_server::Database;
+    use latchkey_server::{Database, TlsSource};
 
     use super::*;
     use crate::cli::{Cli, Command};
@@ -189,6 +193,92 @@ mod tests {
 
         std::fs::write(dir.path().join("latchkey.toml"), "listen_port = 1\n").unwrap();
         assert!(resolve(serve_args(&[]), &env_of(&[]), dir.path()).is_err());
+    }
+
+    #[test]
+    fn tls_flags_and_trusted_proxies_reach_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = resolve(
+            serve_args(&[
+                "--tls-cert",
+                "/etc/latchkey/cert.pem",
+                "--tls-key",
+                "/etc/latchkey/key.pem",
+                "--trusted-proxy",
+                "10.0.0.0/8",
+                "--trusted-proxy",
+                "fd00::/8",
+            ]),
+            &env_of(&[]),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(
+            config.tls,
+            Some(TlsSource::Files {
+                cert: "/etc/latchkey/cert.pem".into(),
+                key: "/etc/latchkey/key.pem".into(),
+            })
+        );
+        assert_eq!(config.issuer, "https://127.0.0.1:8080");
+        assert_eq!(config.trusted_proxies.len(), 2);
+
+        let config = resolve(
+            serve_args(&["--tls-self-signed", "--data-dir", "/srv/lk"]),
+            &env_of(&[]),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(
+            config.tls,
+            Some(TlsSource::SelfSigned("/srv/lk/tls".into()))
+        );
+        for off in ["false", "no", "0", "off"] {
+            let flag = format!("--tls-self-signed={off}");
+            let config = resolve(serve_args(&[&flag]), &env_of(&[]), dir.path()).unwrap();
+            assert_eq!(config.tls, None, "{off}");
+        }
+        for on in ["true", "yes", "1", "on"] {
+            let flag = format!("--tls-self-signed={on}");
+            let config = resolve(serve_args(&[&flag]), &env_of(&[]), dir.path()).unwrap();
+            assert!(config.tls.is_some(), "{on}");
+        }
+    }
+
+    #[test]
+    fn a_file_may_enable_tls_and_bad_tls_settings_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("latchkey.toml"),
+            "tls_self_signed = true\ntrusted_proxies = [\"127.0.0.1\"]\n",
+        )
+        .unwrap();
+        let config = resolve(serve_args(&[]), &env_of(&[]), dir.path()).unwrap();
+        assert!(matches!(config.tls, Some(TlsSource::SelfSigned(_))));
+        assert_eq!(config.trusted_proxies.len(), 1);
+        // A flag turns the file's setting off again.
+        let config = resolve(
+            serve_args(&["--tls-self-signed=false"]),
+            &env_of(&[]),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(config.tls, None);
+
+        let err = resolve(
+            serve_args(&["--tls-cert", "c.pem"]),
+            &env_of(&[]),
+            Path::new("/nonexistent"),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("both or neither"), "{err:#}");
+        let err = resolve(
+            serve_args(&["--trusted-proxy", "10.0.0.0/40"]),
+            &env_of(&[]),
+            Path::new("/nonexistent"),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("10.0.0.0/40"), "{err:#}");
     }
 
     #[test]

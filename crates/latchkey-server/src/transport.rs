@@ -1,0 +1,411 @@
+//! Transport awareness and the `tls_required` rule: every request learns
+//! whether it arrived over TLS (natively, or from a trusted proxy that says
+//! `X-Forwarded-Proto: https`), and a request that did not is refused with
+//! 403 when it presents a live-mode credential anywhere, before any handler
+//! checks, counts or even parses that credential.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use axum::http::{HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use http_body_util::BodyExt as _;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::app::MAX_BODY_BYTES;
+use crate::error::{ApiError, OAuthError, OAuthErrorCode, TLS_REQUIRED_DETAIL};
+use crate::state::AppState;
+use crate::tls::NativeTls;
+
+/// How a request reached us, for handlers that learn a credential's mode
+/// only after looking it up (they must then refuse a live one themselves
+/// when `secure` is false).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transport {
+    /// Over TLS, natively or through a trusted proxy.
+    pub secure: bool,
+}
+
+/// The prefix every live-mode credential starts with.
+const LIVE_PREFIX: &str = "lk_live_";
+
+/// Form fields of the OAuth endpoints that carry a credential.
+const OAUTH_CREDENTIAL_FIELDS: [&str; 4] =
+    ["client_secret", "token", "assertion", "client_assertion"];
+
+/// The middleware: records the [`Transport`] on the request and refuses a
+/// live credential over a connection that is not TLS.
+pub async fn require_tls(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let secure = request.extensions().get::<NativeTls>().is_some()
+        || via_trusted_proxy(&request, &state.config.trusted_proxies);
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(Transport { secure });
+    if secure {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let oauth = parts.uri.path().starts_with("/oauth/");
+    let refuse = || {
+        tracing::info!(
+            path = parts.uri.path(),
+            "refused a live credential over a connection that is not TLS"
+        );
+        if oauth {
+            OAuthError::new(OAuthErrorCode::TlsRequired, TLS_REQUIRED_DETAIL).into_response()
+        } else {
+            ApiError::TlsRequired.into_response()
+        }
+    };
+    if headers_carry_live_credential(&parts.headers) {
+        return refuse();
+    }
+    let verify = parts.uri.path() == "/v1/api-keys/verify";
+    if parts.method != Method::POST || !(oauth || verify) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    // These bodies may carry a credential: read them (within the body limit)
+    // and hand the same bytes on to the handler.
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        // The handler refuses it as too large without reading a credential.
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let bytes = match read_capped(body).await {
+        Ok(bytes) => bytes,
+        Err(()) => {
+            let detail = "the request body could not be read";
+            return if oauth {
+                OAuthError::new(OAuthErrorCode::InvalidRequest, detail).into_response()
+            } else {
+                ApiError::InvalidRequest(detail.into()).into_response()
+            };
+        }
+    };
+    let live = bytes.len() <= MAX_BODY_BYTES
+        && if oauth {
+            form_carries_live_credential(&bytes)
+        } else {
+            json_carries_live_key(&bytes)
+        };
+    if live {
+        return refuse();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// Whether the peer is a trusted proxy that says the client used https.
+/// The header from any other peer is ignored: anyone can send it.
+fn via_trusted_proxy(request: &Request, trusted: &[IpNet]) -> bool {
+    if trusted.is_empty() {
+        return false;
+    }
+    let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() else {
+        return false;
+    };
+    // An IPv4 client of a dual-stack socket shows up as ::ffff:a.b.c.d.
+    let ip = peer.ip().to_canonical();
+    if !trusted.iter().any(|net| net.contains(&ip)) {
+        return false;
+    }
+    // Every value must say https: a proxy that appends to a client-supplied
+    // header ("https, http") is not vouching for TLS.
+    let mut values = request
+        .headers()
+        .get_all("x-forwarded-proto")
+        .iter()
+        .peekable();
+    values.peek().is_some()
+        && values.all(|v| {
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .all(|proto| proto.trim().eq_ignore_ascii_case("https"))
+            })
+        })
+}
+
+/// `Authorization` (Bearer or Basic) and `X-Api-Key`, every occurrence.
+fn headers_carry_live_credential(headers: &HeaderMap) -> bool {
+    let authorization = headers.get_all(AUTHORIZATION).iter().any(|value| {
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        let Some((scheme, credential)) = value.trim().split_once(' ') else {
+            return false;
+        };
+        if scheme.eq_ignore_ascii_case("bearer") {
+            is_live(credential)
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            basic_secret(credential).is_some_and(|secret| is_live(&secret))
+        } else {
+            false
+        }
+    });
+    authorization
+        || headers
+            .get_all("x-api-key")
+            .iter()
+            .any(|v| v.to_str().is_ok_and(is_live))
+}
+
+/// The secret of a Basic credential: base64 of `id:secret`, each part
+/// form-urlencoded first (RFC 6749 §2.3.1).
+fn basic_secret(encoded: &str) -> Option<String> {
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (_, secret) = decoded.split_once(':')?;
+    Some(form_decode(secret))
+}
+
+fn form_decode(text: &str) -> String {
+    let plus_free = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_free)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// A live key or secret (`lk_live_…`), or a JWT whose payload says
+/// `"mode": "live"`. The signature is not checked: a forged or expired live
+/// token crossed the network in clear all the same.
+fn is_live(credential: &str) -> bool {
+    let credential = credential.trim();
+    credential.starts_with(LIVE_PREFIX) || jwt_mode_is_live(credential)
+}
+
+fn jwt_mode_is_live(token: &str) -> bool {
+    #[derive(Deserialize)]
+    struct ModeClaim<'a> {
+        #[serde(borrow)]
+        mode: Option<Cow<'a, str>>,
+    }
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(json) = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')) else {
+        return false;
+    };
+    serde_json::from_slice::<ModeClaim>(&json)
+        .ok()
+        .and_then(|claims| claims.mode)
+        .is_some_and(|mode| mode == "live")
+}
+
+fn form_carries_live_credential(body: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return false;
+    };
+    text.split('&').any(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        OAUTH_CREDENTIAL_FIELDS.contains(&form_decode(name).as_str())
+            && is_live(&form_decode(value))
+    })
+}
+
+fn json_carries_live_key(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct KeyField<'a> {
+        #[serde(borrow)]
+        key: Option<Cow<'a, str>>,
+    }
+    serde_json::from_slice::<KeyField>(body)
+        .ok()
+        .and_then(|body| body.key)
+        .is_some_and(|key| is_live(&key))
+}
+
+/// Reads the body until its end or just past the body limit. A body over
+/// the limit comes back longer than the limit, so the handler still refuses
+/// it exactly as it would have.
+async fn read_capped(mut body: Body) -> Result<Bytes, ()> {
+    let mut buffer = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ())?;
+        if let Ok(data) = frame.into_data() {
+            buffer.extend_from_slice(&data);
+            if buffer.len() > MAX_BODY_BYTES {
+                break;
+            }
+        }
+    }
+    Ok(Bytes::from(buffer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn jwt(payload: &str) -> String {
+        format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA"}"#),
+            URL_SAFE_NO_PAD.encode(payload)
+        )
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn live_keys_secrets_and_tokens_are_recognised_and_test_ones_are_not() {
+        assert!(is_live("lk_live_admin_abc"));
+        assert!(is_live(" lk_live_key_abc "));
+        assert!(is_live(&jwt(r#"{"sub":"usr_1","mode":"live"}"#)));
+        assert!(!is_live("lk_test_admin_abc"));
+        assert!(!is_live(&jwt(r#"{"sub":"usr_1","mode":"test"}"#)));
+        assert!(!is_live(&jwt(r#"{"sub":"usr_1"}"#)));
+        assert!(!is_live(&jwt(r#"{"mode":{"x":1}}"#)));
+        assert!(!is_live("a.b"));
+        assert!(!is_live("not.base64!.sig"));
+    }
+
+    #[test]
+    fn every_header_place_of_a_credential_is_searched() {
+        let live_basic = STANDARD.encode("usr_1:lk_live_secret_x");
+        let live_basic_encoded = STANDARD.encode("usr_1:lk%5Flive%5Fsecret_x");
+        let test_basic = STANDARD.encode("usr_1:lk_test_secret_x");
+        let live_jwt = jwt(r#"{"mode":"live"}"#);
+        for (pairs, live) in [
+            (vec![("authorization", "Bearer lk_live_admin_x")], true),
+            (vec![("authorization", "bearer  lk_live_admin_x")], true),
+            (vec![("authorization", "Bearer lk_test_admin_x")], false),
+            (
+                vec![("authorization", &*format!("Basic {live_basic}"))],
+                true,
+            ),
+            (
+                vec![("authorization", &*format!("Basic {live_basic_encoded}"))],
+                true,
+            ),
+            (
+                vec![("authorization", &*format!("Basic {test_basic}"))],
+                false,
+            ),
+            (
+                vec![("authorization", &*format!("Bearer {live_jwt}"))],
+                true,
+            ),
+            (vec![("x-api-key", "lk_live_key_x")], true),
+            (vec![("x-api-key", "lk_test_key_x")], false),
+            (
+                vec![
+                    ("authorization", "Bearer lk_test_admin_x"),
+                    ("authorization", "Bearer lk_live_admin_x"),
+                ],
+                true,
+            ),
+            (vec![], false),
+        ] {
+            assert_eq!(
+                headers_carry_live_credential(&headers(&pairs)),
+                live,
+                "{pairs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn oauth_forms_and_verify_bodies_are_searched() {
+        let live_jwt = jwt(r#"{"mode":"live"}"#);
+        assert!(form_carries_live_credential(
+            b"grant_type=client_credentials&client_id=usr_1&client_secret=lk_live_secret_x"
+        ));
+        assert!(form_carries_live_credential(
+            b"client_secret=lk%5Flive%5Fsecret_x"
+        ));
+        assert!(form_carries_live_credential(b"token=lk_live_key_x"));
+        assert!(form_carries_live_credential(
+            format!("grant_type=x&assertion={live_jwt}").as_bytes()
+        ));
+        assert!(form_carries_live_credential(
+            format!("client_assertion={live_jwt}&client_id=usr_1").as_bytes()
+        ));
+        assert!(!form_carries_live_credential(
+            b"grant_type=client_credentials&client_secret=lk_test_secret_x"
+        ));
+        assert!(!form_carries_live_credential(
+            b"scope=lk_live_not_a_credential"
+        ));
+        assert!(json_carries_live_key(br#"{"key": "lk_live_key_x"}"#));
+        assert!(!json_carries_live_key(br#"{"key": "lk_test_key_x"}"#));
+        assert!(!json_carries_live_key(br#"{"key": 5}"#));
+        assert!(!json_carries_live_key(b"not json"));
+    }
+
+    #[test]
+    fn only_a_trusted_peer_saying_https_counts_as_tls() {
+        let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
+        let request = |peer: &str, protos: &[&str]| {
+            let mut builder = Request::builder().uri("/");
+            for proto in protos {
+                builder = builder.header("x-forwarded-proto", *proto);
+            }
+            let mut request = builder.body(Body::empty()).unwrap();
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+            request
+        };
+        assert!(via_trusted_proxy(
+            &request("127.0.0.1:5000", &["https"]),
+            &trusted
+        ));
+        assert!(via_trusted_proxy(
+            &request("127.0.0.1:5000", &["HTTPS"]),
+            &trusted
+        ));
+        assert!(via_trusted_proxy(
+            &request("[fd00::1]:5000", &["https"]),
+            &trusted
+        ));
+        assert!(via_trusted_proxy(
+            &request("[::ffff:127.0.0.1]:5000", &["https"]),
+            &trusted
+        ));
+        assert!(!via_trusted_proxy(
+            &request("127.0.0.1:5000", &[]),
+            &trusted
+        ));
+        assert!(!via_trusted_proxy(
+            &request("127.0.0.1:5000", &["http"]),
+            &trusted
+        ));
+        assert!(!via_trusted_proxy(
+            &request("127.0.0.1:5000", &["https, http"]),
+            &trusted
+        ));
+        assert!(!via_trusted_proxy(
+            &request("127.0.0.1:5000", &["https", "http"]),
+            &trusted
+        ));
+        assert!(!via_trusted_proxy(
+            &request("192.0.2.1:5000", &["https"]),
+            &trusted
+        ));
+        assert!(!via_trusted_proxy(
+            &request("127.0.0.1:5000", &["https"]),
+            &[]
+        ));
+    }
+}
