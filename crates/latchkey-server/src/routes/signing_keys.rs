@@ -218,3 +218,75 @@ pub async fn maintain(state: &AppState) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use latchkey_core::clock::{Clock, ManualClock};
+    use latchkey_store::Store;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::config::{BootstrapKeys, Config, Settings};
+
+    #[tokio::test]
+    async fn scheduled_rotation_adds_one_key_per_mode_once_the_period_has_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let settings = Settings {
+            data_dir: Some(dir.path().to_path_buf()),
+            signing_key_rotation_days: Some(30),
+            ..Default::default()
+        };
+        let config = Config::resolve(settings, BootstrapKeys::default()).unwrap();
+        let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+        let state = AppState::load(store.clone(), config, clock.clone() as Arc<dyn Clock>)
+            .await
+            .unwrap();
+        let count = |mode: Mode| {
+            state
+                .keys
+                .all()
+                .iter()
+                .filter(|(_, k)| k.mode == mode)
+                .count()
+        };
+        maintain(&state).await;
+        assert_eq!((count(Mode::Test), count(Mode::Live)), (1, 1), "too early");
+        clock.advance(31 * 86_400);
+        maintain(&state).await;
+        maintain(&state).await;
+        assert_eq!(
+            (count(Mode::Test), count(Mode::Live)),
+            (2, 2),
+            "one new key per mode"
+        );
+        // The new key is published but does not sign before the delay.
+        let now = clock.now();
+        let signer = state.keys.signing(Mode::Test, now).unwrap();
+        assert!(signer.created_at < now);
+        clock.advance(601);
+        let after = state.keys.signing(Mode::Test, clock.now()).unwrap();
+        assert_ne!(after.key.kid(), signer.key.kid());
+        // A second node on the same store (same schedule) adds nothing more.
+        let other = AppState::load(
+            store,
+            Config::resolve(
+                Settings {
+                    data_dir: Some(dir.path().to_path_buf()),
+                    signing_key_rotation_days: Some(30),
+                    ..Default::default()
+                },
+                BootstrapKeys::default(),
+            )
+            .unwrap(),
+            clock.clone() as Arc<dyn Clock>,
+        )
+        .await
+        .unwrap();
+        maintain(&other).await;
+        maintain(&state).await;
+        assert_eq!(count(Mode::Test), 2);
+    }
+}
