@@ -1,6 +1,7 @@
 //! A small HTTP client for Latchkey's API: the base URL, the credential sent
 //! with every request, and turning error responses into one-line messages.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
@@ -44,6 +45,9 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// The environment variable naming an extra CA file (PEM) to trust.
+pub const CA_FILE_VAR: &str = "LATCHKEY_CA_FILE";
+
 /// The HTTP client, bound to one server and (for `/v1`) one admin key.
 #[derive(Debug)]
 pub struct Client {
@@ -57,12 +61,33 @@ impl Client {
     /// A client for the server at `base_url`, without a credential.
     pub fn new(base_url: &str) -> anyhow::Result<Client> {
         let base = parse_base_url(base_url)?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("latchkey-cli/", env!("CARGO_PKG_VERSION")))
             .timeout(TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .context("cannot set up the HTTP client")?;
+            .connect_timeout(CONNECT_TIMEOUT);
+        // A CA to trust besides the system's, such as the development CA of
+        // `latchkey serve --tls-self-signed`.
+        if let Some(path) = std::env::var_os(CA_FILE_VAR).filter(|p| !p.is_empty()) {
+            let pem = std::fs::read(&path).with_context(|| {
+                format!("{CA_FILE_VAR}: cannot read {}", Path::new(&path).display())
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+                format!(
+                    "{CA_FILE_VAR}: {} is not a PEM certificate",
+                    Path::new(&path).display()
+                )
+            })?;
+            if certs.is_empty() {
+                bail!(
+                    "{CA_FILE_VAR}: {} holds no certificate",
+                    Path::new(&path).display()
+                );
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().context("cannot set up the HTTP client")?;
         Ok(Client {
             http,
             base,

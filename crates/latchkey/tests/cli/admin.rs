@@ -349,3 +349,43 @@ async fn signing_keys_rotate_publishes_a_next_key_and_list_shows_the_phases() {
     assert_exit(&bad, 1);
     assert!(stderr(&bad).contains("invalid_request"), "{}", stderr(&bad));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_admin_commands_work_over_tls_when_the_development_ca_is_trusted() {
+    let server = TestServer::spawn_tls().await;
+    let ca = server.data_dir().join("tls/ca.pem");
+    let ca = ca.to_str().unwrap().to_owned();
+    let live = server.live_admin.clone();
+    // Without the CA the certificate is not trusted: a clear network error.
+    let out = server
+        .run(&[("LATCHKEY_ADMIN_KEY", &live)], &["workspace", "--json"])
+        .await;
+    assert_exit(&out, 1);
+    assert_not_echoed(&out, &live);
+    // With it, a live admin key crosses TLS only, as it must.
+    let out = server
+        .run(
+            &[("LATCHKEY_ADMIN_KEY", &live), ("LATCHKEY_CA_FILE", &ca)],
+            &["workspace", "--json"],
+        )
+        .await;
+    assert_success(&out);
+    let body: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(body["mode"], "live");
+    assert!(body["issuer"].as_str().unwrap().starts_with("https://"));
+    let bad = server
+        .run(
+            &[
+                ("LATCHKEY_ADMIN_KEY", &live),
+                ("LATCHKEY_CA_FILE", "/nonexistent/ca.pem"),
+            ],
+            &["workspace"],
+        )
+        .await;
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("LATCHKEY_CA_FILE"),
+        "{}",
+        stderr(&bad)
+    );
+}

@@ -36,14 +36,31 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on a fresh SQLite store in a temporary directory.
     pub async fn spawn() -> TestServer {
+        Self::spawn_with(false).await
+    }
+
+    /// Like [`TestServer::spawn`], on the native TLS listener with the
+    /// development CA (`url` is then `https://…`).
+    pub async fn spawn_tls() -> TestServer {
+        Self::spawn_with(true).await
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    async fn spawn_with(tls: bool) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let scheme = if tls { "https" } else { "http" };
         let settings = Settings {
             listen: Some(addr),
             data_dir: Some(dir.path().to_path_buf()),
-            issuer: Some(format!("http://{addr}")),
+            issuer: Some(format!("{scheme}://{addr}")),
             workspace_id: Some(WORKSPACE.into()),
+            tls_self_signed: tls.then_some(true),
             ..Default::default()
         };
         let test_admin = credential::generate(Mode::Test, CredentialKind::Admin);
@@ -59,7 +76,7 @@ impl TestServer {
                 .await
                 .unwrap();
         TestServer {
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             test_admin: test_admin.expose().to_owned(),
             live_admin: live_admin.expose().to_owned(),
             _server: server,
