@@ -222,7 +222,10 @@ mod tests {
             data_dir: Some(dir.path().to_path_buf()),
             ..Default::default()
         };
-        let config = Config::resolve(settings, keys).unwrap();
+        let mut config = Config::resolve(settings, keys).unwrap();
+        // Every read is past its TTL: with the store gone, the stale entries
+        // must still be served.
+        config.cache_ttl = std::time::Duration::ZERO;
         let state = AppState::load(store.clone(), config, Arc::new(SystemClock))
             .await
             .unwrap();

@@ -104,7 +104,7 @@ pub async fn check(
         .and_then(Value::as_str)
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or(AssertionError::Claims("jti is required"))?;
-    let expires_at = OffsetDateTime::from_unix_timestamp(exp + LEEWAY_SECONDS)
+    let expires_at = OffsetDateTime::from_unix_timestamp(exp.saturating_add(LEEWAY_SECONDS))
         .map_err(|_| AssertionError::Claims("exp out of range"))?;
     let first_use = state
         .store
@@ -164,7 +164,7 @@ fn check_claims(
         .get("exp")
         .and_then(Value::as_i64)
         .ok_or(AssertionError::Claims("exp is required"))?;
-    if exp + LEEWAY_SECONDS <= now {
+    if exp.saturating_add(LEEWAY_SECONDS) <= now {
         return Err(AssertionError::Claims("expired"));
     }
     if exp > now + MAX_ASSERTION_LIFETIME_SECONDS + LEEWAY_SECONDS {

@@ -9,10 +9,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use latchkey_core::credential::CredentialDigest;
 use latchkey_core::rbac::{Catalog, DirectRoles, TenantTree};
-use latchkey_store::{ApiKeyMatch, PrincipalRecord, SecretRecord, Store, StoreResult};
+use latchkey_store::{ApiKeyMatch, PrincipalRecord, SecretRecord, Store, StoreError, StoreResult};
 use latchkey_types::admin::User;
 use latchkey_types::Mode;
 use latchkey_verify::keys::KeySet;
@@ -60,23 +61,97 @@ const MAX_API_KEYS: usize = 1_000_000;
 struct ModeCache {
     /// `None` remembers that the user does not exist, so unknown client ids
     /// do not reach the store on every attempt.
-    principals: RwLock<HashMap<String, Option<Arc<Principal>>>>,
-    tree: RwLock<Option<Arc<TenantTree>>>,
-    catalog: RwLock<Option<Arc<Catalog>>>,
+    principals: RwLock<HashMap<String, Timed<Option<Arc<Principal>>>>>,
+    tree: RwLock<Option<Timed<Arc<TenantTree>>>>,
+    catalog: RwLock<Option<Timed<Arc<Catalog>>>>,
     /// API keys by the digest of one of their values; `None` remembers an
     /// unknown digest.
-    api_keys: RwLock<HashMap<CredentialDigest, Option<Arc<ApiKeyMatch>>>>,
+    api_keys: RwLock<HashMap<CredentialDigest, Timed<Option<Arc<ApiKeyMatch>>>>>,
     generation: AtomicU64,
 }
 
-/// The caches of both modes.
-#[derive(Debug, Default)]
+/// A cached value and when it was read from the store.
+#[derive(Debug, Clone)]
+struct Timed<V> {
+    at: Instant,
+    value: V,
+}
+
+impl<V> Timed<V> {
+    fn now(value: V) -> Self {
+        Timed {
+            at: Instant::now(),
+            value,
+        }
+    }
+}
+
+/// What the cache holds for a key.
+enum Lookup<V> {
+    /// Read within the TTL: serve it.
+    Fresh(V),
+    /// Older: re-read, but serve it if the store is unavailable.
+    Stale(V),
+    /// Not cached.
+    Missing,
+}
+
+fn lookup<V: Clone>(entry: Option<&Timed<V>>, ttl: Duration) -> Lookup<V> {
+    match entry {
+        Some(t) if t.at.elapsed() < ttl => Lookup::Fresh(t.value.clone()),
+        Some(t) => Lookup::Stale(t.value.clone()),
+        None => Lookup::Missing,
+    }
+}
+
+/// Loads a value; when the store is unavailable and a stale value exists,
+/// serves the stale one (the hot paths keep working through a store outage).
+/// Returns the value and whether it was freshly loaded.
+async fn load_or_stale<V>(
+    stale: Option<V>,
+    load: impl std::future::Future<Output = StoreResult<V>>,
+) -> StoreResult<(V, bool)> {
+    match load.await {
+        Ok(v) => Ok((v, true)),
+        Err(StoreError::Unavailable(e)) => match stale {
+            Some(v) => {
+                tracing::warn!(error = %e, "store unavailable; serving a cached entry");
+                Ok((v, false))
+            }
+            None => Err(StoreError::Unavailable(e)),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// The caches of both modes. Entries are re-read from the store after `ttl`,
+/// which bounds how long a write made on another node goes unseen here.
+#[derive(Debug)]
 pub struct Caches {
     test: ModeCache,
     live: ModeCache,
+    ttl: Duration,
 }
 
+impl Default for Caches {
+    fn default() -> Self {
+        Caches::new(DEFAULT_TTL)
+    }
+}
+
+/// How long a cached entry is served without re-reading the store.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
+
 impl Caches {
+    /// Empty caches whose entries are re-read after `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Caches {
+            test: ModeCache::default(),
+            live: ModeCache::default(),
+            ttl,
+        }
+    }
+
     fn mode(&self, mode: Mode) -> &ModeCache {
         match mode {
             Mode::Test => &self.test,
@@ -92,20 +167,25 @@ impl Caches {
         user_id: &str,
     ) -> StoreResult<Option<Arc<Principal>>> {
         let c = self.mode(mode);
-        if let Some(hit) = c.principals.read().get(user_id) {
-            return Ok(hit.clone());
-        }
+        let stale = match lookup(c.principals.read().get(user_id), self.ttl) {
+            Lookup::Fresh(v) => return Ok(v),
+            Lookup::Stale(v) => Some(v),
+            Lookup::Missing => None,
+        };
         let generation = c.generation.load(Ordering::Acquire);
-        let loaded = store
-            .load_principal(mode, user_id)
-            .await?
-            .map(|r| Arc::new(Principal::from(r)));
+        let (loaded, fresh) = load_or_stale(stale, async {
+            Ok(store
+                .load_principal(mode, user_id)
+                .await?
+                .map(|r| Arc::new(Principal::from(r))))
+        })
+        .await?;
         let mut map = c.principals.write();
-        if c.generation.load(Ordering::Acquire) == generation {
+        if fresh && c.generation.load(Ordering::Acquire) == generation {
             if map.len() >= MAX_PRINCIPALS {
                 map.clear();
             }
-            map.insert(user_id.to_owned(), loaded.clone());
+            map.insert(user_id.to_owned(), Timed::now(loaded.clone()));
         }
         Ok(loaded)
     }
@@ -113,14 +193,19 @@ impl Caches {
     /// The tenant tree of a mode.
     pub async fn tree(&self, store: &Store, mode: Mode) -> StoreResult<Arc<TenantTree>> {
         let c = self.mode(mode);
-        if let Some(t) = c.tree.read().as_ref() {
-            return Ok(t.clone());
-        }
+        let stale = match lookup(c.tree.read().as_ref(), self.ttl) {
+            Lookup::Fresh(v) => return Ok(v),
+            Lookup::Stale(v) => Some(v),
+            Lookup::Missing => None,
+        };
         let generation = c.generation.load(Ordering::Acquire);
-        let tree = Arc::new(TenantTree::new(store.tenant_tree(mode).await?));
+        let (tree, fresh) = load_or_stale(stale, async {
+            Ok(Arc::new(TenantTree::new(store.tenant_tree(mode).await?)))
+        })
+        .await?;
         let mut slot = c.tree.write();
-        if c.generation.load(Ordering::Acquire) == generation {
-            *slot = Some(tree.clone());
+        if fresh && c.generation.load(Ordering::Acquire) == generation {
+            *slot = Some(Timed::now(tree.clone()));
         }
         Ok(tree)
     }
@@ -128,14 +213,19 @@ impl Caches {
     /// The role catalog of a mode.
     pub async fn catalog(&self, store: &Store, mode: Mode) -> StoreResult<Arc<Catalog>> {
         let c = self.mode(mode);
-        if let Some(t) = c.catalog.read().as_ref() {
-            return Ok(t.clone());
-        }
+        let stale = match lookup(c.catalog.read().as_ref(), self.ttl) {
+            Lookup::Fresh(v) => return Ok(v),
+            Lookup::Stale(v) => Some(v),
+            Lookup::Missing => None,
+        };
         let generation = c.generation.load(Ordering::Acquire);
-        let catalog = Arc::new(Catalog::new(store.role_catalog(mode).await?));
+        let (catalog, fresh) = load_or_stale(stale, async {
+            Ok(Arc::new(Catalog::new(store.role_catalog(mode).await?)))
+        })
+        .await?;
         let mut slot = c.catalog.write();
-        if c.generation.load(Ordering::Acquire) == generation {
-            *slot = Some(catalog.clone());
+        if fresh && c.generation.load(Ordering::Acquire) == generation {
+            *slot = Some(Timed::now(catalog.clone()));
         }
         Ok(catalog)
     }
@@ -149,17 +239,22 @@ impl Caches {
         digest: &CredentialDigest,
     ) -> StoreResult<Option<Arc<ApiKeyMatch>>> {
         let c = self.mode(mode);
-        if let Some(hit) = c.api_keys.read().get(digest) {
-            return Ok(hit.clone());
-        }
+        let stale = match lookup(c.api_keys.read().get(digest), self.ttl) {
+            Lookup::Fresh(v) => return Ok(v),
+            Lookup::Stale(v) => Some(v),
+            Lookup::Missing => None,
+        };
         let generation = c.generation.load(Ordering::Acquire);
-        let loaded = store.find_api_key(mode, digest).await?.map(Arc::new);
+        let (loaded, fresh) = load_or_stale(stale, async {
+            Ok(store.find_api_key(mode, digest).await?.map(Arc::new))
+        })
+        .await?;
         let mut map = c.api_keys.write();
-        if c.generation.load(Ordering::Acquire) == generation {
+        if fresh && c.generation.load(Ordering::Acquire) == generation {
             if map.len() >= MAX_API_KEYS {
                 map.clear();
             }
-            map.insert(*digest, loaded.clone());
+            map.insert(*digest, Timed::now(loaded.clone()));
         }
         Ok(loaded)
     }
@@ -175,7 +270,7 @@ impl Caches {
         let c = self.mode(mode);
         let mut map = c.api_keys.write();
         c.generation.fetch_add(1, Ordering::AcqRel);
-        map.retain(|_, entry| entry.as_ref().is_none_or(|m| m.key.id != key_id));
+        map.retain(|_, entry| entry.value.as_ref().is_none_or(|m| m.key.id != key_id));
         if let Some(d) = new_digest {
             map.remove(d);
         }
@@ -186,7 +281,12 @@ impl Caches {
         let c = self.mode(mode);
         let mut map = c.api_keys.write();
         c.generation.fetch_add(1, Ordering::AcqRel);
-        map.retain(|_, entry| entry.as_ref().is_none_or(|m| m.key.user_id != user_id));
+        map.retain(|_, entry| {
+            entry
+                .value
+                .as_ref()
+                .is_none_or(|m| m.key.user_id != user_id)
+        });
     }
 
     /// Forgets one user (after a change to it, its secrets or its roles).

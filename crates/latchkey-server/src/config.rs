@@ -170,6 +170,10 @@ pub struct Config {
     pub rotation_days: Option<i64>,
     /// Cap on custom-token lifetimes, in seconds.
     pub custom_token_max_ttl_seconds: i64,
+    /// How long cached credentials, roles and tenants are served before
+    /// they are re-read (the bound on how long another node's write goes
+    /// unseen here). Not a file setting; tests shorten it.
+    pub cache_ttl: std::time::Duration,
     /// Native TLS, when on.
     pub tls: Option<TlsSource>,
     /// Peers whose `X-Forwarded-Proto: https` marks a request as TLS.
@@ -311,6 +315,7 @@ impl Config {
             publish_ahead_seconds,
             rotation_days,
             custom_token_max_ttl_seconds,
+            cache_ttl: crate::cache::DEFAULT_TTL,
             tls,
             trusted_proxies,
         })

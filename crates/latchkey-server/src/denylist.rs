@@ -46,7 +46,8 @@ impl DenyList {
         self.entries.write().retain(|_, exp| *exp > now);
     }
 
-    /// Purges memory and store every `period`.
+    /// Every `period`: adds the entries other nodes revoked (read from the
+    /// store), and purges expired ones from memory and store.
     pub fn spawn_purger(state: &AppState, period: Duration) {
         let state = state.downgrade();
         tokio::spawn(async move {
@@ -56,6 +57,14 @@ impl DenyList {
                 tick.tick().await;
                 let Some(state) = state.upgrade() else { break };
                 let now = state.clock.now();
+                match state.store.revoked_tokens(now).await {
+                    Ok(entries) => {
+                        for (jti, at) in entries {
+                            state.deny_list.insert(&jti, at.unix_timestamp());
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not read revoked tokens"),
+                }
                 state.deny_list.purge(now.unix_timestamp());
                 if let Err(e) = state.store.purge_revoked_tokens(now).await {
                     tracing::warn!(error = %e, "could not purge expired revoked tokens");

@@ -131,7 +131,7 @@ async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Router, AppSta
     };
     let state = AppState::load(store, config.clone(), clock).await?;
     UsageRecorder::spawn_flusher(&state, Duration::from_secs(1));
-    DenyList::spawn_purger(&state, Duration::from_secs(60));
+    DenyList::spawn_purger(&state, Duration::from_secs(5));
     crate::routes::signing_keys::spawn_maintenance(&state, Duration::from_secs(30));
     Ok((crate::app::app(state.clone()), state))
 }

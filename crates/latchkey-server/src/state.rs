@@ -108,6 +108,7 @@ impl AppState {
         }
         let admin_keys = load_admin_keys(&store).await?;
         let deny_list = DenyList::load(&store, clock.now()).await?;
+        let cache_ttl = config.cache_ttl;
         Ok(AppState(Arc::new(Inner {
             store,
             config,
@@ -115,7 +116,7 @@ impl AppState {
             workspace,
             keys,
             admin_keys,
-            caches: Caches::default(),
+            caches: Caches::new(cache_ttl),
             limiter: RateLimiter::default(),
             usage: Arc::new(UsageRecorder::default()),
             deny_list,

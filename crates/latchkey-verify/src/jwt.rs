@@ -315,10 +315,10 @@ fn check_claims(
 /// RFC 8725 §3.11 and RFC 9068 §2.1: `at+jwt`, case-insensitively, with or
 /// without the `application/` prefix.
 fn is_access_token_typ(typ: &str) -> bool {
-    let typ = if typ.len() > 12 && typ[..12].eq_ignore_ascii_case("application/") {
-        &typ[12..]
-    } else {
-        typ
+    // `get` rather than slicing: byte 12 may fall inside a UTF-8 character.
+    let typ = match (typ.get(..12), typ.get(12..)) {
+        (Some(prefix), Some(rest)) if prefix.eq_ignore_ascii_case("application/") => rest,
+        _ => typ,
     };
     typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
 }

@@ -201,7 +201,9 @@ fn parse_jwk(jwk: &Jwk) -> Result<Option<VerifyingKey>, KeySetError> {
             let e = strip_leading_zeros(&e);
             // aws-lc-rs checks the size only when verifying; check it here so
             // a weak key is refused when it is published, not per token.
-            let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+            // `n` has no leading zero bytes here; an empty one has no bits.
+            let bits =
+                (n.len() * 8).saturating_sub(n.first().map_or(0, |b| b.leading_zeros() as usize));
             if !(2048..=8192).contains(&bits) {
                 return Err(invalid("RSA modulus must have 2048 to 8192 bits"));
             }

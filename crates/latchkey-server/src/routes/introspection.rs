@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::oauth::{authenticate_client, OAuthForm, Params};
+use super::oauth::{authenticate_client, require_tls_for, OAuthForm, Params};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::keycheck;
 use crate::state::AppState;
@@ -131,11 +131,13 @@ fn token_param(params: &Params) -> Result<String, OAuthError> {
         (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 async fn introspect(
     State(state): State<AppState>,
+    transport: Option<axum::Extension<crate::transport::Transport>>,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm<Vec<(String, String)>>,
 ) -> Result<Response, OAuthError> {
     let params = Params(form);
     let caller = caller(&state, &headers, &params).await?;
+    require_tls_for(caller.mode(), transport.as_ref())?;
     let token = token_param(&params)?;
     let mode = caller.mode();
     let inactive = || IntrospectionResponse {
@@ -196,11 +198,13 @@ async fn introspect(
         (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 async fn revoke(
     State(state): State<AppState>,
+    transport: Option<axum::Extension<crate::transport::Transport>>,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm<Vec<(String, String)>>,
 ) -> Result<Response, OAuthError> {
     let params = Params(form);
     let caller = caller(&state, &headers, &params).await?;
+    require_tls_for(caller.mode(), transport.as_ref())?;
     let token = token_param(&params)?;
     let mode = caller.mode();
     let refused = || {
@@ -229,7 +233,11 @@ async fn revoke(
                 if !caller.may_revoke(claims.user_id()) {
                     return Err(refused());
                 }
-                let exp = claims.expires_at();
+                // Listed past `exp` by the verifiers' clock leeway, so the
+                // token cannot come back to life at the edge of its life.
+                let exp = claims
+                    .expires_at()
+                    .saturating_add(latchkey_verify::jwt::DEFAULT_LEEWAY_SECONDS as i64);
                 let expires_at = time::OffsetDateTime::from_unix_timestamp(exp)
                     .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
                 state

@@ -201,15 +201,7 @@ async fn token(
             ))
         }
     };
-    // A signed assertion carries no mode prefix, so the transport layer
-    // cannot spot a live one; the mode is known only now.
-    let secure = transport.is_some_and(|axum::Extension(t)| t.secure);
-    if client.mode == Mode::Live && !secure {
-        return Err(OAuthError::new(
-            OAuthErrorCode::TlsRequired,
-            "live credentials are accepted over TLS only",
-        ));
-    }
+    require_tls_for(client.mode, transport.as_ref())?;
     let request = TokenRequest {
         tenant_id: params.one("tenant_id")?,
         scope: params.one("scope")?,
@@ -230,6 +222,23 @@ async fn token(
 /// client costs the same work as a wrong secret.
 fn dummy_digest() -> CredentialDigest {
     CredentialDigest([0x5a; 32])
+}
+
+/// A signed assertion carries no mode prefix, so the transport layer cannot
+/// spot a live one; once the client's mode is known, a live client over a
+/// connection that is not TLS is refused here.
+pub(crate) fn require_tls_for(
+    mode: Mode,
+    transport: Option<&axum::Extension<crate::transport::Transport>>,
+) -> Result<(), OAuthError> {
+    let secure = transport.is_some_and(|axum::Extension(t)| t.secure);
+    if mode == Mode::Live && !secure {
+        return Err(OAuthError::new(
+            OAuthErrorCode::TlsRequired,
+            "live credentials are accepted over TLS only",
+        ));
+    }
+    Ok(())
 }
 
 /// The JWT-bearer grant (RFC 7523 §2.1): the assertion names and

@@ -362,6 +362,22 @@ async fn a_live_assertion_over_plain_http_is_refused_with_tls_required() {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "tls_required");
+    // The same for introspection and revocation authenticated by a live
+    // client's assertion.
+    for path in ["/oauth/introspect", "/oauth/revoke"] {
+        let r = plain
+            .post(app.url(path))
+            .form(&[
+                ("token", "anything"),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", &app.sign(&key, &app.claims(&m), true)),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        assert_eq!(r.json::<Value>().await.unwrap()["error"], "tls_required");
+    }
     // Through the trusted proxy (as over TLS) it works.
     let r = app
         .client
