@@ -112,6 +112,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(openapi_json))
         .merge(routes::health::router())
+        .merge(crate::metrics::router())
         .merge(routes::oauth::router())
         .merge(routes::introspection::router())
         .merge(routes::tenants::router())
@@ -133,6 +134,10 @@ pub fn app(state: AppState) -> Router {
     let (router, api) = routes();
     let json = api.to_json().unwrap_or_else(|_| "{}".to_owned());
     router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(Extension(OpenApiJson(Arc::new(json))))

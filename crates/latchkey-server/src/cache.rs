@@ -131,6 +131,8 @@ pub struct Caches {
     test: ModeCache,
     live: ModeCache,
     ttl: Duration,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl Default for Caches {
@@ -149,7 +151,26 @@ impl Caches {
             test: ModeCache::default(),
             live: ModeCache::default(),
             ttl,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
+    }
+
+    /// Lookups so far: (served from memory, went to the store).
+    pub fn lookups(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    fn counted<V>(&self, found: Lookup<V>) -> Lookup<V> {
+        let counter = match found {
+            Lookup::Fresh(_) => &self.hits,
+            _ => &self.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
     }
 
     fn mode(&self, mode: Mode) -> &ModeCache {
@@ -167,7 +188,7 @@ impl Caches {
         user_id: &str,
     ) -> StoreResult<Option<Arc<Principal>>> {
         let c = self.mode(mode);
-        let stale = match lookup(c.principals.read().get(user_id), self.ttl) {
+        let stale = match self.counted(lookup(c.principals.read().get(user_id), self.ttl)) {
             Lookup::Fresh(v) => return Ok(v),
             Lookup::Stale(v) => Some(v),
             Lookup::Missing => None,
@@ -193,7 +214,7 @@ impl Caches {
     /// The tenant tree of a mode.
     pub async fn tree(&self, store: &Store, mode: Mode) -> StoreResult<Arc<TenantTree>> {
         let c = self.mode(mode);
-        let stale = match lookup(c.tree.read().as_ref(), self.ttl) {
+        let stale = match self.counted(lookup(c.tree.read().as_ref(), self.ttl)) {
             Lookup::Fresh(v) => return Ok(v),
             Lookup::Stale(v) => Some(v),
             Lookup::Missing => None,
@@ -213,7 +234,7 @@ impl Caches {
     /// The role catalog of a mode.
     pub async fn catalog(&self, store: &Store, mode: Mode) -> StoreResult<Arc<Catalog>> {
         let c = self.mode(mode);
-        let stale = match lookup(c.catalog.read().as_ref(), self.ttl) {
+        let stale = match self.counted(lookup(c.catalog.read().as_ref(), self.ttl)) {
             Lookup::Fresh(v) => return Ok(v),
             Lookup::Stale(v) => Some(v),
             Lookup::Missing => None,
@@ -239,7 +260,7 @@ impl Caches {
         digest: &CredentialDigest,
     ) -> StoreResult<Option<Arc<ApiKeyMatch>>> {
         let c = self.mode(mode);
-        let stale = match lookup(c.api_keys.read().get(digest), self.ttl) {
+        let stale = match self.counted(lookup(c.api_keys.read().get(digest), self.ttl)) {
             Lookup::Fresh(v) => return Ok(v),
             Lookup::Stale(v) => Some(v),
             Lookup::Missing => None,

@@ -134,6 +134,7 @@ pub async fn issue(
         tracing::error!(error = %e, "signing failed");
         OAuthError::new(OAuthErrorCode::ServerError, "the token could not be signed")
     })?;
+    state.metrics.token_issued(mode);
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer".into(),

@@ -49,6 +49,18 @@ pub async fn check(
     value: &str,
     expected_mode: Option<Mode>,
 ) -> Result<Result<VerifiedKey, KeyInvalidCode>, StoreError> {
+    let result = check_uncounted(state, value, expected_mode).await?;
+    state
+        .metrics
+        .key_checked(result.as_ref().map(|_| ()).map_err(|c| *c));
+    Ok(result)
+}
+
+async fn check_uncounted(
+    state: &AppState,
+    value: &str,
+    expected_mode: Option<Mode>,
+) -> Result<Result<VerifiedKey, KeyInvalidCode>, StoreError> {
     let info = match credential::parse(value) {
         Ok(info) if info.kind == CredentialKind::ApiKey => info,
         _ => return Ok(Err(KeyInvalidCode::Malformed)),

@@ -13,6 +13,7 @@ mod extract;
 mod issuance;
 mod keycheck;
 mod keys;
+mod metrics;
 mod routes;
 mod startup;
 mod state;

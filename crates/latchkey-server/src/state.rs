@@ -49,6 +49,8 @@ pub struct Inner {
     pub usage: Arc<UsageRecorder>,
     /// Revoked access tokens.
     pub deny_list: DenyList,
+    /// Prometheus counters.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// A weak handle on the state, for background tasks that must not keep a
@@ -120,6 +122,7 @@ impl AppState {
             limiter: RateLimiter::default(),
             usage: Arc::new(UsageRecorder::default()),
             deny_list,
+            metrics: crate::metrics::Metrics::default(),
         })))
     }
 }

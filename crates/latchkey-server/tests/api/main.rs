@@ -10,6 +10,7 @@ mod flow;
 mod helpers;
 mod interop;
 mod introspection;
+mod metrics;
 mod multinode;
 mod openapi;
 mod signing_keys;
