@@ -3,7 +3,7 @@
 //! a few atomic increments (a map lookup under a read lock for the route);
 //! `GET /metrics` renders the text format.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use latchkey_types::keys::KeyInvalidCode;
@@ -46,11 +47,15 @@ struct RouteStats {
     buckets: [AtomicU64; BUCKETS.len()],
 }
 
+/// The series of one route: (method, status) → stats.
+type RouteSeries = HashMap<(Method, u16), Arc<RouteStats>>;
+
 /// Every counter of the process.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// (method, route template, status) → stats.
-    http: RwLock<BTreeMap<(String, String, u16), Arc<RouteStats>>>,
+    /// route template → (method, status) → stats. Looked up with borrowed
+    /// keys, so counting a request allocates nothing once its series exists.
+    http: RwLock<HashMap<String, RouteSeries>>,
     tokens: [AtomicU64; 2],
     key_checks: [AtomicU64; KEY_RESULTS.len()],
 }
@@ -64,12 +69,24 @@ fn mode_index(mode: Mode) -> usize {
 
 impl Metrics {
     /// Counts one answered request.
-    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let key = (method.to_owned(), route.to_owned(), status);
-        let existing = self.http.read().get(&key).cloned();
+    pub fn observe(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
+        let key = (method.clone(), status);
+        let existing = self
+            .http
+            .read()
+            .get(route)
+            .and_then(|m| m.get(&key))
+            .cloned();
         let stats = match existing {
             Some(s) => s,
-            None => self.http.write().entry(key).or_default().clone(),
+            None => self
+                .http
+                .write()
+                .entry(route.to_owned())
+                .or_default()
+                .entry(key)
+                .or_default()
+                .clone(),
         };
         stats.count.fetch_add(1, Ordering::Relaxed);
         stats
@@ -117,7 +134,17 @@ impl Metrics {
         );
         out.push_str("# TYPE latchkey_http_requests_total counter\n");
         let http = self.http.read();
-        for ((method, route, status), s) in http.iter() {
+        // Sorted, so the exposition is stable between scrapes.
+        let mut series: Vec<(&str, &str, u16, &RouteStats)> = http
+            .iter()
+            .flat_map(|(route, m)| {
+                m.iter().map(move |((method, status), s)| {
+                    (method.as_str(), route.as_str(), *status, &**s)
+                })
+            })
+            .collect();
+        series.sort_by_key(|(method, route, status, _)| (*method, *route, *status));
+        for (method, route, status, s) in &series {
             let _ = writeln!(
                 out,
                 "latchkey_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
@@ -129,9 +156,9 @@ impl Metrics {
         );
         out.push_str("# TYPE latchkey_http_request_duration_seconds histogram\n");
         let mut by_route: BTreeMap<(&str, &str), (Vec<u64>, u64, u64)> = BTreeMap::new();
-        for ((method, route, _), s) in http.iter() {
+        for (method, route, _, s) in &series {
             let e = by_route
-                .entry((method.as_str(), route.as_str()))
+                .entry((*method, *route))
                 .or_insert_with(|| (vec![0; BUCKETS.len()], 0, 0));
             for (i, b) in s.buckets.iter().enumerate() {
                 e.0[i] += get(b);
@@ -200,16 +227,14 @@ impl Metrics {
 /// label set stays small and ids never become labels).
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().clone();
+    // MatchedPath is a cheap clone (a shared string).
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
+    let route = route.as_ref().map_or("unmatched", |r| r.as_str());
     state
         .metrics
-        .observe(&method, &route, response.status().as_u16(), start.elapsed());
+        .observe(&method, route, response.status().as_u16(), start.elapsed());
     response
 }
 

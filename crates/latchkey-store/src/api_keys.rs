@@ -164,18 +164,16 @@ impl Store {
         if let Some(t) = tenant_id {
             c.push("tenant_id = {}", t);
         }
-        let result = c
-            .fetch_page(
-                &self.pool,
-                KEY_COLUMNS,
-                "api_keys",
-                "id",
-                page,
-                api_key_of,
-                |k| k.id.clone(),
-            )
-            .await?;
-        Ok(result)
+        c.fetch_page(
+            &self.pool,
+            KEY_COLUMNS,
+            "api_keys",
+            "id",
+            page,
+            api_key_of,
+            |k| k.id.clone(),
+        )
+        .await
     }
 
     /// Revokes a key (idempotent); every value of it stops working.

@@ -65,18 +65,16 @@ impl Store {
     ) -> StoreResult<PageResult<Role>> {
         let mut c = Conditions::default();
         c.push("mode = {}", mode.as_str());
-        let result = c
-            .fetch_page(
-                &self.pool,
-                ROLE_COLUMNS,
-                "roles",
-                "name",
-                page,
-                role_of,
-                |r| r.name.clone(),
-            )
-            .await?;
-        Ok(result)
+        c.fetch_page(
+            &self.pool,
+            ROLE_COLUMNS,
+            "roles",
+            "name",
+            page,
+            role_of,
+            |r| r.name.clone(),
+        )
+        .await
     }
 
     /// Removes a role from the catalog. Users who hold it keep the name, which

@@ -72,18 +72,16 @@ impl Store {
         if let Some(p) = parent {
             c.push("parent_id = {}", p);
         }
-        let result = c
-            .fetch_page(
-                &self.pool,
-                TENANT_COLUMNS,
-                "tenants",
-                "id",
-                page,
-                tenant_of,
-                |t| t.id.clone(),
-            )
-            .await?;
-        Ok(result)
+        c.fetch_page(
+            &self.pool,
+            TENANT_COLUMNS,
+            "tenants",
+            "id",
+            page,
+            tenant_of,
+            |t| t.id.clone(),
+        )
+        .await
     }
 
     /// Changes a tenant; a new `parentId` moves it (with its subtree). Moving

@@ -85,18 +85,16 @@ impl Store {
                 tenant,
             );
         }
-        let result = c
-            .fetch_page(
-                &self.pool,
-                USER_COLUMNS,
-                "users",
-                "id",
-                page,
-                user_of,
-                |u| u.id.clone(),
-            )
-            .await?;
-        Ok(result)
+        c.fetch_page(
+            &self.pool,
+            USER_COLUMNS,
+            "users",
+            "id",
+            page,
+            user_of,
+            |u| u.id.clone(),
+        )
+        .await
     }
 
     /// Applies a PATCH to a user.
