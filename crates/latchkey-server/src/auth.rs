@@ -90,7 +90,7 @@ impl FromRequestParts<AppState> for Caller {
             Ok(info) if info.kind == CredentialKind::ApiKey => {
                 match crate::keycheck::check(state, &credential, None).await? {
                     Ok(verified) => Ok(Caller {
-                        mode: verified.key.key.mode,
+                        mode: verified.key.mode,
                     }),
                     Err(_) => Err(ApiError::Unauthenticated(
                         "the caller's API key is not valid",

@@ -1,12 +1,30 @@
-//! In-memory caches that keep token issuance off the database once warm.
+//! In-memory caches that keep the hot paths (token issuance, API-key
+//! verification, introspection) off the database once warm.
 //!
-//! Per mode: principals (user, secret digests, direct roles), the tenant tree
-//! and the role catalog. Every admin write invalidates what it touched. A
-//! generation counter closes the race between a slow load and a concurrent
-//! invalidation: a load only fills the cache if no invalidation happened
-//! while it was reading the store. No lock is held across an await.
+//! Per mode: principals (user, secret digests, direct roles, public keys)
+//! and API keys, each in a bounded concurrent cache with eviction
+//! ([`quick_cache`], sized by configuration), plus the tenant tree and the
+//! role catalog.
+//!
+//! - **Cold misses** do exactly one store read: concurrent lookups of the
+//!   same missing entry wait for the first one's read instead of each going
+//!   to the store.
+//! - **Invalidation** is pushed: every admin write invalidates what it
+//!   touched on this node, and other nodes hear of it through the store's
+//!   notifications (see `invalidation.rs`). A generation counter closes the
+//!   race between a slow load and a concurrent invalidation: a load only
+//!   fills the cache if no invalidation happened while it was reading.
+//! - **TTL** is a safety net for a notification that never arrived: an entry
+//!   older than the TTL is still served at once, and one background re-read
+//!   refreshes it (stale-while-revalidate), so a request never waits for the
+//!   store on a warm entry. If the store is down the entry keeps being
+//!   served (stale-if-error).
+//!
+//! No lock is held across an await.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,9 +33,12 @@ use latchkey_core::credential::CredentialDigest;
 use latchkey_core::rbac::{Catalog, DirectRoles, TenantTree};
 use latchkey_store::{ApiKeyMatch, PrincipalRecord, SecretRecord, Store, StoreError, StoreResult};
 use latchkey_types::admin::User;
+use latchkey_types::keys::RateLimit;
 use latchkey_types::Mode;
 use latchkey_verify::keys::KeySet;
 use parking_lot::RwLock;
+use quick_cache::sync::Cache as Bounded;
+use time::OffsetDateTime;
 
 /// Everything issuance needs about one user.
 #[derive(Debug)]
@@ -52,105 +73,194 @@ impl From<PrincipalRecord> for Principal {
     }
 }
 
-/// Entries above this many principals per mode clear the map; a bounded,
-/// configurable cache with eviction comes with the performance work.
-const MAX_PRINCIPALS: usize = 100_000;
-const MAX_API_KEYS: usize = 1_000_000;
-
-#[derive(Debug, Default)]
-struct ModeCache {
-    /// `None` remembers that the user does not exist, so unknown client ids
-    /// do not reach the store on every attempt.
-    principals: RwLock<HashMap<String, Timed<Option<Arc<Principal>>>>>,
-    tree: RwLock<Option<Timed<Arc<TenantTree>>>>,
-    catalog: RwLock<Option<Timed<Arc<Catalog>>>>,
-    /// API keys by the digest of one of their values; `None` remembers an
-    /// unknown digest.
-    api_keys: RwLock<HashMap<CredentialDigest, Timed<Option<Arc<ApiKeyMatch>>>>>,
-    generation: AtomicU64,
+/// What the hot paths need of an API key, and nothing else: the name,
+/// metadata and timestamps of the stored record stay in the store, so a
+/// cached key costs a couple of hundred bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CachedKey {
+    /// `id`, `user_id` and `tenant_id`, in one allocation.
+    ids: Box<str>,
+    user_at: u16,
+    tenant_at: u16,
+    /// The key's mode.
+    pub mode: Mode,
+    /// Narrowing roles.
+    pub roles: Option<Box<[Box<str>]>>,
+    /// Per-key rate limit.
+    pub ratelimit: Option<RateLimit>,
+    /// Whether the key has a `remaining` budget (spent in the store).
+    pub has_budget: bool,
+    /// Whether the key was revoked.
+    pub revoked: bool,
+    /// The key's expiry.
+    pub expires_at: Option<OffsetDateTime>,
+    /// When this value stops working because the key was rotated (`None`
+    /// for the current value).
+    pub value_expires_at: Option<OffsetDateTime>,
 }
 
-/// A cached value and when it was read from the store.
-#[derive(Debug, Clone)]
-struct Timed<V> {
-    at: Instant,
-    value: V,
+impl CachedKey {
+    /// The key id (`key_…`).
+    pub fn id(&self) -> &str {
+        &self.ids[..usize::from(self.user_at)]
+    }
+
+    /// The user the key authenticates as.
+    pub fn user_id(&self) -> &str {
+        &self.ids[usize::from(self.user_at)..usize::from(self.tenant_at)]
+    }
+
+    /// The key's tenant.
+    pub fn tenant_id(&self) -> &str {
+        &self.ids[usize::from(self.tenant_at)..]
+    }
 }
 
-impl<V> Timed<V> {
-    fn now(value: V) -> Self {
-        Timed {
-            at: Instant::now(),
-            value,
+impl TryFrom<ApiKeyMatch> for CachedKey {
+    type Error = StoreError;
+
+    fn try_from(m: ApiKeyMatch) -> StoreResult<Self> {
+        let k = m.key;
+        let user_at = u16::try_from(k.id.len());
+        let tenant_at = u16::try_from(k.id.len() + k.user_id.len());
+        let (Ok(user_at), Ok(tenant_at), true) = (
+            user_at,
+            tenant_at,
+            k.id.len() + k.user_id.len() + k.tenant_id.len() <= usize::from(u16::MAX),
+        ) else {
+            return Err(StoreError::Internal("API key ids too long".into()));
+        };
+        Ok(CachedKey {
+            ids: format!("{}{}{}", k.id, k.user_id, k.tenant_id).into_boxed_str(),
+            user_at,
+            tenant_at,
+            mode: k.mode,
+            roles: k
+                .roles
+                .map(|r| r.into_iter().map(String::into_boxed_str).collect()),
+            ratelimit: k.ratelimit,
+            has_budget: k.remaining.is_some(),
+            revoked: k.revoked_at.is_some(),
+            expires_at: k.expires_at,
+            value_expires_at: m.value_expires_at,
+        })
+    }
+}
+
+/// Default bounds of the caches, per mode.
+pub const DEFAULT_PRINCIPALS: usize = 100_000;
+/// See [`DEFAULT_PRINCIPALS`].
+pub const DEFAULT_API_KEYS: usize = 1_000_000;
+
+/// How many entries each cache holds at most, per mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSizes {
+    /// Users (with their secrets, roles and public keys).
+    pub principals: usize,
+    /// API-key values (remembered unknown values count too).
+    pub api_keys: usize,
+}
+
+impl Default for CacheSizes {
+    fn default() -> Self {
+        CacheSizes {
+            principals: DEFAULT_PRINCIPALS,
+            api_keys: DEFAULT_API_KEYS,
         }
     }
 }
 
-/// What the cache holds for a key.
-enum Lookup<V> {
-    /// Read within the TTL: serve it.
-    Fresh(V),
-    /// Older: re-read, but serve it if the store is unavailable.
-    Stale(V),
-    /// Not cached.
-    Missing,
+/// A cached value and when (milliseconds since the caches' epoch) it was
+/// read from the store.
+#[derive(Debug, Clone)]
+struct Timed<V> {
+    at: u64,
+    value: V,
 }
 
-fn lookup<V: Clone>(entry: Option<&Timed<V>>, ttl: Duration) -> Lookup<V> {
-    match entry {
-        Some(t) if t.at.elapsed() < ttl => Lookup::Fresh(t.value.clone()),
-        Some(t) => Lookup::Stale(t.value.clone()),
-        None => Lookup::Missing,
+/// A whole-mode value (tree, catalog), when loaded.
+type Slot<V> = RwLock<Option<Timed<Arc<V>>>>;
+
+#[derive(Debug)]
+struct ModeCache {
+    /// `None` remembers that the user does not exist, so unknown client ids
+    /// do not reach the store on every attempt.
+    principals: Bounded<String, Timed<Option<Arc<Principal>>>>,
+    /// API keys by the digest of one of their values; `None` remembers an
+    /// unknown digest.
+    api_keys: Bounded<CredentialDigest, Timed<Option<Arc<CachedKey>>>>,
+    tree: Slot<TenantTree>,
+    catalog: Slot<Catalog>,
+    generation: AtomicU64,
+    /// Held shared while a load fills the cache, exclusively while an
+    /// invalidation bumps the generation and removes entries: a fill then
+    /// either happens wholly before an invalidation or sees its generation.
+    fill: RwLock<()>,
+}
+
+impl ModeCache {
+    fn new(sizes: CacheSizes) -> Self {
+        ModeCache {
+            principals: Bounded::new(sizes.principals.max(1)),
+            api_keys: Bounded::new(sizes.api_keys.max(1)),
+            tree: RwLock::new(None),
+            catalog: RwLock::new(None),
+            generation: AtomicU64::new(0),
+            fill: RwLock::new(()),
+        }
+    }
+
+    /// Runs `f` as an invalidation: no fill interleaves with it, and fills
+    /// whose load started before it are discarded.
+    fn invalidate(&self, f: impl FnOnce()) {
+        let _exclusive = self.fill.write();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        f();
+    }
+
+    /// Runs `f` (which fills the cache) only if no invalidation happened
+    /// since `generation` was read.
+    fn fill_if_current(&self, generation: u64, f: impl FnOnce()) -> bool {
+        let _shared = self.fill.read();
+        let current = self.generation.load(Ordering::Acquire) == generation;
+        if current {
+            f();
+        }
+        current
     }
 }
 
-/// Loads a value; when the store is unavailable and a stale value exists,
-/// serves the stale one (the hot paths keep working through a store outage).
-/// Returns the value and whether it was freshly loaded.
-async fn load_or_stale<V>(
-    stale: Option<V>,
-    load: impl std::future::Future<Output = StoreResult<V>>,
-) -> StoreResult<(V, bool)> {
-    match load.await {
-        Ok(v) => Ok((v, true)),
-        Err(StoreError::Unavailable(e)) => match stale {
-            Some(v) => {
-                tracing::warn!(error = %e, "store unavailable; serving a cached entry");
-                Ok((v, false))
-            }
-            None => Err(StoreError::Unavailable(e)),
-        },
-        Err(e) => Err(e),
-    }
-}
-
-/// The caches of both modes. Entries are re-read from the store after `ttl`,
-/// which bounds how long a write made on another node goes unseen here.
+/// The caches of both modes.
 #[derive(Debug)]
 pub struct Caches {
     test: ModeCache,
     live: ModeCache,
     ttl: Duration,
+    epoch: Instant,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
 impl Default for Caches {
     fn default() -> Self {
-        Caches::new(DEFAULT_TTL)
+        Caches::new(DEFAULT_TTL, CacheSizes::default())
     }
 }
 
-/// How long a cached entry is served without re-reading the store.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
+/// How long a cached entry is served before it is re-read in the
+/// background. Invalidation is pushed; this only bounds how long a lost
+/// notification can leave an entry stale.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
 impl Caches {
-    /// Empty caches whose entries are re-read after `ttl`.
-    pub fn new(ttl: Duration) -> Self {
+    /// Empty caches of the given sizes whose entries are refreshed after
+    /// `ttl`.
+    pub fn new(ttl: Duration, sizes: CacheSizes) -> Self {
         Caches {
-            test: ModeCache::default(),
-            live: ModeCache::default(),
+            test: ModeCache::new(sizes),
+            live: ModeCache::new(sizes),
             ttl,
+            epoch: Instant::now(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -164,13 +274,17 @@ impl Caches {
         )
     }
 
-    fn counted<V>(&self, found: Lookup<V>) -> Lookup<V> {
-        let counter = match found {
-            Lookup::Fresh(_) => &self.hits,
-            _ => &self.misses,
-        };
+    /// Entries held now: (principals, API keys), both modes together.
+    pub fn sizes(&self) -> (usize, usize) {
+        (
+            self.test.principals.len() + self.live.principals.len(),
+            self.test.api_keys.len() + self.live.api_keys.len(),
+        )
+    }
+
+    fn count(&self, hit: bool) {
+        let counter = if hit { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
-        found
     }
 
     fn mode(&self, mode: Mode) -> &ModeCache {
@@ -180,104 +294,226 @@ impl Caches {
         }
     }
 
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether an entry read at `at` is past the TTL.
+    fn expired(&self, at: u64) -> bool {
+        self.now().saturating_sub(at) >= self.ttl.as_millis() as u64
+    }
+
+    /// The entry `key` of `cache`: from memory when present (refreshed in
+    /// the background once past the TTL), else loaded once, with concurrent
+    /// lookups of the same key waiting for that one load.
+    async fn bounded<K, V, Fut>(
+        self: &Arc<Self>,
+        mode: Mode,
+        pick: fn(&ModeCache) -> &Bounded<K, Timed<V>>,
+        key: &K,
+        load: impl FnOnce() -> Fut,
+    ) -> StoreResult<V>
+    where
+        K: Eq + Hash + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        Fut: Future<Output = StoreResult<V>> + Send + 'static,
+    {
+        let c = self.mode(mode);
+        let cache = pick(c);
+        match cache.get_value_or_guard_async(key).await {
+            Ok(found) => {
+                if self.expired(found.at) {
+                    self.count(false);
+                    // Serve it now; re-read it once in the background. The
+                    // entry is stamped first so concurrent lookups do not
+                    // start more re-reads.
+                    let generation = c.generation.load(Ordering::Acquire);
+                    let restamped = Timed {
+                        at: self.now(),
+                        value: found.value.clone(),
+                    };
+                    if c.fill_if_current(generation, || cache.insert(key.clone(), restamped)) {
+                        let caches = Arc::clone(self);
+                        let key = key.clone();
+                        let reload = load();
+                        tokio::spawn(async move {
+                            match reload.await {
+                                Ok(value) => {
+                                    let at = caches.now();
+                                    let c = caches.mode(mode);
+                                    c.fill_if_current(generation, || {
+                                        pick(c).insert(key, Timed { at, value })
+                                    });
+                                }
+                                Err(StoreError::Unavailable(e)) => {
+                                    tracing::warn!(error = %e, "store unavailable; serving a cached entry");
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "could not refresh a cached entry");
+                                    let c = caches.mode(mode);
+                                    c.invalidate(|| {
+                                        pick(c).remove(&key);
+                                    });
+                                }
+                            }
+                        });
+                    }
+                } else {
+                    self.count(true);
+                }
+                Ok(found.value)
+            }
+            Err(guard) => {
+                self.count(false);
+                let generation = c.generation.load(Ordering::Acquire);
+                // On an error the guard is dropped unfilled, and a waiting
+                // lookup takes its turn to load.
+                let value = load().await?;
+                let at = self.now();
+                let filled = value.clone();
+                c.fill_if_current(generation, || {
+                    let _ = guard.insert(Timed { at, value: filled });
+                });
+                Ok(value)
+            }
+        }
+    }
+
+    /// A whole-mode value (tree, catalog): from memory, refreshed in the
+    /// background once past the TTL, loaded when missing.
+    async fn slot<V, Fut>(
+        self: &Arc<Self>,
+        mode: Mode,
+        pick: fn(&ModeCache) -> &Slot<V>,
+        load: impl FnOnce() -> Fut,
+    ) -> StoreResult<Arc<V>>
+    where
+        V: Send + Sync + 'static,
+        Fut: Future<Output = StoreResult<V>> + Send + 'static,
+    {
+        let c = self.mode(mode);
+        let found = pick(c)
+            .read()
+            .as_ref()
+            .map(|t| (t.at, Arc::clone(&t.value)));
+        let generation = c.generation.load(Ordering::Acquire);
+        match found {
+            Some((at, value)) if !self.expired(at) => {
+                self.count(true);
+                Ok(value)
+            }
+            Some((_, value)) => {
+                self.count(false);
+                let restamped = Timed {
+                    at: self.now(),
+                    value: Arc::clone(&value),
+                };
+                if c.fill_if_current(generation, || *pick(c).write() = Some(restamped)) {
+                    let caches = Arc::clone(self);
+                    let reload = load();
+                    tokio::spawn(async move {
+                        match reload.await {
+                            Ok(v) => {
+                                let at = caches.now();
+                                let c = caches.mode(mode);
+                                c.fill_if_current(generation, || {
+                                    *pick(c).write() = Some(Timed {
+                                        at,
+                                        value: Arc::new(v),
+                                    })
+                                });
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not refresh a cached entry; serving it")
+                            }
+                        }
+                    });
+                }
+                Ok(value)
+            }
+            None => {
+                self.count(false);
+                let value = Arc::new(load().await?);
+                let at = self.now();
+                c.fill_if_current(generation, || {
+                    *pick(c).write() = Some(Timed {
+                        at,
+                        value: Arc::clone(&value),
+                    })
+                });
+                Ok(value)
+            }
+        }
+    }
+
     /// The principal `user_id`, from memory or (once) from the store.
     pub async fn principal(
-        &self,
+        self: &Arc<Self>,
         store: &Store,
         mode: Mode,
         user_id: &str,
     ) -> StoreResult<Option<Arc<Principal>>> {
-        let c = self.mode(mode);
-        let stale = match self.counted(lookup(c.principals.read().get(user_id), self.ttl)) {
-            Lookup::Fresh(v) => return Ok(v),
-            Lookup::Stale(v) => Some(v),
-            Lookup::Missing => None,
-        };
-        let generation = c.generation.load(Ordering::Acquire);
-        let (loaded, fresh) = load_or_stale(stale, async {
-            Ok(store
-                .load_principal(mode, user_id)
-                .await?
-                .map(|r| Arc::new(Principal::from(r))))
-        })
-        .await?;
-        let mut map = c.principals.write();
-        if fresh && c.generation.load(Ordering::Acquire) == generation {
-            if map.len() >= MAX_PRINCIPALS {
-                map.clear();
-            }
-            map.insert(user_id.to_owned(), Timed::now(loaded.clone()));
-        }
-        Ok(loaded)
-    }
-
-    /// The tenant tree of a mode.
-    pub async fn tree(&self, store: &Store, mode: Mode) -> StoreResult<Arc<TenantTree>> {
-        let c = self.mode(mode);
-        let stale = match self.counted(lookup(c.tree.read().as_ref(), self.ttl)) {
-            Lookup::Fresh(v) => return Ok(v),
-            Lookup::Stale(v) => Some(v),
-            Lookup::Missing => None,
-        };
-        let generation = c.generation.load(Ordering::Acquire);
-        let (tree, fresh) = load_or_stale(stale, async {
-            Ok(Arc::new(TenantTree::new(store.tenant_tree(mode).await?)))
-        })
-        .await?;
-        let mut slot = c.tree.write();
-        if fresh && c.generation.load(Ordering::Acquire) == generation {
-            *slot = Some(Timed::now(tree.clone()));
-        }
-        Ok(tree)
-    }
-
-    /// The role catalog of a mode.
-    pub async fn catalog(&self, store: &Store, mode: Mode) -> StoreResult<Arc<Catalog>> {
-        let c = self.mode(mode);
-        let stale = match self.counted(lookup(c.catalog.read().as_ref(), self.ttl)) {
-            Lookup::Fresh(v) => return Ok(v),
-            Lookup::Stale(v) => Some(v),
-            Lookup::Missing => None,
-        };
-        let generation = c.generation.load(Ordering::Acquire);
-        let (catalog, fresh) = load_or_stale(stale, async {
-            Ok(Arc::new(Catalog::new(store.role_catalog(mode).await?)))
-        })
-        .await?;
-        let mut slot = c.catalog.write();
-        if fresh && c.generation.load(Ordering::Acquire) == generation {
-            *slot = Some(Timed::now(catalog.clone()));
-        }
-        Ok(catalog)
+        let store = store.clone();
+        let id = user_id.to_owned();
+        self.bounded(
+            mode,
+            |c| &c.principals,
+            &user_id.to_owned(),
+            move || async move {
+                Ok(store
+                    .load_principal(mode, &id)
+                    .await?
+                    .map(|r| Arc::new(Principal::from(r))))
+            },
+        )
+        .await
     }
 
     /// The API key with a value of this digest, from memory or (once) from
     /// the store.
     pub async fn api_key(
-        &self,
+        self: &Arc<Self>,
         store: &Store,
         mode: Mode,
         digest: &CredentialDigest,
-    ) -> StoreResult<Option<Arc<ApiKeyMatch>>> {
-        let c = self.mode(mode);
-        let stale = match self.counted(lookup(c.api_keys.read().get(digest), self.ttl)) {
-            Lookup::Fresh(v) => return Ok(v),
-            Lookup::Stale(v) => Some(v),
-            Lookup::Missing => None,
-        };
-        let generation = c.generation.load(Ordering::Acquire);
-        let (loaded, fresh) = load_or_stale(stale, async {
-            Ok(store.find_api_key(mode, digest).await?.map(Arc::new))
-        })
-        .await?;
-        let mut map = c.api_keys.write();
-        if fresh && c.generation.load(Ordering::Acquire) == generation {
-            if map.len() >= MAX_API_KEYS {
-                map.clear();
-            }
-            map.insert(*digest, Timed::now(loaded.clone()));
-        }
-        Ok(loaded)
+    ) -> StoreResult<Option<Arc<CachedKey>>> {
+        let store = store.clone();
+        let d = *digest;
+        self.bounded(
+            mode,
+            |c| &c.api_keys,
+            digest,
+            move || async move {
+                store
+                    .find_api_key(mode, &d)
+                    .await?
+                    .map(|m| CachedKey::try_from(m).map(Arc::new))
+                    .transpose()
+            },
+        )
+        .await
+    }
+
+    /// The tenant tree of a mode.
+    pub async fn tree(self: &Arc<Self>, store: &Store, mode: Mode) -> StoreResult<Arc<TenantTree>> {
+        let store = store.clone();
+        self.slot(
+            mode,
+            |c| &c.tree,
+            move || async move { Ok(TenantTree::new(store.tenant_tree(mode).await?)) },
+        )
+        .await
+    }
+
+    /// The role catalog of a mode.
+    pub async fn catalog(self: &Arc<Self>, store: &Store, mode: Mode) -> StoreResult<Arc<Catalog>> {
+        let store = store.clone();
+        self.slot(
+            mode,
+            |c| &c.catalog,
+            move || async move { Ok(Catalog::new(store.role_catalog(mode).await?)) },
+        )
+        .await
     }
 
     /// Forgets an API key (after it is revoked or rotated), and any
@@ -289,49 +525,55 @@ impl Caches {
         new_digest: Option<&CredentialDigest>,
     ) {
         let c = self.mode(mode);
-        let mut map = c.api_keys.write();
-        c.generation.fetch_add(1, Ordering::AcqRel);
-        map.retain(|_, entry| entry.value.as_ref().is_none_or(|m| m.key.id != key_id));
-        if let Some(d) = new_digest {
-            map.remove(d);
-        }
+        c.invalidate(|| {
+            c.api_keys
+                .retain(|_, entry| entry.value.as_ref().is_none_or(|k| k.id() != key_id));
+            if let Some(d) = new_digest {
+                c.api_keys.remove(d);
+            }
+        });
     }
 
     /// Forgets every API key of a user (after the user is deleted).
     pub fn invalidate_user_api_keys(&self, mode: Mode, user_id: &str) {
         let c = self.mode(mode);
-        let mut map = c.api_keys.write();
-        c.generation.fetch_add(1, Ordering::AcqRel);
-        map.retain(|_, entry| {
-            entry
-                .value
-                .as_ref()
-                .is_none_or(|m| m.key.user_id != user_id)
+        c.invalidate(|| {
+            c.api_keys
+                .retain(|_, entry| entry.value.as_ref().is_none_or(|k| k.user_id() != user_id));
         });
     }
 
     /// Forgets one user (after a change to it, its secrets or its roles).
     pub fn invalidate_user(&self, mode: Mode, user_id: &str) {
         let c = self.mode(mode);
-        let mut map = c.principals.write();
-        c.generation.fetch_add(1, Ordering::AcqRel);
-        map.remove(user_id);
+        c.invalidate(|| {
+            c.principals.remove(user_id);
+        });
     }
 
     /// Forgets the tenant tree (after a tenant is created, moved, changed or
     /// deleted).
     pub fn invalidate_tree(&self, mode: Mode) {
         let c = self.mode(mode);
-        let mut slot = c.tree.write();
-        c.generation.fetch_add(1, Ordering::AcqRel);
-        *slot = None;
+        c.invalidate(|| *c.tree.write() = None);
     }
 
     /// Forgets the role catalog (after a role is put or deleted).
     pub fn invalidate_catalog(&self, mode: Mode) {
         let c = self.mode(mode);
-        let mut slot = c.catalog.write();
-        c.generation.fetch_add(1, Ordering::AcqRel);
-        *slot = None;
+        c.invalidate(|| *c.catalog.write() = None);
+    }
+
+    /// Forgets everything (after missed notifications).
+    pub fn clear(&self) {
+        for mode in Mode::ALL {
+            let c = self.mode(mode);
+            c.invalidate(|| {
+                c.principals.clear();
+                c.api_keys.clear();
+                *c.tree.write() = None;
+                *c.catalog.write() = None;
+            });
+        }
     }
 }

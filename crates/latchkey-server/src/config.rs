@@ -40,6 +40,16 @@ pub struct Settings {
     pub signing_key_rotation_days: Option<i64>,
     /// Longest lifetime of a custom token from `POST /v1/tokens` (3600).
     pub custom_token_max_ttl_seconds: Option<i64>,
+    /// Most API-key values cached in memory, per mode (1000000).
+    pub cache_api_keys: Option<usize>,
+    /// Most users cached in memory, per mode (100000).
+    pub cache_principals: Option<usize>,
+    /// Seconds a cached entry is served before a background re-read; a
+    /// safety net behind pushed invalidation (60).
+    pub cache_ttl_seconds: Option<u64>,
+    /// `redis://…`: rate limits and assertion replay checks exact across
+    /// nodes (per node without it).
+    pub redis_url: Option<String>,
     /// PEM certificate chain for native TLS (with `tls_key`).
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for native TLS (with `tls_cert`).
@@ -82,6 +92,10 @@ impl Settings {
             custom_token_max_ttl_seconds: self
                 .custom_token_max_ttl_seconds
                 .or(lower.custom_token_max_ttl_seconds),
+            cache_api_keys: self.cache_api_keys.or(lower.cache_api_keys),
+            cache_principals: self.cache_principals.or(lower.cache_principals),
+            cache_ttl_seconds: self.cache_ttl_seconds.or(lower.cache_ttl_seconds),
+            redis_url: self.redis_url.or(lower.redis_url),
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             tls_self_signed: self.tls_self_signed.or(lower.tls_self_signed),
@@ -172,8 +186,12 @@ pub struct Config {
     pub custom_token_max_ttl_seconds: i64,
     /// How long cached credentials, roles and tenants are served before
     /// they are re-read (the bound on how long another node's write goes
-    /// unseen here). Not a file setting; tests shorten it.
+    /// unseen here if its notification is lost).
     pub cache_ttl: std::time::Duration,
+    /// Bounds of the in-memory caches, per mode.
+    pub cache_sizes: crate::cache::CacheSizes,
+    /// Redis for cross-node rate limits and replay checks, when given.
+    pub redis_url: Option<String>,
     /// Native TLS, when on.
     pub tls: Option<TlsSource>,
     /// Peers whose `X-Forwarded-Proto: https` marks a request as TLS.
@@ -224,6 +242,38 @@ impl Config {
             return Err(ConfigError(format!(
                 "custom_token_max_ttl_seconds must be between 1 and {MAX_TOKEN_TTL_SECONDS}"
             )));
+        }
+        let cache_sizes = crate::cache::CacheSizes {
+            api_keys: settings
+                .cache_api_keys
+                .unwrap_or(crate::cache::DEFAULT_API_KEYS),
+            principals: settings
+                .cache_principals
+                .unwrap_or(crate::cache::DEFAULT_PRINCIPALS),
+        };
+        if !(1..=100_000_000).contains(&cache_sizes.api_keys)
+            || !(1..=100_000_000).contains(&cache_sizes.principals)
+        {
+            return Err(ConfigError(
+                "cache_api_keys and cache_principals must be between 1 and 100000000".into(),
+            ));
+        }
+        let cache_ttl = match settings.cache_ttl_seconds {
+            None => crate::cache::DEFAULT_TTL,
+            Some(s @ 1..=86_400) => std::time::Duration::from_secs(s),
+            Some(_) => {
+                return Err(ConfigError(
+                    "cache_ttl_seconds must be between 1 and 86400".into(),
+                ))
+            }
+        };
+        let redis_url = settings.redis_url.filter(|u| !u.is_empty());
+        if let Some(url) = &redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError(
+                    "redis_url must start with redis:// or rediss://".into(),
+                ));
+            }
         }
         let tls = match (
             settings.tls_cert,
@@ -315,7 +365,9 @@ impl Config {
             publish_ahead_seconds,
             rotation_days,
             custom_token_max_ttl_seconds,
-            cache_ttl: crate::cache::DEFAULT_TTL,
+            cache_ttl,
+            cache_sizes,
+            redis_url,
             tls,
             trusted_proxies,
         })

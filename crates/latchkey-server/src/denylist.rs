@@ -41,6 +41,12 @@ impl DenyList {
         self.entries.write().insert(jti.to_owned(), expires_at);
     }
 
+    /// Adds every entry of `other`.
+    pub fn merge(&self, other: DenyList) {
+        let other = other.entries.into_inner();
+        self.entries.write().extend(other);
+    }
+
     /// Drops entries whose tokens have expired.
     pub fn purge(&self, now: i64) {
         self.entries.write().retain(|_, exp| *exp > now);

@@ -41,7 +41,7 @@ pub async fn issue(
     request: &TokenRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let tree = state.caches.tree(&state.store, mode).await?;
-    let key_tenant = request.key.map(|k| k.key.key.tenant_id.as_str());
+    let key_tenant = request.key.map(|k| k.key.tenant_id());
     let tenant = match (request.tenant_id, key_tenant) {
         (Some(asked), Some(fixed)) if asked != fixed => {
             return Err(OAuthError::new(

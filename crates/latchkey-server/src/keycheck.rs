@@ -10,21 +10,21 @@ use std::time::Duration;
 
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_core::rbac;
-use latchkey_store::{ApiKeyMatch, Store, StoreError};
+use latchkey_store::{Store, StoreError};
 use latchkey_types::admin::Authorization;
 use latchkey_types::keys::{KeyInvalidCode, ValidApiKey};
 use latchkey_types::Mode;
 use parking_lot::Mutex;
 use time::OffsetDateTime;
 
-use crate::cache::Principal;
+use crate::cache::{CachedKey, Principal};
 use crate::state::AppState;
 
 /// A key that passed every check.
 #[derive(Debug, Clone)]
 pub struct VerifiedKey {
     /// The key record.
-    pub key: Arc<ApiKeyMatch>,
+    pub key: Arc<CachedKey>,
     /// Its user.
     pub principal: Arc<Principal>,
     /// Uses left after this one, for keys with a budget.
@@ -35,10 +35,9 @@ impl VerifiedKey {
     /// The key's narrowing roles, as a set.
     pub fn allowed_roles(&self) -> Option<BTreeSet<String>> {
         self.key
-            .key
             .roles
             .as_ref()
-            .map(|r| r.iter().cloned().collect())
+            .map(|r| r.iter().map(|role| role.to_string()).collect())
     }
 }
 
@@ -74,15 +73,15 @@ async fn check_uncounted(
         return Ok(Err(KeyInvalidCode::NotFound));
     };
     let now = state.clock.now();
-    if found.key.revoked_at.is_some() || found.value_expires_at.is_some_and(|at| at <= now) {
+    if found.revoked || found.value_expires_at.is_some_and(|at| at <= now) {
         return Ok(Err(KeyInvalidCode::Revoked));
     }
-    if found.key.expires_at.is_some_and(|at| at <= now) {
+    if found.expires_at.is_some_and(|at| at <= now) {
         return Ok(Err(KeyInvalidCode::Expired));
     }
     let Some(principal) = state
         .caches
-        .principal(&state.store, mode, &found.key.user_id)
+        .principal(&state.store, mode, found.user_id())
         .await?
     else {
         return Ok(Err(KeyInvalidCode::NotFound));
@@ -90,22 +89,22 @@ async fn check_uncounted(
     if principal.user.disabled {
         return Ok(Err(KeyInvalidCode::Disabled));
     }
-    if let Some(limit) = found.key.ratelimit {
+    if let Some(limit) = found.ratelimit {
         if !state
             .limiter
-            .allow(mode, &found.key.id, limit.limit, limit.window_seconds, now)
+            .allow(mode, found.id(), limit.limit, limit.window_seconds, now)
         {
             return Ok(Err(KeyInvalidCode::RateLimited));
         }
     }
-    let remaining = match found.key.remaining {
-        None => None,
-        Some(_) => match state.store.spend_api_key_use(mode, &found.key.id).await? {
+    let remaining = match found.has_budget {
+        false => None,
+        true => match state.store.spend_api_key_use(mode, found.id()).await? {
             Some(left) => Some(left),
             None => return Ok(Err(KeyInvalidCode::UsageExceeded)),
         },
     };
-    state.usage.record(mode, &found.key.id, now);
+    state.usage.record(mode, found.id(), now);
     Ok(Ok(VerifiedKey {
         key: found,
         principal,
@@ -115,20 +114,20 @@ async fn check_uncounted(
 
 /// The verify endpoint's description of a valid key.
 pub async fn describe(state: &AppState, verified: &VerifiedKey) -> Result<ValidApiKey, StoreError> {
-    let key = &verified.key.key;
+    let key = &verified.key;
     let tree = state.caches.tree(&state.store, key.mode).await?;
     let direct = &verified.principal.direct;
-    let mut roles = rbac::effective_roles(&tree, direct, &key.tenant_id);
-    let mut authorization: Authorization = rbac::authorization(&tree, direct, &key.tenant_id);
+    let mut roles = rbac::effective_roles(&tree, direct, key.tenant_id());
+    let mut authorization: Authorization = rbac::authorization(&tree, direct, key.tenant_id());
     if let Some(allowed) = verified.allowed_roles() {
         roles.retain(|r| allowed.contains(r));
-        authorization = rbac::narrow(authorization, &key.tenant_id, &allowed);
+        authorization = rbac::narrow(authorization, key.tenant_id(), &allowed);
     }
     Ok(ValidApiKey {
         valid: true,
-        key_id: key.id.clone(),
-        user_id: key.user_id.clone(),
-        tenant_id: key.tenant_id.clone(),
+        key_id: key.id().to_owned(),
+        user_id: key.user_id().to_owned(),
+        tenant_id: key.tenant_id().to_owned(),
         mode: key.mode,
         roles: roles.into_iter().collect(),
         authorization,

@@ -10,6 +10,7 @@ pub mod config;
 mod denylist;
 mod error;
 mod extract;
+mod invalidation;
 mod issuance;
 mod keycheck;
 mod keys;

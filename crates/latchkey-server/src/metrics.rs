@@ -1,7 +1,8 @@
 //! Prometheus metrics: requests and latency per route, tokens issued,
-//! API-key verifications by result, and cache hits and misses. Recording is
-//! a few atomic increments (a map lookup under a read lock for the route);
-//! `GET /metrics` renders the text format.
+//! API-key verifications by result, cache hits, misses and sizes, store
+//! latency per operation, and invalidations received from other nodes.
+//! Recording is a few atomic increments (a map lookup under a read lock for
+//! the series); `GET /metrics` renders the text format.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -40,15 +41,70 @@ const KEY_RESULTS: [&str; 9] = [
     "wrong_mode",
 ];
 
+/// A latency histogram with the [`BUCKETS`] bounds.
 #[derive(Debug, Default)]
-struct RouteStats {
+struct Histogram {
     count: AtomicU64,
     sum_micros: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
 }
 
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A snapshot of one or more histograms added together.
+#[derive(Debug, Clone)]
+struct Totals {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum_micros: u64,
+}
+
+impl Totals {
+    fn new() -> Self {
+        Totals {
+            buckets: [0; BUCKETS.len()],
+            count: 0,
+            sum_micros: 0,
+        }
+    }
+
+    fn add(&mut self, h: &Histogram) {
+        for (i, b) in h.buckets.iter().enumerate() {
+            self.buckets[i] += b.load(Ordering::Relaxed);
+        }
+        self.count += h.count.load(Ordering::Relaxed);
+        self.sum_micros += h.sum_micros.load(Ordering::Relaxed);
+    }
+
+    /// Writes the `_bucket`, `_sum` and `_count` lines of `name`.
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            self.sum_micros as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
 /// The series of one route: (method, status) → stats.
-type RouteSeries = HashMap<(Method, u16), Arc<RouteStats>>;
+type RouteSeries = HashMap<(Method, u16), Arc<Histogram>>;
 
 /// Every counter of the process.
 #[derive(Debug, Default)]
@@ -58,6 +114,10 @@ pub struct Metrics {
     http: RwLock<HashMap<String, RouteSeries>>,
     tokens: [AtomicU64; 2],
     key_checks: [AtomicU64; KEY_RESULTS.len()],
+    /// Store operation → latency.
+    store: RwLock<HashMap<&'static str, Arc<Histogram>>>,
+    /// Invalidation kind → messages received from other nodes.
+    invalidations: RwLock<BTreeMap<&'static str, u64>>,
 }
 
 fn mode_index(mode: Mode) -> usize {
@@ -88,16 +148,20 @@ impl Metrics {
                 .or_default()
                 .clone(),
         };
-        stats.count.fetch_add(1, Ordering::Relaxed);
-        stats
-            .sum_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-        let secs = elapsed.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                stats.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        stats.observe(elapsed);
+    }
+
+    /// Times one store operation.
+    pub fn store_op(&self, op: &'static str, elapsed: Duration) {
+        let existing = self.store.read().get(op).cloned();
+        let h = existing.unwrap_or_else(|| self.store.write().entry(op).or_default().clone());
+        h.observe(elapsed);
+    }
+
+    /// Counts a change received from another node (or `resync` after a
+    /// reconnect).
+    pub fn invalidation_received(&self, kind: &'static str) {
+        *self.invalidations.write().entry(kind).or_default() += 1;
     }
 
     /// Counts an issued access token.
@@ -125,8 +189,9 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition; `cache` is (hits, misses).
-    pub fn render(&self, cache: (u64, u64)) -> String {
+    /// The Prometheus text exposition; `cache` is (hits, misses) and
+    /// `entries` the cached (principals, API keys).
+    pub fn render(&self, cache: (u64, u64), entries: (usize, usize)) -> String {
         let mut out = String::new();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         out.push_str(
@@ -135,7 +200,7 @@ impl Metrics {
         out.push_str("# TYPE latchkey_http_requests_total counter\n");
         let http = self.http.read();
         // Sorted, so the exposition is stable between scrapes.
-        let mut series: Vec<(&str, &str, u16, &RouteStats)> = http
+        let mut series: Vec<(&str, &str, u16, &Histogram)> = http
             .iter()
             .flat_map(|(route, m)| {
                 m.iter().map(move |((method, status), s)| {
@@ -155,38 +220,16 @@ impl Metrics {
             "# HELP latchkey_http_request_duration_seconds Request latency, by method and route.\n",
         );
         out.push_str("# TYPE latchkey_http_request_duration_seconds histogram\n");
-        let mut by_route: BTreeMap<(&str, &str), (Vec<u64>, u64, u64)> = BTreeMap::new();
+        let mut by_route: BTreeMap<(&str, &str), Totals> = BTreeMap::new();
         for (method, route, _, s) in &series {
-            let e = by_route
+            by_route
                 .entry((*method, *route))
-                .or_insert_with(|| (vec![0; BUCKETS.len()], 0, 0));
-            for (i, b) in s.buckets.iter().enumerate() {
-                e.0[i] += get(b);
-            }
-            e.1 += get(&s.count);
-            e.2 += get(&s.sum_micros);
+                .or_insert_with(Totals::new)
+                .add(s);
         }
-        for ((method, route), (buckets, count, sum)) in by_route {
+        for ((method, route), totals) in by_route {
             let labels = format!("method=\"{method}\",route=\"{route}\"");
-            for (bound, n) in BUCKETS.iter().zip(&buckets) {
-                let _ = writeln!(
-                    out,
-                    "latchkey_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "latchkey_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(
-                out,
-                "latchkey_http_request_duration_seconds_sum{{{labels}}} {}",
-                sum as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "latchkey_http_request_duration_seconds_count{{{labels}}} {count}"
-            );
+            totals.write(&mut out, "latchkey_http_request_duration_seconds", &labels);
         }
         drop(http);
         out.push_str("# HELP latchkey_tokens_issued_total Access tokens issued, by mode.\n");
@@ -219,6 +262,47 @@ impl Metrics {
             "latchkey_cache_lookups_total{{outcome=\"miss\"}} {}",
             cache.1
         );
+        out.push_str("# HELP latchkey_cache_entries Entries held by the bounded caches.\n");
+        out.push_str("# TYPE latchkey_cache_entries gauge\n");
+        let _ = writeln!(
+            out,
+            "latchkey_cache_entries{{cache=\"principals\"}} {}",
+            entries.0
+        );
+        let _ = writeln!(
+            out,
+            "latchkey_cache_entries{{cache=\"api_keys\"}} {}",
+            entries.1
+        );
+        out.push_str(
+            "# HELP latchkey_store_operation_duration_seconds Store latency, by operation.\n",
+        );
+        out.push_str("# TYPE latchkey_store_operation_duration_seconds histogram\n");
+        let store: BTreeMap<&str, Arc<Histogram>> = self
+            .store
+            .read()
+            .iter()
+            .map(|(k, v)| (*k, Arc::clone(v)))
+            .collect();
+        for (op, h) in store {
+            let mut totals = Totals::new();
+            totals.add(&h);
+            totals.write(
+                &mut out,
+                "latchkey_store_operation_duration_seconds",
+                &format!("op=\"{op}\""),
+            );
+        }
+        out.push_str(
+            "# HELP latchkey_invalidations_received_total Cache changes received from other nodes, by kind.\n",
+        );
+        out.push_str("# TYPE latchkey_invalidations_received_total counter\n");
+        for (kind, n) in self.invalidations.read().iter() {
+            let _ = writeln!(
+                out,
+                "latchkey_invalidations_received_total{{kind=\"{kind}\"}} {n}"
+            );
+        }
         out
     }
 }
@@ -249,7 +333,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(state.caches.lookups()),
+        state
+            .metrics
+            .render(state.caches.lookups(), state.caches.sizes()),
     )
         .into_response()
 }

@@ -97,6 +97,7 @@ pub async fn spawn_on(
             let _ = rx.await;
         })
         .await;
+        state.stop_background();
         state.usage.flush(&state.store).await;
         result
     });
@@ -119,6 +120,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         crate::tls::reload_on_sighup(tls.clone());
     }
     crate::tls::serve(listener, app, tls, shutdown_signal()).await?;
+    state.stop_background();
     state.usage.flush(&state.store).await;
     tracing::info!("latchkey stopped");
     Ok(())
@@ -129,7 +131,12 @@ async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Router, AppSta
         Database::Sqlite(dir) => Store::open_sqlite(dir).await?,
         Database::Postgres(url) => Store::connect(url).await?,
     };
+    // Listen before loading, so no change made while loading is missed.
+    let listener = store.listen().await?;
     let state = AppState::load(store, config.clone(), clock).await?;
+    if let Some(listener) = listener {
+        state.on_stop(crate::invalidation::spawn_listener(&state, listener));
+    }
     UsageRecorder::spawn_flusher(&state, Duration::from_secs(1));
     DenyList::spawn_purger(&state, Duration::from_secs(5));
     crate::routes::signing_keys::spawn_maintenance(&state, Duration::from_secs(30));

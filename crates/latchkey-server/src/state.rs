@@ -42,7 +42,7 @@ pub struct Inner {
     /// so memory is authoritative and admin checks never reach the store.
     pub admin_keys: HashMap<CredentialDigest, Mode>,
     /// Principal, tree, catalog and API-key caches.
-    pub caches: Caches,
+    pub caches: Arc<Caches>,
     /// Per-key rate limits.
     pub limiter: RateLimiter,
     /// Batched API-key last-used times.
@@ -50,7 +50,11 @@ pub struct Inner {
     /// Revoked access tokens.
     pub deny_list: DenyList,
     /// Prometheus counters.
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// This process's id in invalidation messages (its own are skipped).
+    pub node_id: String,
+    /// Background tasks to stop with the server.
+    background: parking_lot::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// A weak handle on the state, for background tasks that must not keep a
@@ -84,6 +88,18 @@ impl AppState {
         (!self.deny_list.contains(claims.jti())).then_some(claims)
     }
 
+    /// Stops the background tasks registered with [`AppState::on_stop`].
+    pub fn stop_background(&self) {
+        for task in self.background.lock().drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Registers a background task to abort when the server stops.
+    pub fn on_stop(&self, task: tokio::task::AbortHandle) {
+        self.background.lock().push(task);
+    }
+
     /// A weak handle for background tasks.
     pub fn downgrade(&self) -> WeakState {
         WeakState(Arc::downgrade(&self.0))
@@ -111,6 +127,10 @@ impl AppState {
         let admin_keys = load_admin_keys(&store).await?;
         let deny_list = DenyList::load(&store, clock.now()).await?;
         let cache_ttl = config.cache_ttl;
+        let cache_sizes = config.cache_sizes;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let observed = Arc::clone(&metrics);
+        store.set_observer(Box::new(move |op, elapsed| observed.store_op(op, elapsed)));
         Ok(AppState(Arc::new(Inner {
             store,
             config,
@@ -118,11 +138,13 @@ impl AppState {
             workspace,
             keys,
             admin_keys,
-            caches: Caches::new(cache_ttl),
+            caches: Arc::new(Caches::new(cache_ttl, cache_sizes)),
             limiter: RateLimiter::default(),
             usage: Arc::new(UsageRecorder::default()),
             deny_list,
-            metrics: crate::metrics::Metrics::default(),
+            metrics,
+            node_id: ids::random_lower_alnum(16),
+            background: parking_lot::Mutex::default(),
         })))
     }
 }

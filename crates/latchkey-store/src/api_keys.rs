@@ -97,6 +97,7 @@ impl Store {
         key: &NewApiKey,
         now: OffsetDateTime,
     ) -> StoreResult<ApiKey> {
+        let _timer = self.timed("create_api_key");
         let (_writer, mut tx) = self.begin_write().await?;
         let user = sqlx::query("SELECT id FROM users WHERE mode = $1 AND id = $2")
             .bind(mode.as_str())
@@ -142,6 +143,7 @@ impl Store {
 
     /// One API key.
     pub async fn get_api_key(&self, mode: Mode, id: &str) -> StoreResult<ApiKey> {
+        let _timer = self.timed("get_api_key");
         let mut tx = self.pool.begin().await?;
         let key = fetch_key(&mut tx, mode, id).await?;
         tx.commit().await?;
@@ -156,6 +158,7 @@ impl Store {
         tenant_id: Option<&str>,
         page: &PageRequest,
     ) -> StoreResult<PageResult<ApiKey>> {
+        let _timer = self.timed("list_api_keys");
         let mut c = Conditions::default();
         c.push("mode = {}", mode.as_str());
         if let Some(u) = user_id {
@@ -183,6 +186,7 @@ impl Store {
         id: &str,
         now: OffsetDateTime,
     ) -> StoreResult<ApiKey> {
+        let _timer = self.timed("revoke_api_key");
         let (_writer, mut tx) = self.begin_write().await?;
         fetch_key(&mut tx, mode, id).await?;
         sqlx::query(
@@ -208,6 +212,7 @@ impl Store {
         digest: &CredentialDigest,
         previous_until: OffsetDateTime,
     ) -> StoreResult<ApiKey> {
+        let _timer = self.timed("rotate_api_key");
         let (_writer, mut tx) = self.begin_write().await?;
         let key = fetch_key(&mut tx, mode, id).await?;
         if key.revoked_at.is_some() {
@@ -235,6 +240,7 @@ impl Store {
         mode: Mode,
         digest: &CredentialDigest,
     ) -> StoreResult<Option<ApiKeyMatch>> {
+        let _timer = self.timed("find_api_key");
         let columns = KEY_COLUMNS
             .split(", ")
             .map(|c| format!("k.{c}"))
@@ -261,6 +267,7 @@ impl Store {
     /// Spends one use of a key with a budget, atomically (exact across
     /// nodes). Returns the uses left, or `None` when the budget was spent.
     pub async fn spend_api_key_use(&self, mode: Mode, id: &str) -> StoreResult<Option<i64>> {
+        let _timer = self.timed("spend_api_key_use");
         let (_writer, mut tx) = self.begin_write().await?;
         let row = sqlx::query(
             "UPDATE api_keys SET remaining = remaining - 1 \
@@ -278,6 +285,7 @@ impl Store {
     /// Records last-used times in one transaction (called in batches, off
     /// the request path).
     pub async fn touch_api_keys(&self, uses: &[(Mode, String, OffsetDateTime)]) -> StoreResult<()> {
+        let _timer = self.timed("touch_api_keys");
         if uses.is_empty() {
             return Ok(());
         }
@@ -304,6 +312,7 @@ impl Store {
         jti: &str,
         expires_at: OffsetDateTime,
     ) -> StoreResult<()> {
+        let _timer = self.timed("revoke_token");
         let (_writer, mut tx) = self.begin_write().await?;
         let exists = sqlx::query("SELECT jti FROM revoked_tokens WHERE jti = $1")
             .bind(jti)
@@ -326,6 +335,7 @@ impl Store {
         &self,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<(String, OffsetDateTime)>> {
+        let _timer = self.timed("revoked_tokens");
         let rows = sqlx::query("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1")
             .bind(to_unix_ms(now))
             .fetch_all(&self.pool)
@@ -337,6 +347,7 @@ impl Store {
 
     /// Removes deny-list entries whose tokens have expired anyway.
     pub async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let _timer = self.timed("purge_revoked_tokens");
         let (_writer, mut tx) = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= $1")
             .bind(to_unix_ms(now))

@@ -12,6 +12,7 @@ use crate::{AdminKeyRecord, SigningKeyRecord, Store, StoreError, StoreResult, Wo
 impl Store {
     /// The workspace, if the store has been bootstrapped.
     pub async fn workspace(&self) -> StoreResult<Option<WorkspaceRecord>> {
+        let _timer = self.timed("workspace");
         let row = sqlx::query("SELECT id, name, created_at FROM workspace")
             .fetch_optional(&self.pool)
             .await?;
@@ -34,6 +35,7 @@ impl Store {
         signing_keys: &[SigningKeyRecord],
         admin_keys: &[AdminKeyRecord],
     ) -> StoreResult<()> {
+        let _timer = self.timed("bootstrap");
         let (_writer, mut tx) = self.begin_write().await?;
         let existing = sqlx::query("SELECT id FROM workspace")
             .fetch_optional(&mut *tx)
@@ -82,6 +84,7 @@ impl Store {
 
     /// Every signing key of every mode, oldest first.
     pub async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let _timer = self.timed("signing_keys");
         let rows = sqlx::query(
             "SELECT kid, mode, alg, private_pkcs8, status, created_at, \
              COALESCE(not_before, created_at) AS not_before FROM signing_keys \
@@ -112,6 +115,7 @@ impl Store {
         key: &SigningKeyRecord,
         unless_newer_than: Option<OffsetDateTime>,
     ) -> StoreResult<bool> {
+        let _timer = self.timed("add_signing_key");
         let (_writer, mut tx) = self.begin_write().await?;
         if let Some(since) = unless_newer_than {
             let newer =
@@ -131,6 +135,7 @@ impl Store {
 
     /// Replaces the stored private key material of a key (re-sealing).
     pub async fn reseal_signing_key(&self, kid: &str, private_pkcs8: &str) -> StoreResult<()> {
+        let _timer = self.timed("reseal_signing_key");
         let (_writer, mut tx) = self.begin_write().await?;
         sqlx::query("UPDATE signing_keys SET private_pkcs8 = $2 WHERE kid = $1")
             .bind(kid)
@@ -143,6 +148,7 @@ impl Store {
 
     /// Every admin key.
     pub async fn admin_keys(&self) -> StoreResult<Vec<AdminKeyRecord>> {
+        let _timer = self.timed("admin_keys");
         let rows = sqlx::query("SELECT id, mode, digest, created_at FROM admin_keys ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
@@ -154,6 +160,7 @@ impl Store {
         &self,
         digest: &CredentialDigest,
     ) -> StoreResult<Option<AdminKeyRecord>> {
+        let _timer = self.timed("find_admin_key");
         let row =
             sqlx::query("SELECT id, mode, digest, created_at FROM admin_keys WHERE digest = $1")
                 .bind(digest.to_hex())

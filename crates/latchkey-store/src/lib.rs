@@ -9,6 +9,7 @@
 
 mod api_keys;
 mod bootstrap;
+mod notify;
 mod principals;
 mod records;
 mod roles;
@@ -18,12 +19,14 @@ mod users;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use api_keys::{ApiKeyMatch, NewApiKey};
+pub use notify::{ListenEvent, StoreListener, NOTIFY_CHANNEL};
 pub use records::*;
 
 /// What went wrong in the store, in terms callers can act on.
@@ -94,6 +97,42 @@ pub struct Store {
     /// readers (WAL) never wait. On PostgreSQL it is the same pool.
     write_pool: AnyPool,
     backend: Backend,
+    /// The URL, for the PostgreSQL notification listener's own connection.
+    url: Arc<str>,
+    /// Told how long each operation took (metrics), once set.
+    observer: Arc<ObserverSlot>,
+}
+
+#[derive(Default)]
+struct ObserverSlot(OnceLock<Observer>);
+
+impl std::fmt::Debug for ObserverSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "ObserverSlot(set)"
+        } else {
+            "ObserverSlot(unset)"
+        })
+    }
+}
+
+/// Receives the name and duration of every store operation, successful or
+/// not.
+pub type Observer = Box<dyn Fn(&'static str, Duration) + Send + Sync>;
+
+/// Times one store operation; reports to the observer when dropped.
+struct OpTimer<'a> {
+    observer: &'a OnceLock<Observer>,
+    op: &'static str,
+    start: Instant,
+}
+
+impl Drop for OpTimer<'_> {
+    fn drop(&mut self) {
+        if let Some(observe) = self.observer.get() {
+            observe(self.op, self.start.elapsed());
+        }
+    }
 }
 
 /// Nothing to hold besides the transaction; kept so call sites read the same
@@ -173,7 +212,24 @@ impl Store {
             pool,
             write_pool,
             backend,
+            url: url.into(),
+            observer: Arc::default(),
         })
+    }
+
+    /// Sets the function told the duration of every operation (once; later
+    /// calls are ignored).
+    pub fn set_observer(&self, observer: Observer) {
+        let _ = self.observer.0.set(observer);
+    }
+
+    /// Starts timing the operation `op`.
+    fn timed(&self, op: &'static str) -> OpTimer<'_> {
+        OpTimer {
+            observer: &self.observer.0,
+            op,
+            start: Instant::now(),
+        }
     }
 
     /// Begins a write transaction (on SQLite, on the one writer connection).
@@ -189,6 +245,7 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
+        let _timer = self.timed("ping");
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 

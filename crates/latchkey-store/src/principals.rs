@@ -15,6 +15,7 @@ impl Store {
         mode: Mode,
         user_id: &str,
     ) -> StoreResult<Option<PrincipalRecord>> {
+        let _timer = self.timed("load_principal");
         let mut tx = self.pool.begin().await?;
         let Some(row) = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE mode = $1 AND id = $2"

@@ -21,6 +21,7 @@ impl Store {
         description: Option<&str>,
         now: OffsetDateTime,
     ) -> StoreResult<(Role, bool)> {
+        let _timer = self.timed("put_role");
         let (_writer, mut tx) = self.begin_write().await?;
         let existed = sqlx::query("DELETE FROM roles WHERE mode = $1 AND name = $2")
             .bind(mode.as_str())
@@ -46,6 +47,7 @@ impl Store {
 
     /// One role.
     pub async fn get_role(&self, mode: Mode, name: &str) -> StoreResult<Role> {
+        let _timer = self.timed("get_role");
         let row = sqlx::query(&format!(
             "SELECT {ROLE_COLUMNS} FROM roles WHERE mode = $1 AND name = $2"
         ))
@@ -63,6 +65,7 @@ impl Store {
         mode: Mode,
         page: &PageRequest,
     ) -> StoreResult<PageResult<Role>> {
+        let _timer = self.timed("list_roles");
         let mut c = Conditions::default();
         c.push("mode = {}", mode.as_str());
         c.fetch_page(
@@ -80,6 +83,7 @@ impl Store {
     /// Removes a role from the catalog. Users who hold it keep the name, which
     /// then grants no permission.
     pub async fn delete_role(&self, mode: Mode, name: &str) -> StoreResult<()> {
+        let _timer = self.timed("delete_role");
         let (_writer, mut tx) = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM roles WHERE mode = $1 AND name = $2")
             .bind(mode.as_str())
@@ -95,6 +99,7 @@ impl Store {
 
     /// The whole catalog of a mode as `(role, permissions)`, for the resolver.
     pub async fn role_catalog(&self, mode: Mode) -> StoreResult<Vec<(String, Vec<String>)>> {
+        let _timer = self.timed("role_catalog");
         let rows = sqlx::query("SELECT name, permissions FROM roles WHERE mode = $1")
             .bind(mode.as_str())
             .fetch_all(&self.pool)

@@ -17,6 +17,7 @@ impl Store {
         tenant: &NewTenant,
         now: OffsetDateTime,
     ) -> StoreResult<Tenant> {
+        let _timer = self.timed("create_tenant");
         let (_writer, mut tx) = self.begin_write().await?;
         if !tenant_exists(&mut tx, mode, &tenant.parent_id).await? {
             return Err(StoreError::NotFound("parent tenant"));
@@ -47,6 +48,7 @@ impl Store {
 
     /// One tenant (the workspace included).
     pub async fn get_tenant(&self, mode: Mode, id: &str) -> StoreResult<Tenant> {
+        let _timer = self.timed("get_tenant");
         let row = sqlx::query(&format!(
             "SELECT {TENANT_COLUMNS} FROM tenants WHERE mode = $1 AND id = $2"
         ))
@@ -66,6 +68,7 @@ impl Store {
         parent: Option<&str>,
         page: &PageRequest,
     ) -> StoreResult<PageResult<Tenant>> {
+        let _timer = self.timed("list_tenants");
         let mut c = Conditions::default();
         c.push("mode = {}", mode.as_str());
         c.push_raw("parent_id IS NOT NULL");
@@ -93,6 +96,7 @@ impl Store {
         id: &str,
         patch: &UpdateTenant,
     ) -> StoreResult<Tenant> {
+        let _timer = self.timed("update_tenant");
         let (_writer, mut tx) = self.begin_write().await?;
         let current = fetch_tenant(&mut tx, mode, id).await?;
         if current.parent_id.is_none() {
@@ -144,6 +148,7 @@ impl Store {
 
     /// Deletes a tenant that has no children and no members.
     pub async fn delete_tenant(&self, mode: Mode, id: &str) -> StoreResult<()> {
+        let _timer = self.timed("delete_tenant");
         let (_writer, mut tx) = self.begin_write().await?;
         let current = fetch_tenant(&mut tx, mode, id).await?;
         if current.parent_id.is_none() {
@@ -217,6 +222,7 @@ impl Store {
         &self,
         mode: Mode,
     ) -> StoreResult<Vec<(String, Option<String>, bool)>> {
+        let _timer = self.timed("tenant_tree");
         let rows = sqlx::query("SELECT id, parent_id, cascades FROM tenants WHERE mode = $1")
             .bind(mode.as_str())
             .fetch_all(&self.pool)
@@ -242,6 +248,7 @@ impl Store {
         roles: &[String],
         now: OffsetDateTime,
     ) -> StoreResult<Option<Membership>> {
+        let _timer = self.timed("set_roles");
         let (_writer, mut tx) = self.begin_write().await?;
         if !tenant_exists(&mut tx, mode, tenant_id).await? {
             return Err(StoreError::NotFound("tenant"));
@@ -287,6 +294,7 @@ impl Store {
         tenant_id: &str,
         page: &PageRequest,
     ) -> StoreResult<PageResult<Membership>> {
+        let _timer = self.timed("list_members");
         let mut tx = self.pool.begin().await?;
         if !tenant_exists(&mut tx, mode, tenant_id).await? {
             return Err(StoreError::NotFound("tenant"));

@@ -28,6 +28,7 @@ impl Store {
     /// Registers a public key on an existing user; a kid already registered
     /// on the user is a `Conflict`.
     pub async fn add_user_key(&self, mode: Mode, key: &UserKey) -> StoreResult<UserKey> {
+        let _timer = self.timed("add_user_key");
         let (_writer, mut tx) = self.begin_write().await?;
         let user = sqlx::query("SELECT id FROM users WHERE mode = $1 AND id = $2")
             .bind(mode.as_str())
@@ -70,6 +71,7 @@ impl Store {
 
     /// The keys of a user (the user must exist).
     pub async fn list_user_keys(&self, mode: Mode, user_id: &str) -> StoreResult<Vec<UserKey>> {
+        let _timer = self.timed("list_user_keys");
         let mut tx = self.pool.begin().await?;
         let user = sqlx::query("SELECT id FROM users WHERE mode = $1 AND id = $2")
             .bind(mode.as_str())
@@ -92,6 +94,7 @@ impl Store {
 
     /// Removes a key from a user.
     pub async fn delete_user_key(&self, mode: Mode, user_id: &str, id: &str) -> StoreResult<()> {
+        let _timer = self.timed("delete_user_key");
         let (_writer, mut tx) = self.begin_write().await?;
         let done =
             sqlx::query("DELETE FROM user_keys WHERE mode = $1 AND user_id = $2 AND id = $3")
@@ -117,6 +120,7 @@ impl Store {
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
+        let _timer = self.timed("use_assertion");
         let (_writer, mut tx) = self.begin_write().await?;
         sqlx::query("DELETE FROM used_assertions WHERE expires_at <= $1")
             .bind(to_unix_ms(now))

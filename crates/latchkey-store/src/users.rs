@@ -21,6 +21,7 @@ impl Store {
         user: &NewUser,
         now: OffsetDateTime,
     ) -> StoreResult<User> {
+        let _timer = self.timed("create_user");
         let (_writer, mut tx) = self.begin_write().await?;
         if let Some(username) = &user.username {
             ensure_username_free(&mut tx, mode, username, None).await?;
@@ -53,6 +54,7 @@ impl Store {
 
     /// One user.
     pub async fn get_user(&self, mode: Mode, id: &str) -> StoreResult<User> {
+        let _timer = self.timed("get_user");
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE mode = $1 AND id = $2"
         ))
@@ -73,6 +75,7 @@ impl Store {
         tenant_id: Option<&str>,
         page: &PageRequest,
     ) -> StoreResult<PageResult<User>> {
+        let _timer = self.timed("list_users");
         let mut c = Conditions::default();
         c.push("mode = {}", mode.as_str());
         if let Some(kind) = kind {
@@ -105,6 +108,7 @@ impl Store {
         patch: &UpdateUser,
         now: OffsetDateTime,
     ) -> StoreResult<User> {
+        let _timer = self.timed("update_user");
         let (_writer, mut tx) = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE mode = $1 AND id = $2"
@@ -167,6 +171,7 @@ impl Store {
 
     /// Deletes a user with its memberships and secrets.
     pub async fn delete_user(&self, mode: Mode, id: &str) -> StoreResult<()> {
+        let _timer = self.timed("delete_user");
         let (_writer, mut tx) = self.begin_write().await?;
         // Children first, explicitly, so the result does not depend on the
         // database enforcing ON DELETE CASCADE.
@@ -206,6 +211,7 @@ impl Store {
         secret: &NewSecret,
         now: OffsetDateTime,
     ) -> StoreResult<ClientSecret> {
+        let _timer = self.timed("create_secret");
         let (_writer, mut tx) = self.begin_write().await?;
         ensure_user(&mut tx, mode, &secret.user_id).await?;
         let row = sqlx::query(&format!(
@@ -233,6 +239,7 @@ impl Store {
         user_id: &str,
         page: &PageRequest,
     ) -> StoreResult<PageResult<ClientSecret>> {
+        let _timer = self.timed("list_secrets");
         let mut tx = self.pool.begin().await?;
         ensure_user(&mut tx, mode, user_id).await?;
         let mut c = Conditions::default();
@@ -260,6 +267,7 @@ impl Store {
         user_id: &str,
         secret_id: &str,
     ) -> StoreResult<()> {
+        let _timer = self.timed("delete_secret");
         let (_writer, mut tx) = self.begin_write().await?;
         ensure_user(&mut tx, mode, user_id).await?;
         let done =

@@ -119,6 +119,20 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub custom_token_max_ttl_seconds: Option<i64>,
+    /// Most API-key values cached in memory, per mode [default: 1000000].
+    #[arg(long, env = "LATCHKEY_CACHE_API_KEYS", value_name = "N")]
+    pub cache_api_keys: Option<usize>,
+    /// Most users cached in memory, per mode [default: 100000].
+    #[arg(long, env = "LATCHKEY_CACHE_PRINCIPALS", value_name = "N")]
+    pub cache_principals: Option<usize>,
+    /// Seconds a cached entry is served before it is re-read in the
+    /// background; changes are pushed, this is a safety net [default: 60].
+    #[arg(long, env = "LATCHKEY_CACHE_TTL_SECONDS", value_name = "SECONDS")]
+    pub cache_ttl_seconds: Option<u64>,
+    /// Redis URL (redis://…): per-key rate limits and assertion replay
+    /// checks become exact across nodes [default: per node].
+    #[arg(long, env = "LATCHKEY_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
     /// PEM certificate chain for native TLS, leaf first (with --tls-key).
     /// Reloaded on SIGHUP.
     #[arg(long, env = "LATCHKEY_TLS_CERT", value_name = "FILE")]

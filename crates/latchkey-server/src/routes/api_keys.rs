@@ -20,6 +20,7 @@ use super::{check_object, check_optional_text, page_request, to_page};
 use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
+use crate::invalidation::Invalidation;
 use crate::keycheck;
 use crate::state::AppState;
 
@@ -109,8 +110,8 @@ async fn create_api_key(
     };
     let api_key = state.store.create_api_key(mode, &new, now).await?;
     state
-        .caches
-        .invalidate_api_key(mode, &api_key.id, Some(&digest));
+        .invalidate(&[Invalidation::api_key(mode, &api_key.id, Some(&digest))])
+        .await;
     let created = CreatedApiKey {
         key: value.expose().to_owned(),
         api_key,
@@ -184,7 +185,9 @@ async fn revoke_api_key(
         .store
         .revoke_api_key(admin.mode(), &id, state.clock.now())
         .await?;
-    state.caches.invalidate_api_key(admin.mode(), &id, None);
+    state
+        .invalidate(&[Invalidation::api_key(admin.mode(), &id, None)])
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -215,7 +218,9 @@ async fn rotate_api_key(
         .store
         .rotate_api_key(mode, &id, &digest, until)
         .await?;
-    state.caches.invalidate_api_key(mode, &id, Some(&digest));
+    state
+        .invalidate(&[Invalidation::api_key(mode, &id, Some(&digest))])
+        .await;
     Ok(axum::Json(CreatedApiKey {
         key: value.expose().to_owned(),
         api_key,

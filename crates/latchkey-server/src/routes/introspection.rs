@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 
 use super::oauth::{authenticate_client, require_tls_for, OAuthForm, Params};
 use crate::error::{OAuthError, OAuthErrorCode};
+use crate::invalidation::Invalidation;
 use crate::keycheck;
 use crate::state::AppState;
 
@@ -217,14 +218,16 @@ async fn revoke(
         Ok(info) if info.kind == CredentialKind::ApiKey && info.mode == mode => {
             let digest = CredentialDigest::of(&token);
             if let Some(found) = state.caches.api_key(&state.store, mode, &digest).await? {
-                if !caller.may_revoke(&found.key.user_id) {
+                if !caller.may_revoke(found.user_id()) {
                     return Err(refused());
                 }
                 state
                     .store
-                    .revoke_api_key(mode, &found.key.id, state.clock.now())
+                    .revoke_api_key(mode, found.id(), state.clock.now())
                     .await?;
-                state.caches.invalidate_api_key(mode, &found.key.id, None);
+                state
+                    .invalidate(&[Invalidation::api_key(mode, found.id(), None)])
+                    .await;
             }
         }
         Ok(_) => {}
@@ -244,7 +247,12 @@ async fn revoke(
                     .store
                     .revoke_token(mode, claims.jti(), expires_at)
                     .await?;
-                state.deny_list.insert(claims.jti(), exp);
+                state
+                    .invalidate(&[Invalidation::TokenRevoked {
+                        jti: claims.jti().to_owned(),
+                        until: exp,
+                    }])
+                    .await;
             }
         }
     }

@@ -358,8 +358,8 @@ pub(crate) async fn authenticate_client(
         // An API key of this user used as its client secret: the token is
         // scoped to the key's tenant and roles, and the use counts.
         return match keycheck::check(state, &secret, None).await? {
-            Ok(key) if key.key.key.user_id == client_id => Ok(Client {
-                mode: key.key.key.mode,
+            Ok(key) if key.key.user_id() == client_id => Ok(Client {
+                mode: key.key.mode,
                 principal: key.principal.clone(),
                 key: Some(key),
             }),

@@ -16,6 +16,7 @@ use super::{check_optional_text, page_request, to_page};
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::invalidation::Invalidation;
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -70,7 +71,9 @@ async fn put_role(
             state.clock.now(),
         )
         .await?;
-    state.caches.invalidate_catalog(admin.mode());
+    state
+        .invalidate(&[Invalidation::Catalog { mode: admin.mode() }])
+        .await;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -128,6 +131,8 @@ async fn delete_role(
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_role(admin.mode(), &name).await?;
-    state.caches.invalidate_catalog(admin.mode());
+    state
+        .invalidate(&[Invalidation::Catalog { mode: admin.mode() }])
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::invalidation::Invalidation;
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -163,6 +164,7 @@ pub async fn rotate(
         ApiError::Internal
     })?;
     if added {
+        state.invalidate(&[Invalidation::SigningKeys]).await;
         tracing::info!(%mode, kid = %record.kid, alg = alg.as_str(), %not_before, "signing key rotated");
     }
     Ok(added.then_some(record.kid))

@@ -17,6 +17,7 @@ use super::{check_name, check_object, page_request, to_page};
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::invalidation::Invalidation;
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -78,7 +79,9 @@ async fn create_tenant(
         .store
         .create_tenant(admin.mode(), &new, state.clock.now())
         .await?;
-    state.caches.invalidate_tree(admin.mode());
+    state
+        .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
+        .await;
     Ok((StatusCode::CREATED, axum::Json(tenant)))
 }
 
@@ -144,7 +147,9 @@ async fn update_tenant(
         check_object("metadata", m)?;
     }
     let tenant = state.store.update_tenant(admin.mode(), &id, &body).await?;
-    state.caches.invalidate_tree(admin.mode());
+    state
+        .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
+        .await;
     Ok(axum::Json(tenant))
 }
 
@@ -158,7 +163,9 @@ async fn delete_tenant(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_tenant(admin.mode(), &id).await?;
-    state.caches.invalidate_tree(admin.mode());
+    state
+        .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -195,7 +202,9 @@ async fn set_roles(
         .store
         .set_roles(admin.mode(), &tenant_id, &user_id, &roles, now)
         .await?;
-    state.caches.invalidate_user(admin.mode(), &user_id);
+    state
+        .invalidate(&[Invalidation::user(admin.mode(), &user_id)])
+        .await;
     Ok(axum::Json(result.unwrap_or(Membership {
         tenant_id,
         user_id,

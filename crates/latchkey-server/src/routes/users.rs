@@ -24,6 +24,7 @@ use crate::auth::Admin;
 use crate::config::MAX_TOKEN_TTL_SECONDS;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::invalidation::Invalidation;
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -114,7 +115,9 @@ async fn create_user(
         .create_user(admin.mode(), &new, state.clock.now())
         .await?;
     // A failed login with this id may have cached "no such user".
-    state.caches.invalidate_user(admin.mode(), &user.id);
+    state
+        .invalidate(&[Invalidation::user(admin.mode(), &user.id)])
+        .await;
     Ok((StatusCode::CREATED, axum::Json(user)))
 }
 
@@ -195,7 +198,9 @@ async fn update_user(
         .store
         .update_user(admin.mode(), &id, &body, state.clock.now())
         .await?;
-    state.caches.invalidate_user(admin.mode(), &id);
+    state
+        .invalidate(&[Invalidation::user(admin.mode(), &id)])
+        .await;
     Ok(axum::Json(user))
 }
 
@@ -210,8 +215,15 @@ async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     check_user_id(&id)?;
     state.store.delete_user(admin.mode(), &id).await?;
-    state.caches.invalidate_user(admin.mode(), &id);
-    state.caches.invalidate_user_api_keys(admin.mode(), &id);
+    state
+        .invalidate(&[
+            Invalidation::user(admin.mode(), &id),
+            Invalidation::UserApiKeys {
+                mode: admin.mode(),
+                user_id: id.clone(),
+            },
+        ])
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -283,7 +295,7 @@ async fn create_secret(
         expires_at: body.expires_at,
     };
     let stored = state.store.create_secret(mode, &new, now).await?;
-    state.caches.invalidate_user(mode, &id);
+    state.invalidate(&[Invalidation::user(mode, &id)]).await;
     let created = CreatedSecret {
         id: stored.id,
         user_id: stored.user_id,
@@ -337,7 +349,9 @@ async fn delete_secret(
         .store
         .delete_secret(admin.mode(), &id, &secret_id)
         .await?;
-    state.caches.invalidate_user(admin.mode(), &id);
+    state
+        .invalidate(&[Invalidation::user(admin.mode(), &id)])
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -454,7 +468,9 @@ async fn add_user_key(
         created_at: state.clock.now(),
     };
     let created = state.store.add_user_key(admin.mode(), &key).await?;
-    state.caches.invalidate_user(admin.mode(), &id);
+    state
+        .invalidate(&[Invalidation::user(admin.mode(), &id)])
+        .await;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
@@ -488,6 +504,8 @@ async fn delete_user_key(
         .store
         .delete_user_key(admin.mode(), &id, &key_id)
         .await?;
-    state.caches.invalidate_user(admin.mode(), &id);
+    state
+        .invalidate(&[Invalidation::user(admin.mode(), &id)])
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
