@@ -107,8 +107,14 @@ pub async fn check(
     let expires_at = OffsetDateTime::from_unix_timestamp(exp.saturating_add(LEEWAY_SECONDS))
         .map_err(|_| AssertionError::Claims("exp out of range"))?;
     let first_use = state
-        .store
-        .use_assertion(mode, &format!("{client_id}:{jti}"), expires_at, now)
+        .replay
+        .first_use(
+            &state.store,
+            mode,
+            &format!("{client_id}:{jti}"),
+            expires_at,
+            now,
+        )
         .await?;
     if !first_use {
         return Err(AssertionError::Replay);

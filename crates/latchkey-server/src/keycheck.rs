@@ -93,6 +93,7 @@ async fn check_uncounted(
         if !state
             .limiter
             .allow(mode, found.id(), limit.limit, limit.window_seconds, now)
+            .await
         {
             return Ok(Err(KeyInvalidCode::RateLimited));
         }
@@ -134,41 +135,6 @@ pub async fn describe(state: &AppState, verified: &VerifiedKey) -> Result<ValidA
         expires_at: key.expires_at,
         remaining: verified.remaining,
     })
-}
-
-/// Fixed-window rate limits per key, exact within this node.
-#[derive(Debug, Default)]
-pub struct RateLimiter {
-    windows: Mutex<HashMap<(Mode, String), (i64, i64)>>,
-}
-
-impl RateLimiter {
-    /// Counts one use; `false` when the key is over `limit` in the current
-    /// window of `window_seconds`.
-    pub fn allow(
-        &self,
-        mode: Mode,
-        key_id: &str,
-        limit: i64,
-        window_seconds: i64,
-        now: OffsetDateTime,
-    ) -> bool {
-        let window = now.unix_timestamp().div_euclid(window_seconds.max(1));
-        let mut map = self.windows.lock();
-        if map.len() > 1_000_000 {
-            // Windows of idle keys: drop the ones not in their current window.
-            map.retain(|_, (w, _)| *w == window);
-        }
-        let entry = map.entry((mode, key_id.to_owned())).or_insert((window, 0));
-        if entry.0 != window {
-            *entry = (window, 0);
-        }
-        if entry.1 >= limit {
-            return false;
-        }
-        entry.1 += 1;
-        true
-    }
 }
 
 /// Last-used times, coalesced in memory and written in batches.

@@ -7,6 +7,7 @@ mod assertion;
 mod auth;
 mod cache;
 pub mod config;
+mod coordination;
 mod denylist;
 mod error;
 mod extract;

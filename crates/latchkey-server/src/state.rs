@@ -16,8 +16,9 @@ use latchkey_verify::Claims;
 
 use crate::cache::Caches;
 use crate::config::Config;
+use crate::coordination::{RateLimiter, Redis, ReplayGuard};
 use crate::denylist::DenyList;
-use crate::keycheck::{RateLimiter, UsageRecorder};
+use crate::keycheck::UsageRecorder;
 use crate::keys::{resolve_master_key, KeyManager};
 use crate::startup::ServerError;
 
@@ -45,6 +46,8 @@ pub struct Inner {
     pub caches: Arc<Caches>,
     /// Per-key rate limits.
     pub limiter: RateLimiter,
+    /// Used client-assertion ids.
+    pub replay: ReplayGuard,
     /// Batched API-key last-used times.
     pub usage: Arc<UsageRecorder>,
     /// Revoked access tokens.
@@ -126,6 +129,12 @@ impl AppState {
         }
         let admin_keys = load_admin_keys(&store).await?;
         let deny_list = DenyList::load(&store, clock.now()).await?;
+        let redis = match &config.redis_url {
+            Some(url) => Some(Redis::connect(url).await.map_err(|e| {
+                ServerError::Bootstrap(format!("cannot connect to Redis at redis_url: {e}"))
+            })?),
+            None => None,
+        };
         let cache_ttl = config.cache_ttl;
         let cache_sizes = config.cache_sizes;
         let metrics = Arc::new(crate::metrics::Metrics::default());
@@ -139,7 +148,8 @@ impl AppState {
             keys,
             admin_keys,
             caches: Arc::new(Caches::new(cache_ttl, cache_sizes)),
-            limiter: RateLimiter::default(),
+            limiter: RateLimiter::new(redis.clone()),
+            replay: ReplayGuard::new(redis),
             usage: Arc::new(UsageRecorder::default()),
             deny_list,
             metrics,

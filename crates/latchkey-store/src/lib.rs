@@ -55,6 +55,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
                 StoreError::Conflict("the record is referenced by or refers to another".into())
             }
+            sqlx::Error::Database(db) if is_connection_failure(db.as_ref()) => {
+                StoreError::Unavailable(e)
+            }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
@@ -63,6 +66,18 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Internal(Box::new(e)),
         }
     }
+}
+
+/// Whether a database error means "cannot talk to the database now"
+/// (PostgreSQL's connection-exception class, a shutdown or restart in
+/// progress, too many connections, a database closed to connections),
+/// rather than a problem with the statement.
+fn is_connection_failure(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let code = db.code();
+    let code = code.as_deref().unwrap_or("");
+    code.starts_with("08")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+        || db.message().contains("not currently accepting connections")
 }
 
 impl From<serde_json::Error> for StoreError {

@@ -42,7 +42,7 @@ impl TestApp {
     }
 
     /// Claims of a good assertion by `client`.
-    fn claims(&self, client: &str) -> Value {
+    pub(crate) fn claims(&self, client: &str) -> Value {
         let now = self.now();
         json!({
             "iss": client, "sub": client, "aud": self.url("/oauth/token"),
@@ -50,7 +50,7 @@ impl TestApp {
         })
     }
 
-    fn sign(&self, key: &SigningKey, claims: &Value, with_kid: bool) -> String {
+    pub(crate) fn sign(&self, key: &SigningKey, claims: &Value, with_kid: bool) -> String {
         let (alg, enc) = encoding_key(key);
         let mut header = Header::new(alg);
         if with_kid {
@@ -59,7 +59,7 @@ impl TestApp {
         encode(&header, claims, &enc).unwrap()
     }
 
-    async fn register(&self, user: &str, key: &SigningKey) {
+    pub(crate) async fn register(&self, user: &str, key: &SigningKey) {
         let r = self
             .post(
                 &format!("/v1/users/{user}/keys"),
@@ -69,7 +69,7 @@ impl TestApp {
         assert_eq!(r.expect(201)["kid"], key.kid());
     }
 
-    async fn with_private_key_jwt(&self, assertion: &str) -> Reply {
+    pub(crate) async fn with_private_key_jwt(&self, assertion: &str) -> Reply {
         self.token(
             None,
             &[

@@ -26,6 +26,8 @@ pub struct TestApp {
     pub live_admin: String,
     pub workspace_id: String,
     pub clock: Arc<ManualClock>,
+    /// The PostgreSQL database's URL (`None` on SQLite).
+    pub database_url: Option<String>,
     _server: RunningServer,
     _dir: tempfile::TempDir,
 }
@@ -69,6 +71,7 @@ pub async fn spawn_app_with(
         ..Default::default()
     };
     adjust(&mut settings);
+    let database_url = settings.database_url.clone();
     let test_admin = credential::generate(Mode::Test, CredentialKind::Admin);
     let live_admin = credential::generate(Mode::Live, CredentialKind::Admin);
     let keys = BootstrapKeys {
@@ -88,6 +91,7 @@ pub async fn spawn_app_with(
         live_admin: live_admin.expose().to_owned(),
         workspace_id: "acme-ws".into(),
         clock,
+        database_url,
         _server: server,
         _dir: dir,
     })

@@ -8,6 +8,7 @@ mod bad_input;
 mod custom_tokens;
 mod flow;
 mod helpers;
+mod hotpath;
 mod interop;
 mod introspection;
 mod metrics;
