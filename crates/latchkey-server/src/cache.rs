@@ -86,17 +86,24 @@ pub struct CachedKey {
     pub mode: Mode,
     /// Narrowing roles.
     pub roles: Option<Box<[Box<str>]>>,
-    /// Per-key rate limit.
-    pub ratelimit: Option<RateLimit>,
+    /// Per-key rate limit: uses per window (0: no limit; a limit is 1 or
+    /// more).
+    ratelimit_limit: i64,
+    ratelimit_window: i64,
     /// Whether the key has a `remaining` budget (spent in the store).
     pub has_budget: bool,
     /// Whether the key was revoked.
     pub revoked: bool,
-    /// The key's expiry.
-    pub expires_at: Option<OffsetDateTime>,
-    /// When this value stops working because the key was rotated (`None`
-    /// for the current value).
-    pub value_expires_at: Option<OffsetDateTime>,
+    /// The key's expiry, in Unix milliseconds (`i64::MAX`: none).
+    expires_ms: i64,
+    /// When this value stops working because the key was rotated, in Unix
+    /// milliseconds (`i64::MAX` for the current value).
+    value_expires_ms: i64,
+}
+
+/// Unix milliseconds of an optional instant; `i64::MAX` for none.
+fn ms_or_never(at: Option<OffsetDateTime>) -> i64 {
+    at.map_or(i64::MAX, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 impl CachedKey {
@@ -113,6 +120,34 @@ impl CachedKey {
     /// The key's tenant.
     pub fn tenant_id(&self) -> &str {
         &self.ids[usize::from(self.tenant_at)..]
+    }
+
+    /// The per-key rate limit, if any.
+    pub fn ratelimit(&self) -> Option<RateLimit> {
+        (self.ratelimit_limit > 0).then_some(RateLimit {
+            limit: self.ratelimit_limit,
+            window_seconds: self.ratelimit_window,
+        })
+    }
+
+    /// Whether the key itself has expired at `now`.
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_ms <= ms_or_never(Some(now))
+    }
+
+    /// Whether this value was rotated out and its grace period is over.
+    pub fn value_expired(&self, now: OffsetDateTime) -> bool {
+        self.value_expires_ms <= ms_or_never(Some(now))
+    }
+
+    /// The key's expiry.
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        (self.expires_ms != i64::MAX)
+            .then(|| {
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.expires_ms) * 1_000_000)
+                    .ok()
+            })
+            .flatten()
     }
 }
 
@@ -138,11 +173,12 @@ impl TryFrom<ApiKeyMatch> for CachedKey {
             roles: k
                 .roles
                 .map(|r| r.into_iter().map(String::into_boxed_str).collect()),
-            ratelimit: k.ratelimit,
+            ratelimit_limit: k.ratelimit.map_or(0, |r| r.limit.max(1)),
+            ratelimit_window: k.ratelimit.map_or(0, |r| r.window_seconds),
             has_budget: k.remaining.is_some(),
             revoked: k.revoked_at.is_some(),
-            expires_at: k.expires_at,
-            value_expires_at: m.value_expires_at,
+            expires_ms: ms_or_never(k.expires_at),
+            value_expires_ms: ms_or_never(m.value_expires_at),
         })
     }
 }
@@ -575,5 +611,64 @@ impl Caches {
                 *c.catalog.write() = None;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use latchkey_types::keys::ApiKey;
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn stored(ratelimit: Option<RateLimit>, expires_at: Option<OffsetDateTime>) -> ApiKeyMatch {
+        ApiKeyMatch {
+            key: ApiKey {
+                id: "key_01hzy".into(),
+                user_id: "usr_é42".into(),
+                tenant_id: "acme-eu".into(),
+                name: Some("a long name that the cache does not keep".into()),
+                roles: Some(vec!["reader".into()]),
+                metadata: Default::default(),
+                ratelimit,
+                remaining: Some(3),
+                expires_at,
+                revoked_at: None,
+                last_used_at: None,
+                mode: Mode::Live,
+                created_at: datetime!(2026-01-01 0:00 UTC),
+            },
+            value_expires_at: Some(datetime!(2026-06-01 12:00:00.250 UTC)),
+        }
+    }
+
+    #[test]
+    fn a_cached_key_keeps_what_checks_need() {
+        let limit = RateLimit {
+            limit: 7,
+            window_seconds: 60,
+        };
+        let exp = datetime!(2026-03-01 0:00:00.5 UTC);
+        let k = CachedKey::try_from(stored(Some(limit), Some(exp))).unwrap();
+        assert_eq!(
+            (k.id(), k.user_id(), k.tenant_id()),
+            ("key_01hzy", "usr_é42", "acme-eu")
+        );
+        assert_eq!(k.mode, Mode::Live);
+        assert_eq!(k.ratelimit(), Some(limit));
+        assert!(k.has_budget && !k.revoked);
+        assert_eq!(k.expires_at(), Some(exp));
+        assert!(!k.expired(datetime!(2026-03-01 0:00:00.499 UTC)));
+        assert!(k.expired(exp));
+        assert!(!k.value_expired(datetime!(2026-06-01 12:00:00.249 UTC)));
+        assert!(k.value_expired(datetime!(2026-06-01 12:00:00.250 UTC)));
+        assert_eq!(k.roles.as_deref().map(<[Box<str>]>::len), Some(1));
+
+        let open = CachedKey::try_from(stored(None, None)).unwrap();
+        assert_eq!(open.ratelimit(), None);
+        assert_eq!(open.expires_at(), None);
+        assert!(!open.expired(datetime!(9999-01-01 0:00 UTC)));
+        // Small enough that a million cached keys stay within budget.
+        assert!(std::mem::size_of::<CachedKey>() <= 72);
     }
 }

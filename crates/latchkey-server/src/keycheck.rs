@@ -73,10 +73,10 @@ async fn check_uncounted(
         return Ok(Err(KeyInvalidCode::NotFound));
     };
     let now = state.clock.now();
-    if found.revoked || found.value_expires_at.is_some_and(|at| at <= now) {
+    if found.revoked || found.value_expired(now) {
         return Ok(Err(KeyInvalidCode::Revoked));
     }
-    if found.expires_at.is_some_and(|at| at <= now) {
+    if found.expired(now) {
         return Ok(Err(KeyInvalidCode::Expired));
     }
     let Some(principal) = state
@@ -89,7 +89,7 @@ async fn check_uncounted(
     if principal.user.disabled {
         return Ok(Err(KeyInvalidCode::Disabled));
     }
-    if let Some(limit) = found.ratelimit {
+    if let Some(limit) = found.ratelimit() {
         if !state
             .limiter
             .allow(mode, found.id(), limit.limit, limit.window_seconds, now)
@@ -132,7 +132,7 @@ pub async fn describe(state: &AppState, verified: &VerifiedKey) -> Result<ValidA
         mode: key.mode,
         roles: roles.into_iter().collect(),
         authorization,
-        expires_at: key.expires_at,
+        expires_at: key.expires_at(),
         remaining: verified.remaining,
     })
 }
