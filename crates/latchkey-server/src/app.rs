@@ -136,6 +136,10 @@ pub fn app(state: AppState) -> Router {
     router
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::bruteforce::limit,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::metrics::track,
         ))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })

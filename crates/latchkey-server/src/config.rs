@@ -50,6 +50,13 @@ pub struct Settings {
     /// `redis://…`: rate limits and assertion replay checks exact across
     /// nodes (per node without it).
     pub redis_url: Option<String>,
+    /// Failed credential checks per minute from one address before it is
+    /// refused with 429 (50).
+    pub max_failures_per_address: Option<u32>,
+    /// Failed checks per minute for one client id from one address before
+    /// that address is refused for it (10; ten times this from all addresses
+    /// marks the client as under attack).
+    pub max_failures_per_client: Option<u32>,
     /// PEM certificate chain for native TLS (with `tls_key`).
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for native TLS (with `tls_cert`).
@@ -96,6 +103,12 @@ impl Settings {
             cache_principals: self.cache_principals.or(lower.cache_principals),
             cache_ttl_seconds: self.cache_ttl_seconds.or(lower.cache_ttl_seconds),
             redis_url: self.redis_url.or(lower.redis_url),
+            max_failures_per_address: self
+                .max_failures_per_address
+                .or(lower.max_failures_per_address),
+            max_failures_per_client: self
+                .max_failures_per_client
+                .or(lower.max_failures_per_client),
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             tls_self_signed: self.tls_self_signed.or(lower.tls_self_signed),
@@ -192,6 +205,8 @@ pub struct Config {
     pub cache_sizes: crate::cache::CacheSizes,
     /// Redis for cross-node rate limits and replay checks, when given.
     pub redis_url: Option<String>,
+    /// Brute-force limits.
+    pub bruteforce: crate::bruteforce::Limits,
     /// Native TLS, when on.
     pub tls: Option<TlsSource>,
     /// Peers whose `X-Forwarded-Proto: https` marks a request as TLS.
@@ -267,6 +282,15 @@ impl Config {
                 ))
             }
         };
+        let bruteforce = crate::bruteforce::Limits {
+            per_address: settings.max_failures_per_address.unwrap_or(50),
+            per_client: settings.max_failures_per_client.unwrap_or(10),
+        };
+        if bruteforce.per_address == 0 || bruteforce.per_client == 0 {
+            return Err(ConfigError(
+                "max_failures_per_address and max_failures_per_client must be 1 or more".into(),
+            ));
+        }
         let redis_url = settings.redis_url.filter(|u| !u.is_empty());
         if let Some(url) = &redis_url {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
@@ -368,6 +392,7 @@ impl Config {
             cache_ttl,
             cache_sizes,
             redis_url,
+            bruteforce,
             tls,
             trusted_proxies,
         })

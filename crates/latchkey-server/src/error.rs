@@ -37,6 +37,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 503: the store is unreachable.
     Unavailable,
+    /// 429: too many attempts.
+    RateLimited,
     /// 500: a bug or an unexpected failure; already logged.
     Internal,
 }
@@ -109,6 +111,12 @@ impl ApiError {
                 ErrorCode::UnsupportedMediaType,
                 "Unsupported media type",
                 d.clone(),
+            ),
+            ApiError::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                "Too many requests",
+                "too many failed attempts; retry after the time in Retry-After".to_owned(),
             ),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -195,6 +203,9 @@ pub enum OAuthErrorCode {
     TlsRequired,
     /// The store is unreachable.
     TemporarilyUnavailable,
+    /// Too many failed attempts from this address or for this client
+    /// (429, with `Retry-After`).
+    TooManyAttempts,
     /// Unexpected failure.
     ServerError,
 }
@@ -270,6 +281,7 @@ impl IntoResponse for OAuthError {
             OAuthErrorCode::TemporarilyUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
             }
+            OAuthErrorCode::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             OAuthErrorCode::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         };
         let body = OAuthErrorBody {

@@ -5,6 +5,7 @@
 mod app;
 mod assertion;
 mod auth;
+mod bruteforce;
 mod cache;
 pub mod config;
 mod coordination;

@@ -118,6 +118,8 @@ pub struct Metrics {
     store: RwLock<HashMap<&'static str, Arc<Histogram>>>,
     /// Invalidation kind → messages received from other nodes.
     invalidations: RwLock<BTreeMap<&'static str, u64>>,
+    /// Attempts refused by the brute-force limits.
+    bruteforce_refusals: AtomicU64,
 }
 
 fn mode_index(mode: Mode) -> usize {
@@ -156,6 +158,11 @@ impl Metrics {
         let existing = self.store.read().get(op).cloned();
         let h = existing.unwrap_or_else(|| self.store.write().entry(op).or_default().clone());
         h.observe(elapsed);
+    }
+
+    /// Counts an attempt refused by the brute-force limits.
+    pub fn bruteforce_refused(&self) {
+        self.bruteforce_refusals.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a change received from another node (or `resync` after a
@@ -261,6 +268,15 @@ impl Metrics {
             out,
             "latchkey_cache_lookups_total{{outcome=\"miss\"}} {}",
             cache.1
+        );
+        out.push_str(
+            "# HELP latchkey_bruteforce_refusals_total Attempts refused after too many failures.\n",
+        );
+        out.push_str("# TYPE latchkey_bruteforce_refusals_total counter\n");
+        let _ = writeln!(
+            out,
+            "latchkey_bruteforce_refusals_total {}",
+            get(&self.bruteforce_refusals)
         );
         out.push_str("# HELP latchkey_cache_entries Entries held by the bounded caches.\n");
         out.push_str("# TYPE latchkey_cache_entries gauge\n");

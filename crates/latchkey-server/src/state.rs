@@ -48,6 +48,8 @@ pub struct Inner {
     pub limiter: RateLimiter,
     /// Used client-assertion ids.
     pub replay: ReplayGuard,
+    /// Failed-attempt counters of the credential-checking endpoints.
+    pub bruteforce: crate::bruteforce::Guard,
     /// Batched API-key last-used times.
     pub usage: Arc<UsageRecorder>,
     /// Revoked access tokens.
@@ -137,6 +139,7 @@ impl AppState {
         };
         let cache_ttl = config.cache_ttl;
         let cache_sizes = config.cache_sizes;
+        let bruteforce = config.bruteforce;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let observed = Arc::clone(&metrics);
         store.set_observer(Box::new(move |op, elapsed| observed.store_op(op, elapsed)));
@@ -150,6 +153,7 @@ impl AppState {
             caches: Arc::new(Caches::new(cache_ttl, cache_sizes)),
             limiter: RateLimiter::new(redis.clone()),
             replay: ReplayGuard::new(redis),
+            bruteforce: crate::bruteforce::Guard::new(bruteforce),
             usage: Arc::new(UsageRecorder::default()),
             deny_list,
             metrics,

@@ -229,7 +229,7 @@ fn json_carries_live_key(body: &[u8]) -> bool {
 /// Reads the body until its end or just past the body limit. A body over
 /// the limit comes back longer than the limit, so the handler still refuses
 /// it exactly as it would have.
-async fn read_capped(mut body: Body) -> Result<Bytes, ()> {
+pub(crate) async fn read_capped(mut body: Body) -> Result<Bytes, ()> {
     let mut buffer = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| ())?;

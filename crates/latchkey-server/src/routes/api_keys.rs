@@ -8,7 +8,8 @@ use latchkey_core::ids;
 use latchkey_store::NewApiKey;
 use latchkey_types::error::Problem;
 use latchkey_types::keys::{
-    ApiKey, CreateApiKey, CreatedApiKey, RotateApiKey, VerifyApiKeyRequest, VerifyApiKeyResponse,
+    ApiKey, CreateApiKey, CreatedApiKey, KeyInvalidCode, RotateApiKey, VerifyApiKeyRequest,
+    VerifyApiKeyResponse,
 };
 use latchkey_types::Page;
 use serde::Deserialize;
@@ -238,6 +239,7 @@ async fn rotate_api_key(
         (status = 401, body = Problem)))]
 async fn verify_api_key(
     State(state): State<AppState>,
+    attempt: Option<axum::Extension<std::sync::Arc<crate::bruteforce::Attempt>>>,
     caller: Caller,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
@@ -273,7 +275,15 @@ async fn verify_api_key(
     };
     let answer = match keycheck::check(&state, key.trim(), Some(caller.mode())).await? {
         Ok(verified) => VerifyApiKeyResponse::Valid(keycheck::describe(&state, &verified).await?),
-        Err(code) => VerifyApiKeyResponse::invalid(code),
+        Err(code) => {
+            // Guessing: an unknown or malformed key counts as a failure.
+            if matches!(code, KeyInvalidCode::NotFound | KeyInvalidCode::Malformed) {
+                if let Some(axum::Extension(a)) = &attempt {
+                    a.fail();
+                }
+            }
+            VerifyApiKeyResponse::invalid(code)
+        }
     };
     Ok(axum::Json(answer))
 }

@@ -152,7 +152,8 @@ async fn rotation_keeps_the_old_value_for_the_grace_period(app: TestApp) {
 
 async fn expiry_disabled_users_and_malformed_keys_have_their_codes(app: TestApp) {
     let m = app.machine("edge").await;
-    let at = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+    // From the server's clock, which the test moves.
+    let at = (latchkey_core::clock::Clock::now(app.clock.as_ref()) + time::Duration::hours(1))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     let (_, key) = app.api_key(json!({"userId": m, "expiresAt": at})).await;

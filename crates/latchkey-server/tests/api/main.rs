@@ -5,6 +5,7 @@
 mod api_keys;
 mod assertions;
 mod bad_input;
+mod bruteforce;
 mod custom_tokens;
 mod flow;
 mod helpers;

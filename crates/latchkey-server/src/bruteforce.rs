@@ -1,0 +1,350 @@
+//! Brute-force limits on the endpoints that check a credential
+//! (`/oauth/token`, `/oauth/introspect`, `/oauth/revoke`,
+//! `/v1/api-keys/verify`).
+//!
+//! Failed attempts are counted in fixed one-minute windows (limits from
+//! [`Limits`], configurable):
+//! - per source address: at `per_address` failures (50), the address gets
+//!   429 with `Retry-After` on these endpoints until the window ends;
+//! - per client id and source address: at `per_client` failures (10), that
+//!   address gets 429 for that client id;
+//! - per client id, from every address: at ten times `per_client` failures the
+//!   client id is under attack, and an address that has failed for it in
+//!   this window gets 429 for it. An address with no failure for the client
+//!   (the real machine) is never refused because of others' failures, so an
+//!   attacker cannot lock a machine out; at worst a machine behind the same
+//!   address as an attacker waits for the window to end (under a minute).
+//!
+//! Credentials are 256-bit random values, so these limits are not what keeps
+//! them from being guessed; they keep floods of guesses cheap to refuse and
+//! visible (`latchkey_bruteforce_refusals_total`). Counters live in a
+//! bounded cache, per node.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use quick_cache::sync::Cache;
+
+use crate::error::{ApiError, OAuthError, OAuthErrorCode};
+use crate::state::AppState;
+
+/// Length of a counting window, in seconds.
+pub const WINDOW_SECONDS: i64 = 60;
+
+/// Failed attempts allowed per window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// From one address.
+    pub per_address: u32,
+    /// For one client id from one address (ten times this from all
+    /// addresses marks the client as under attack).
+    pub per_client: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_address: 50,
+            per_client: 10,
+        }
+    }
+}
+/// The routes this applies to.
+const GUARDED: [&str; 4] = [
+    "/oauth/token",
+    "/oauth/introspect",
+    "/oauth/revoke",
+    "/v1/api-keys/verify",
+];
+
+/// Most counters held; the coldest go first.
+const MAX_COUNTERS: usize = 200_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    Ip(IpAddr),
+    Client(String),
+    Pair(String, IpAddr),
+}
+
+/// Failures in one window.
+#[derive(Debug, Default)]
+struct Counter {
+    window: AtomicI64,
+    n: AtomicU32,
+}
+
+impl Counter {
+    fn get(&self, window: i64) -> u32 {
+        if self.window.load(Ordering::Acquire) == window {
+            self.n.load(Ordering::Acquire)
+        } else {
+            0
+        }
+    }
+
+    fn bump(&self, window: i64) {
+        if self.window.swap(window, Ordering::AcqRel) != window {
+            self.n.store(1, Ordering::Release);
+        } else {
+            self.n.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// The failure counters of this node.
+#[derive(Debug)]
+pub struct Guard {
+    counters: Cache<Subject, Arc<Counter>>,
+    limits: Limits,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Guard::new(Limits::default())
+    }
+}
+
+fn window_of(now: i64) -> i64 {
+    now.div_euclid(WINDOW_SECONDS)
+}
+
+/// Seconds until the window of `now` ends (at least 1).
+fn retry_after(now: i64) -> u64 {
+    (WINDOW_SECONDS - now.rem_euclid(WINDOW_SECONDS)).max(1) as u64
+}
+
+impl Guard {
+    /// Empty counters with these limits.
+    pub fn new(limits: Limits) -> Self {
+        Guard {
+            counters: Cache::new(MAX_COUNTERS),
+            limits,
+        }
+    }
+
+    fn count(&self, s: &Subject, window: i64) -> u32 {
+        self.counters.get(s).map_or(0, |c| c.get(window))
+    }
+
+    fn bump(&self, s: Subject, window: i64) {
+        let counter = match self.counters.get(&s) {
+            Some(c) => c,
+            None => {
+                let c = Arc::new(Counter::default());
+                self.counters.insert(s, Arc::clone(&c));
+                c
+            }
+        };
+        counter.bump(window);
+    }
+
+    /// `Some(seconds)` when attempts from `ip` (for `client`, if known) are
+    /// refused now.
+    pub fn refused(&self, ip: IpAddr, client: Option<&str>, now: i64) -> Option<u64> {
+        let w = window_of(now);
+        if self.count(&Subject::Ip(ip), w) >= self.limits.per_address {
+            return Some(retry_after(now));
+        }
+        let client = client?;
+        let pair = self.count(&Subject::Pair(client.to_owned(), ip), w);
+        let under_attack = self.count(&Subject::Client(client.to_owned()), w)
+            >= self.limits.per_client.saturating_mul(10);
+        (pair >= self.limits.per_client || (under_attack && pair > 0)).then(|| retry_after(now))
+    }
+
+    /// Counts a failed attempt.
+    pub fn failed(&self, ip: IpAddr, client: Option<&str>, now: i64) {
+        let w = window_of(now);
+        self.bump(Subject::Ip(ip), w);
+        if let Some(client) = client {
+            self.bump(Subject::Pair(client.to_owned(), ip), w);
+            self.bump(Subject::Client(client.to_owned()), w);
+        }
+    }
+}
+
+/// Set by a handler whose failure does not show in the status (the verify
+/// endpoint answers 200 with `valid: false`).
+#[derive(Debug, Default)]
+pub struct Attempt {
+    failed: AtomicBool,
+}
+
+impl Attempt {
+    /// Marks the attempt as failed.
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::Release);
+    }
+}
+
+/// The client id named by `Authorization: Basic` (form-urlencoded, RFC 6749
+/// §2.3.1).
+fn basic_client_id(request: &Request) -> Option<String> {
+    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") || encoded.len() > 2048 {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, _) = text.split_once(':')?;
+    form_decode(id)
+}
+
+fn form_decode(s: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(&format!("v={}", s.replace('&', "%26"))).ok()?;
+    pairs.into_iter().next().map(|(_, v)| v)
+}
+
+/// The `client_id` of a form body.
+fn form_client_id(bytes: &[u8]) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).ok()?;
+    pairs
+        .into_iter()
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v)
+}
+
+fn too_many(oauth: bool, seconds: u64) -> Response {
+    let mut response = if oauth {
+        OAuthError::new(
+            OAuthErrorCode::TooManyAttempts,
+            "too many failed attempts; retry later",
+        )
+        .into_response()
+    } else {
+        ApiError::RateLimited.into_response()
+    };
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(RETRY_AFTER, v);
+    }
+    response
+}
+
+/// The middleware (on the credential-checking routes only).
+pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !GUARDED.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let Some(ip) = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip().to_canonical())
+    else {
+        return next.run(request).await;
+    };
+    let oauth = request.uri().path().starts_with("/oauth/");
+    let now = state.clock.now().unix_timestamp();
+    let mut client = basic_client_id(&request);
+    let mut request = request;
+    let is_form = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if oauth && client.is_none() && is_form {
+        let (parts, body) = request.into_parts();
+        let Ok(bytes) = crate::transport::read_capped(body).await else {
+            return OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                "the request body could not be read",
+            )
+            .into_response();
+        };
+        client = form_client_id(&bytes);
+        request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    if let Some(seconds) = state.bruteforce.refused(ip, client.as_deref(), now) {
+        state.metrics.bruteforce_refused();
+        return too_many(oauth, seconds);
+    }
+    let attempt = Arc::new(Attempt::default());
+    request.extensions_mut().insert(Arc::clone(&attempt));
+    let response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED || attempt.failed.load(Ordering::Acquire) {
+        state.bruteforce.failed(ip, client.as_deref(), now);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_address_is_refused_after_its_limit_until_the_window_ends() {
+        let g = Guard::default();
+        let now = 6_000_030; // 30 s into a window
+        for _ in 0..Limits::default().per_address {
+            assert_eq!(g.refused(ip("10.0.0.1"), None, now), None);
+            g.failed(ip("10.0.0.1"), None, now);
+        }
+        assert_eq!(g.refused(ip("10.0.0.1"), None, now), Some(30));
+        assert_eq!(g.refused(ip("10.0.0.2"), None, now), None);
+        // The next window starts clean.
+        assert_eq!(g.refused(ip("10.0.0.1"), None, now + 30), None);
+    }
+
+    #[test]
+    fn a_pair_is_refused_after_its_limit() {
+        let g = Guard::default();
+        let now = 6_000_000;
+        for _ in 0..Limits::default().per_client {
+            assert_eq!(g.refused(ip("10.0.0.1"), Some("usr_a"), now), None);
+            g.failed(ip("10.0.0.1"), Some("usr_a"), now);
+        }
+        assert_eq!(g.refused(ip("10.0.0.1"), Some("usr_a"), now), Some(60));
+        // Another client from the same address, and the same client from
+        // another address, are not refused.
+        assert_eq!(g.refused(ip("10.0.0.1"), Some("usr_b"), now), None);
+        assert_eq!(g.refused(ip("10.0.0.9"), Some("usr_a"), now), None);
+    }
+
+    #[test]
+    fn a_client_under_attack_stays_usable_from_a_clean_address() {
+        let g = Guard::default();
+        let now = 6_000_000;
+        // Many addresses fail a few times each for one client.
+        for i in 0..(Limits::default().per_client * 10 / 2) {
+            let a = IpAddr::from([10, 1, (i / 256) as u8, (i % 256) as u8]);
+            g.failed(a, Some("usr_a"), now);
+            g.failed(a, Some("usr_a"), now);
+        }
+        let attacker = IpAddr::from([10, 1, 0, 7]);
+        assert_eq!(g.refused(attacker, Some("usr_a"), now), Some(60));
+        // The real machine, which never failed, is not refused.
+        assert_eq!(g.refused(ip("192.0.2.10"), Some("usr_a"), now), None);
+    }
+
+    #[test]
+    fn client_ids_are_read_from_basic_and_forms() {
+        let basic = base64::engine::general_purpose::STANDARD.encode("usr%3Ax:secret");
+        let request = Request::builder()
+            .header(AUTHORIZATION, format!("Basic {basic}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(basic_client_id(&request).as_deref(), Some("usr:x"));
+        assert_eq!(
+            form_client_id(b"grant_type=client_credentials&client_id=usr_1&client_secret=x")
+                .as_deref(),
+            Some("usr_1")
+        );
+        assert_eq!(form_client_id(b"grant_type=client_credentials"), None);
+    }
+}
