@@ -68,6 +68,9 @@ fn resolve(
         cache_principals: args.cache_principals,
         cache_ttl_seconds: args.cache_ttl_seconds,
         redis_url: args.redis_url,
+        // File settings only.
+        max_failures_per_address: None,
+        max_failures_per_client: None,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         tls_self_signed: args.tls_self_signed,
