@@ -132,6 +132,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The complete application.
 pub fn app(state: AppState) -> Router {
     let (router, api) = routes();
+    let request_timeout = state.config.connections.request_timeout;
     let json = api.to_json().unwrap_or_else(|_| "{}".to_owned());
     router
         .route_layer(axum::middleware::from_fn_with_state(
@@ -153,6 +154,11 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(limit_headers))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))
+        // Outermost, so reading a body anywhere below counts against it.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .with_state(state)
 }
 

@@ -254,7 +254,14 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if oauth && client.is_none() && is_form {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // An oversized body is left for the handler to refuse (413).
+    let small = declared.is_some_and(|n| n <= crate::MAX_BODY_BYTES as u64);
+    if oauth && client.is_none() && is_form && small {
         let (parts, body) = request.into_parts();
         let Ok(bytes) = crate::transport::read_capped(body).await else {
             return OAuthError::new(

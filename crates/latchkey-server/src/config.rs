@@ -50,6 +50,12 @@ pub struct Settings {
     /// `redis://…`: rate limits and assertion replay checks exact across
     /// nodes (per node without it).
     pub redis_url: Option<String>,
+    /// Most open connections; more are closed at once (10000).
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers (10).
+    pub header_read_timeout_seconds: Option<u64>,
+    /// Seconds to answer one request, reading its body included (30).
+    pub request_timeout_seconds: Option<u64>,
     /// Failed credential checks per minute from one address before it is
     /// refused with 429 (50).
     pub max_failures_per_address: Option<u32>,
@@ -103,6 +109,13 @@ impl Settings {
             cache_principals: self.cache_principals.or(lower.cache_principals),
             cache_ttl_seconds: self.cache_ttl_seconds.or(lower.cache_ttl_seconds),
             redis_url: self.redis_url.or(lower.redis_url),
+            max_connections: self.max_connections.or(lower.max_connections),
+            header_read_timeout_seconds: self
+                .header_read_timeout_seconds
+                .or(lower.header_read_timeout_seconds),
+            request_timeout_seconds: self
+                .request_timeout_seconds
+                .or(lower.request_timeout_seconds),
             max_failures_per_address: self
                 .max_failures_per_address
                 .or(lower.max_failures_per_address),
@@ -207,6 +220,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Brute-force limits.
     pub bruteforce: crate::bruteforce::Limits,
+    /// Connection cap and timeouts.
+    pub connections: crate::serve::ConnLimits,
     /// Native TLS, when on.
     pub tls: Option<TlsSource>,
     /// Peers whose `X-Forwarded-Proto: https` marks a request as TLS.
@@ -291,6 +306,33 @@ impl Config {
                 "max_failures_per_address and max_failures_per_client must be 1 or more".into(),
             ));
         }
+        let defaults = crate::serve::ConnLimits::default();
+        let seconds = |v: Option<u64>, default: std::time::Duration, name: &str| match v {
+            None => Ok(default),
+            Some(s @ 1..=3600) => Ok(std::time::Duration::from_secs(s)),
+            Some(_) => Err(ConfigError(format!("{name} must be between 1 and 3600"))),
+        };
+        let connections = crate::serve::ConnLimits {
+            max_connections: match settings.max_connections {
+                None => defaults.max_connections,
+                Some(n @ 1..=1_000_000) => n,
+                Some(_) => {
+                    return Err(ConfigError(
+                        "max_connections must be between 1 and 1000000".into(),
+                    ))
+                }
+            },
+            header_read_timeout: seconds(
+                settings.header_read_timeout_seconds,
+                defaults.header_read_timeout,
+                "header_read_timeout_seconds",
+            )?,
+            request_timeout: seconds(
+                settings.request_timeout_seconds,
+                defaults.request_timeout,
+                "request_timeout_seconds",
+            )?,
+        };
         let redis_url = settings.redis_url.filter(|u| !u.is_empty());
         if let Some(url) = &redis_url {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
@@ -393,6 +435,7 @@ impl Config {
             cache_sizes,
             redis_url,
             bruteforce,
+            connections,
             tls,
             trusted_proxies,
         })

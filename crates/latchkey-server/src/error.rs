@@ -206,6 +206,9 @@ pub enum OAuthErrorCode {
     /// Too many failed attempts from this address or for this client
     /// (429, with `Retry-After`).
     TooManyAttempts,
+    /// The form is larger than the server accepts (413, as
+    /// `invalid_request`).
+    RequestTooLarge,
     /// Unexpected failure.
     ServerError,
 }
@@ -282,6 +285,7 @@ impl IntoResponse for OAuthError {
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
             }
             OAuthErrorCode::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            OAuthErrorCode::RequestTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request"),
             OAuthErrorCode::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         };
         let body = OAuthErrorBody {

@@ -18,6 +18,7 @@ mod keycheck;
 mod keys;
 mod metrics;
 mod routes;
+mod serve;
 mod startup;
 mod state;
 pub mod tls;

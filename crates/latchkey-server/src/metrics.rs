@@ -120,6 +120,8 @@ pub struct Metrics {
     invalidations: RwLock<BTreeMap<&'static str, u64>>,
     /// Attempts refused by the brute-force limits.
     bruteforce_refusals: AtomicU64,
+    /// Connections closed at once because the cap was reached.
+    connections_refused: AtomicU64,
 }
 
 fn mode_index(mode: Mode) -> usize {
@@ -158,6 +160,11 @@ impl Metrics {
         let existing = self.store.read().get(op).cloned();
         let h = existing.unwrap_or_else(|| self.store.write().entry(op).or_default().clone());
         h.observe(elapsed);
+    }
+
+    /// Counts a connection refused at the connection cap.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an attempt refused by the brute-force limits.
@@ -277,6 +284,15 @@ impl Metrics {
             out,
             "latchkey_bruteforce_refusals_total {}",
             get(&self.bruteforce_refusals)
+        );
+        out.push_str(
+            "# HELP latchkey_connections_refused_total Connections closed at once at the connection cap.\n",
+        );
+        out.push_str("# TYPE latchkey_connections_refused_total counter\n");
+        let _ = writeln!(
+            out,
+            "latchkey_connections_refused_total {}",
+            get(&self.connections_refused)
         );
         out.push_str("# HELP latchkey_cache_entries Entries held by the bounded caches.\n");
         out.push_str("# TYPE latchkey_cache_entries gauge\n");

@@ -93,7 +93,7 @@ pub async fn spawn_on(
     let (tx, rx) = oneshot::channel::<()>();
     let serving = tls.clone();
     let handle = tokio::spawn(async move {
-        let result = crate::tls::serve(listener, app, serving, async move {
+        let result = serve(&state, listener, app, serving, async move {
             let _ = rx.await;
         })
         .await;
@@ -119,11 +119,32 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     if let Some(tls) = &tls {
         crate::tls::reload_on_sighup(tls.clone());
     }
-    crate::tls::serve(listener, app, tls, shutdown_signal()).await?;
+    serve(&state, listener, app, tls, shutdown_signal()).await?;
     state.stop_background();
     state.usage.flush(&state.store).await;
     tracing::info!("latchkey stopped");
     Ok(())
+}
+
+/// Serves with the configured connection limits, counting refused
+/// connections.
+async fn serve(
+    state: &AppState,
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Arc<TlsReloader>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let metrics = Arc::clone(&state.metrics);
+    crate::serve::serve(
+        listener,
+        app,
+        tls,
+        state.config.connections,
+        move || metrics.connection_refused(),
+        shutdown,
+    )
+    .await
 }
 
 async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Router, AppState), ServerError> {

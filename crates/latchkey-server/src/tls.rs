@@ -5,15 +5,11 @@
 //! certificate of `--tls-self-signed`.
 
 use std::fs;
-use std::future::Future;
 use std::io::{self, Write as _};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt as _;
-use axum::{Extension, Router};
 use parking_lot::RwLock;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
@@ -25,16 +21,13 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::ServerConfig;
 use time::OffsetDateTime;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, TlsSource};
 
 /// A client that has not finished its handshake by then is dropped, so a
 /// slow or silent peer cannot hold a connection slot.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Lifetime of the generated development certificates (the longest that
 /// Apple platforms accept for a TLS server certificate).
@@ -141,7 +134,7 @@ impl TlsReloader {
         Ok(())
     }
 
-    fn acceptor(&self) -> TlsAcceptor {
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from(self.current.read().clone())
     }
 }
@@ -192,127 +185,6 @@ pub(crate) fn reload_on_sighup(tls: Arc<TlsReloader>) {
     });
     #[cfg(not(unix))]
     let _ = tls;
-}
-
-/// Serves `app` on `listener` until `shutdown` completes, then lets open
-/// connections finish: over TLS when `tls` is given, else plain HTTP. Either
-/// way handlers see the peer as `ConnectInfo<SocketAddr>`; over TLS the
-/// requests also carry the [`NativeTls`] marker.
-pub(crate) async fn serve<F>(
-    listener: TcpListener,
-    app: Router,
-    tls: Option<Arc<TlsReloader>>,
-    shutdown: F,
-) -> io::Result<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    match tls {
-        None => {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await
-        }
-        Some(tls) => {
-            // `tap_io` is what gives a custom listener axum's
-            // `Connected` impl for its `SocketAddr`.
-            let listener = TlsListener::new(listener, tls)?.tap_io(|_| {});
-            let app = app.layer(Extension(NativeTls));
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await
-        }
-    }
-}
-
-/// A listener of finished TLS connections. A background task accepts TCP
-/// connections and runs each handshake in its own task, so one slow client
-/// never delays the others; finished ones are handed over here.
-struct TlsListener {
-    local_addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-}
-
-impl TlsListener {
-    fn new(listener: TcpListener, tls: Arc<TlsReloader>) -> io::Result<TlsListener> {
-        let local_addr = listener.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(accept_loop(listener, tls, tx));
-        Ok(TlsListener { local_addr, ready })
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Arc<TlsReloader>,
-    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            // The server stopped accepting (graceful shutdown): close the
-            // listening socket too.
-            () = ready.closed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    accept_error(e).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = tls.acceptor();
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => {
-                    let _ = ready.send((stream, peer)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        });
-    }
-}
-
-/// As axum does for plain TCP: a connection that died before it was
-/// accepted is ignored; anything else (such as running out of file
-/// descriptors) is logged and retried after a pause instead of spinning.
-async fn accept_error(e: io::Error) {
-    if matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!(error = %e, "accept error");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(connection) => connection,
-            // The accept task holds a sender for as long as this receiver
-            // lives, so this only happens if it panicked: accept nothing more.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
 }
 
 /// The files of a development CA and the server certificate it signed.

@@ -133,6 +133,12 @@ pub(crate) struct OAuthForm<T>(pub T);
 
 impl From<FormRejection> for OAuthError {
     fn from(r: FormRejection) -> Self {
+        if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            return OAuthError::new(
+                OAuthErrorCode::RequestTooLarge,
+                format!("the form is larger than {} bytes", crate::MAX_BODY_BYTES),
+            );
+        }
         let detail = match r {
             FormRejection::InvalidFormContentType(_) => {
                 "send the request as application/x-www-form-urlencoded".to_owned()

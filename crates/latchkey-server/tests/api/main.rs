@@ -12,6 +12,7 @@ mod helpers;
 mod hotpath;
 mod interop;
 mod introspection;
+mod limits;
 mod metrics;
 mod multinode;
 mod openapi;

@@ -70,6 +70,9 @@ fn resolve(
         redis_url: args.redis_url,
         // File settings only.
         max_failures_per_address: None,
+        max_connections: None,
+        header_read_timeout_seconds: None,
+        request_timeout_seconds: None,
         max_failures_per_client: None,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
