@@ -552,21 +552,24 @@ impl Caches {
         .await
     }
 
-    /// Forgets an API key (after it is revoked or rotated), and any
-    /// remembered miss for `new_digest` (a value just created).
-    pub fn invalidate_api_key(
-        &self,
-        mode: Mode,
-        key_id: &str,
-        new_digest: Option<&CredentialDigest>,
-    ) {
+    /// Forgets the API-key values with these digests, and remembered misses
+    /// for them (a value just created).
+    pub fn invalidate_api_key_values(&self, mode: Mode, digests: &[CredentialDigest]) {
+        let c = self.mode(mode);
+        c.invalidate(|| {
+            for d in digests {
+                c.api_keys.remove(d);
+            }
+        });
+    }
+
+    /// Forgets every cached value of an API key by scanning the cache (when
+    /// its digests are not known).
+    pub fn invalidate_api_key(&self, mode: Mode, key_id: &str) {
         let c = self.mode(mode);
         c.invalidate(|| {
             c.api_keys
                 .retain(|_, entry| entry.value.as_ref().is_none_or(|k| k.id() != key_id));
-            if let Some(d) = new_digest {
-                c.api_keys.remove(d);
-            }
         });
     }
 

@@ -31,10 +31,10 @@ pub enum Invalidation {
         mode: Mode,
         /// Its id.
         key_id: String,
-        /// The digest (hex) of a value just created, whose remembered miss
-        /// must go.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        new_digest: Option<String>,
+        /// The digests (hex) of its values: the cached entries (and
+        /// remembered misses) to drop. Empty: find them by scanning.
+        #[serde(default)]
+        digests: Vec<String>,
     },
     /// Every API key of a user (the user was deleted).
     UserApiKeys {
@@ -85,12 +85,12 @@ impl Invalidation {
         }
     }
 
-    /// An API key change, with the digest of a value just created.
-    pub fn api_key(mode: Mode, key_id: &str, new_digest: Option<&CredentialDigest>) -> Self {
+    /// An API key change touching the values with these digests.
+    pub fn api_key(mode: Mode, key_id: &str, digests: &[CredentialDigest]) -> Self {
         Invalidation::ApiKey {
             mode,
             key_id: key_id.to_owned(),
-            new_digest: new_digest.map(CredentialDigest::to_hex),
+            digests: digests.iter().map(CredentialDigest::to_hex).collect(),
         }
     }
 
@@ -141,11 +141,16 @@ impl AppState {
             Invalidation::ApiKey {
                 mode,
                 key_id,
-                new_digest,
+                digests,
             } => {
-                let digest = new_digest.as_deref().and_then(CredentialDigest::from_hex);
-                self.caches
-                    .invalidate_api_key(*mode, key_id, digest.as_ref());
+                let parsed: Option<Vec<CredentialDigest>> = digests
+                    .iter()
+                    .map(|d| CredentialDigest::from_hex(d))
+                    .collect();
+                match parsed {
+                    Some(d) if !d.is_empty() => self.caches.invalidate_api_key_values(*mode, &d),
+                    _ => self.caches.invalidate_api_key(*mode, key_id),
+                }
             }
             Invalidation::UserApiKeys { mode, user_id } => {
                 self.caches.invalidate_user_api_keys(*mode, user_id)
@@ -160,6 +165,21 @@ impl AppState {
                 }
             }
         }
+    }
+
+    /// Invalidates an existing API key after a write: every value it has
+    /// had, looked up in the store (all entries of the key, by a scan of the
+    /// cache, if that lookup fails).
+    pub async fn invalidate_api_key(&self, mode: Mode, key_id: &str) {
+        let digests = match self.store.api_key_digests(mode, key_id).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read a key's digests; dropping by scan");
+                Vec::new()
+            }
+        };
+        self.invalidate(&[Invalidation::api_key(mode, key_id, &digests)])
+            .await;
     }
 
     /// Drops everything a missed message could have invalidated: the

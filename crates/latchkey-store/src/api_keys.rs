@@ -179,6 +179,29 @@ impl Store {
         .await
     }
 
+    /// The digests of every value a key has had (current, in a grace
+    /// period, or expired), so caches can drop exactly those.
+    pub async fn api_key_digests(
+        &self,
+        mode: Mode,
+        id: &str,
+    ) -> StoreResult<Vec<CredentialDigest>> {
+        let _timer = self.timed("api_key_digests");
+        let rows =
+            sqlx::query("SELECT digest FROM api_key_digests WHERE mode = $1 AND key_id = $2")
+                .bind(mode.as_str())
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let hex: String = r.try_get("digest")?;
+                CredentialDigest::from_hex(&hex)
+                    .ok_or_else(|| StoreError::Internal("a stored digest is not hex".into()))
+            })
+            .collect()
+    }
+
     /// Revokes a key (idempotent); every value of it stops working.
     pub async fn revoke_api_key(
         &self,

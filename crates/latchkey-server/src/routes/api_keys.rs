@@ -111,7 +111,7 @@ async fn create_api_key(
     };
     let api_key = state.store.create_api_key(mode, &new, now).await?;
     state
-        .invalidate(&[Invalidation::api_key(mode, &api_key.id, Some(&digest))])
+        .invalidate(&[Invalidation::api_key(mode, &api_key.id, &[digest])])
         .await;
     let created = CreatedApiKey {
         key: value.expose().to_owned(),
@@ -186,9 +186,7 @@ async fn revoke_api_key(
         .store
         .revoke_api_key(admin.mode(), &id, state.clock.now())
         .await?;
-    state
-        .invalidate(&[Invalidation::api_key(admin.mode(), &id, None)])
-        .await;
+    state.invalidate_api_key(admin.mode(), &id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -219,9 +217,7 @@ async fn rotate_api_key(
         .store
         .rotate_api_key(mode, &id, &digest, until)
         .await?;
-    state
-        .invalidate(&[Invalidation::api_key(mode, &id, Some(&digest))])
-        .await;
+    state.invalidate_api_key(mode, &id).await;
     Ok(axum::Json(CreatedApiKey {
         key: value.expose().to_owned(),
         api_key,

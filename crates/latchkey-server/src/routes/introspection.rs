@@ -225,9 +225,7 @@ async fn revoke(
                     .store
                     .revoke_api_key(mode, found.id(), state.clock.now())
                     .await?;
-                state
-                    .invalidate(&[Invalidation::api_key(mode, found.id(), None)])
-                    .await;
+                state.invalidate_api_key(mode, found.id()).await;
             }
         }
         Ok(_) => {}
