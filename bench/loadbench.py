@@ -129,6 +129,14 @@ def loadavg():
     return [float(a), float(b), float(c)]
 
 
+def busy_cpu_seconds():
+    """CPU seconds spent busy by the whole machine (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def children_cpu():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -161,11 +169,13 @@ class Wrk:
         load_before = loadavg()
         cpu0 = cpu_seconds(server_pid)
         wrk_cpu0 = children_cpu()
+        busy0 = busy_cpu_seconds()
         t0 = time.monotonic()
         p = subprocess.run(cmd, env=full_env, capture_output=True, text=True)
         wall = time.monotonic() - t0
         server_cpu = cpu_seconds(server_pid) - cpu0
         wrk_cpu = children_cpu() - wrk_cpu0
+        busy = busy_cpu_seconds() - busy0
         load_after = loadavg()
         raw = os.path.join(self.raw_dir, f"{self.counter:02d}-{name}.txt")
         with open(raw, "w") as f:
@@ -208,6 +218,9 @@ class Wrk:
             "mean_ms": lat["mean"] / 1000,
             "server_cores": server_cpu / wall,
             "wrk_cores": wrk_cpu / wall,
+            # Cores kept busy by everything else on the machine (other
+            # builds, the kernel's network stack is mostly in the first two).
+            "other_cores": max(0.0, (busy - server_cpu - wrk_cpu) / wall),
             "loadavg_before": load_before,
             "loadavg_after": load_after,
             "raw": os.path.relpath(raw, HERE),
@@ -215,7 +228,8 @@ class Wrk:
         log(
             f"{name:<22} {result['rps']:>10.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
             f"p99 {result['p99_ms']:.2f} ms  server {result['server_cores']:.2f} cores  "
-            f"wrk {result['wrk_cores']:.2f} cores  load {load_after[0]:.2f}"
+            f"wrk {result['wrk_cores']:.2f}  other {result['other_cores']:.2f} cores  "
+            f"load {load_after[0]:.2f}"
         )
         return result
 
@@ -261,6 +275,8 @@ def summarize(runs):
         "p99_ms_median": statistics.median(r["p99_ms"] for r in runs),
         "p99_ms_max": max(r["p99_ms"] for r in runs),
         "server_cores_median": statistics.median(r["server_cores"] for r in runs),
+        "wrk_cores_median": statistics.median(r["wrk_cores"] for r in runs),
+        "other_cores_median": statistics.median(r["other_cores"] for r in runs),
         "rps_all": [round(r["rps"], 1) for r in runs],
         "p99_ms_all": [round(r["p99_ms"], 3) for r in runs],
     }
@@ -401,9 +417,11 @@ def seed_keys(args, url, user, count, out_prefix):
     for f in files:
         with open(f) as fh:
             keys.extend(line.strip() for line in fh if line.strip())
-    if len(keys) != count:
+    if len(keys) < count:
         raise BenchError(f"seeded {len(keys)} keys, wanted {count}")
-    return keys, secs
+    # A few creates may still have been in flight (see seed-keys.lua): they
+    # are stored but not used, so exactly `count` keys get verified/cached.
+    return keys[:count], secs
 
 
 def verify_each(args, url, keys_file, count):
@@ -422,13 +440,19 @@ def verify_each(args, url, keys_file, count):
         have = [d for d in done_files if os.path.exists(d)]
         return len(have) == len(done_files), f"{len(have)}/{len(done_files)} threads done"
 
-    secs = wrk_until(cmd, env, ready, "verify", args.timeout)
+    def ready_then_drain():
+        done, progress = ready()
+        if done:
+            time.sleep(1)  # let the last wrapped-around requests answer
+        return done, progress
+
+    secs = wrk_until(cmd, env, ready_then_drain, "verify", args.timeout)
     ok = bad = 0
     for d in done_files:
         with open(d) as fh:
             a, b = fh.read().split()
             ok, bad = ok + int(a), bad + int(b)
-    if bad or ok != count:
+    if bad or ok < count:
         raise BenchError(f"verify-each: {ok} valid, {bad} not valid, of {count} keys")
     return secs
 
@@ -452,12 +476,18 @@ def db_key_count(data_dir):
 
 
 def metric_sum(url, name, label_filter=""):
+    """Sum of a Prometheus counter's series (None if the server has none)."""
     text = http("GET", f"{url}/metrics")
-    total = 0.0
+    total, seen = 0.0, False
     for line in text.splitlines():
         if line.startswith(name) and label_filter in line:
             total += float(line.rsplit(" ", 1)[1])
-    return total
+            seen = True
+    return total if seen else None
+
+
+def metric_delta(before, after):
+    return None if before is None or after is None else after - before
 
 
 def cmd_memory(args):
@@ -484,21 +514,28 @@ def cmd_memory(args):
         have = n
         log(f"memory: {want} keys in {seed_secs:.1f} s ({want / seed_secs:.0f}/s); "
             f"verifying all {n} once")
-        misses0 = metric_sum(url, "latchkey_cache_lookups_total", 'result="miss"')
+        misses0 = metric_sum(url, "latchkey_cache_lookups_total", 'outcome="miss"')
+        valid0 = metric_sum(url, "latchkey_api_key_verifications_total", 'result="valid"')
         verify_secs = verify_each(args, url, all_keys_file, n)
-        misses = metric_sum(url, "latchkey_cache_lookups_total", 'result="miss"') - misses0
+        misses = metric_delta(misses0, metric_sum(url, "latchkey_cache_lookups_total", 'outcome="miss"'))
+        valid = metric_delta(valid0, metric_sum(url, "latchkey_api_key_verifications_total", 'result="valid"'))
+        if valid is not None and valid < n:
+            raise BenchError(f"the server counted {valid:.0f} valid verifications, wanted {n}")
         rss = settled_rss(args.pid, args.settle)
         stored = db_key_count(args.data_dir)
         step = {
             "keys": n, "keys_in_db": stored, "seed_seconds": seed_secs,
             "seed_keys_per_s": want / seed_secs, "verify_seconds": verify_secs,
             "verify_keys_per_s": n / verify_secs, "cache_misses_during_verify": misses,
+            "valid_verifications": valid,
             **rss,
         }
         out["steps"].append(step)
         log(f"memory: {n} keys stored and cached: VmRSS {rss['VmRSS'] / 2**20:.1f} MiB "
             f"(peak {rss['VmHWM'] / 2**20:.1f} MiB); verify pass {verify_secs:.1f} s, "
-            f"{misses:.0f} cache misses")
+            f"{valid} valid verifications, {misses} cache misses")
+    for a, b in zip(out["steps"], out["steps"][1:]):
+        b["bytes_per_key_since_previous_step"] = (b["VmRSS"] - a["VmRSS"]) / (b["keys"] - a["keys"])
     if len(out["steps"]) >= 2:
         a, b = out["steps"][0], out["steps"][-1]
         out["bytes_per_key"] = (b["VmRSS"] - a["VmRSS"]) / (b["keys"] - a["keys"])
@@ -590,12 +627,14 @@ def cmd_report(args):
                           "verdict": fmt_ratio(s["latchkey-verify"]["p99_ms_median"], TARGET_VERIFY_P99_MS, False)},
     }
     loads = [r["loadavg_after"][0] for rs in tp["runs"].values() for r in rs]
+    others = [r["other_cores"] for rs in tp["runs"].values() for r in rs]
     result = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_info(args.repo),
         "loadavg_1min_during_runs": {"min": min(loads), "median": statistics.median(loads),
                                      "max": max(loads)},
         "loadavg_before_start": json.loads(args.load_before) if args.load_before else None,
+        "other_cores_during_runs": {"median": statistics.median(others), "max": max(others)},
         "throughput": tp,
         "ratios": ratios,
         "targets": targets,
@@ -614,11 +653,18 @@ def cmd_report(args):
           f"medians; load average (1 min) during runs {result['loadavg_1min_during_runs']['min']:.2f}–"
           f"{result['loadavg_1min_during_runs']['max']:.2f}")
     print()
-    print(f"{'case':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'server cores':>14}   req/s per run")
+    oc = result["other_cores_during_runs"]
+    if oc["median"] > 0.2:
+        print(f"WARNING: other processes kept {oc['median']:.2f} cores busy (median, max {oc['max']:.2f}) "
+              f"during the runs: the figures are skewed; rerun on a quiet machine")
+    print()
+    print(f"{'case':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'server':>8}{'wrk':>6}{'other':>7}   req/s per run")
     for name in ["latchkey-token", "peer-token", "latchkey-healthz", "latchkey-verify", "latchkey-introspect"]:
         x = s[name]
         print(f"{name:<22}{x['rps_median']:>10.0f}{x['p50_ms_median']:>9.2f}{x['p99_ms_median']:>9.2f}"
-              f"{x['server_cores_median']:>14.2f}   {', '.join(f'{v:.0f}' for v in x['rps_all'])}")
+              f"{x['server_cores_median']:>8.2f}{x['wrk_cores_median']:>6.2f}{x['other_cores_median']:>7.2f}"
+              f"   {', '.join(f'{v:.0f}' for v in x['rps_all'])}")
+    print("(server/wrk/other: cores busy during the run, median; other = the rest of the machine)")
     print()
     for k, t in targets.items():
         v = t["value"]
@@ -631,7 +677,9 @@ def cmd_report(args):
         for st in mem["steps"]:
             print(f"  {st['keys']:>9} keys stored+cached: VmRSS {st['VmRSS'] / 2**20:8.1f} MiB "
                   f"(peak {st['VmHWM'] / 2**20:.1f} MiB); created at {st['seed_keys_per_s']:.0f}/s, "
-                  f"verified at {st['verify_keys_per_s']:.0f}/s")
+                  f"verified at {st['verify_keys_per_s']:.0f}/s"
+                  + (f"; {st['bytes_per_key_since_previous_step']:.0f} B/key since the previous step"
+                     if "bytes_per_key_since_previous_step" in st else ""))
         if "bytes_per_key" in mem:
             a, b = mem["bytes_per_key_between"]
             print(f"  bytes per key ({b} − {a}): {mem['bytes_per_key']:.0f}")
