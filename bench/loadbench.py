@@ -7,7 +7,8 @@ servers on free ports and stops them on exit. The subcommands are:
 
   gen-key MODE TYPE        print a well-formed credential (bootstrap admin key)
   throughput ...           A B A B runs with wrk, writes a JSON fragment
-  memory ...               seeds N keys, verifies each once, reads VmRSS
+  memory-seed ...          creates the API keys through the admin API
+  memory-measure ...       verifies them once each in steps, reads VmRSS
   report ...               merges the fragments, writes latest.json, prints
                            the summary table
 
@@ -355,7 +356,7 @@ def line_count(path):
 
 def wrk_until(cmd, env, ready, what, timeout):
     """Runs wrk in the background until ready() says the work is done, then
-    stops it with SIGINT. Raises after timeout seconds."""
+    stops it. Raises after timeout seconds."""
     full_env = dict(os.environ)
     full_env.update(env)
     proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE,
@@ -378,7 +379,9 @@ def wrk_until(cmd, env, ready, what, timeout):
             time.sleep(0.2)
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            # SIGTERM, not SIGINT: run.sh starts this driver in the
+            # background, where SIGINT is ignored, and wrk inherits that.
+            proc.terminate()
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -490,58 +493,89 @@ def metric_delta(before, after):
     return None if before is None or after is None else after - before
 
 
-def cmd_memory(args):
+def steps_of(spec):
+    return sorted(set(int(n) for n in spec.split(",") if n.strip() and int(n) > 0))
+
+
+def cmd_memory_seed(args):
+    """Creates max(steps) keys through POST /v1/api-keys into a server whose
+    API-key cache is empty. Creating a key invalidates the key cache with a
+    scan of the whole map, so creates slow down with every cached key
+    (measured: ~2,500/s with none cached, ~280/s with 100k cached); seeding
+    everything first keeps 1M keys to minutes. The server is then restarted
+    (bench/run.sh), so none of the seeding's allocations stay in the
+    process that is measured."""
     url = args.latchkey.rstrip("/")
     os.makedirs(args.work, exist_ok=True)
     bearer = {"Authorization": f"Bearer {args.admin}"}
     user = http("POST", f"{url}/v1/users", json_body={"name": "bench-keys"},
                 headers=bearer, expect=(201,))["id"]
-    steps = sorted(set(int(n) for n in args.keys.split(",") if n.strip()))
+    n = max(steps_of(args.keys))
+    log(f"memory: creating {n} API keys through POST /v1/api-keys "
+        f"({args.connections} connections)")
+    keys, secs = seed_keys(args, url, user, n, os.path.join(args.work, "seed"))
+    with open(os.path.join(args.work, "keys.txt"), "w") as f:
+        f.write("\n".join(keys) + "\n")
+    out = {"keys": n, "seconds": secs, "keys_per_s": n / secs,
+           "keys_in_db": db_key_count(args.data_dir)}
+    log(f"memory: {n} keys in {secs:.1f} s ({n / secs:.0f}/s); {out['keys_in_db']} rows in api_keys")
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=2)
+
+
+def cmd_memory_measure(args):
+    """On a freshly started server over the seeded store: VmRSS before any
+    key is cached, then after verifying the first N keys once, per step."""
+    url = args.latchkey.rstrip("/")
+    with open(args.seed) as f:
+        seed = json.load(f)
+    with open(os.path.join(args.work, "keys.txt")) as f:
+        keys = [line.strip() for line in f if line.strip()]
+    steps = steps_of(args.keys)
+    # Let start-up settle, and load what every verification needs anyway
+    # (admin key, principal, tenant tree) so the baseline is not 0 keys'
+    # worth of lazy state.
+    http("GET", f"{url}/healthz")
     out = {"config": {"steps": steps, "connections": args.connections,
                       "threads": args.threads, "settle_s": args.settle},
-           "baseline": settled_rss(args.pid, args.settle), "steps": []}
-    log(f"memory: baseline VmRSS {out['baseline']['VmRSS'] / 2**20:.1f} MiB")
-    all_keys_file = os.path.join(args.work, "keys.txt")
-    open(all_keys_file, "w").close()
+           "seed": seed, "baseline": settled_rss(args.pid, args.settle), "steps": []}
+    log(f"memory: restarted server, {seed['keys_in_db']} keys stored, none cached: "
+        f"VmRSS {out['baseline']['VmRSS'] / 2**20:.1f} MiB")
     have = 0
     for n in steps:
-        want = n - have
-        log(f"memory: creating {want} keys (to {n}) through POST /v1/api-keys")
-        keys, seed_secs = seed_keys(args, url, user, want,
-                                    os.path.join(args.work, f"seed-{n}"))
-        with open(all_keys_file, "a") as f:
-            f.write("\n".join(keys) + "\n")
-        have = n
-        log(f"memory: {want} keys in {seed_secs:.1f} s ({want / seed_secs:.0f}/s); "
-            f"verifying all {n} once")
+        if n > len(keys):
+            raise BenchError(f"step {n} > {len(keys)} seeded keys")
+        part = os.path.join(args.work, f"verify-{n}.txt")
+        with open(part, "w") as f:
+            f.write("\n".join(keys[have:n]) + "\n")
+        log(f"memory: verifying keys {have + 1}..{n} once each")
         misses0 = metric_sum(url, "latchkey_cache_lookups_total", 'outcome="miss"')
         valid0 = metric_sum(url, "latchkey_api_key_verifications_total", 'result="valid"')
-        verify_secs = verify_each(args, url, all_keys_file, n)
+        verify_secs = verify_each(args, url, part, n - have)
         misses = metric_delta(misses0, metric_sum(url, "latchkey_cache_lookups_total", 'outcome="miss"'))
         valid = metric_delta(valid0, metric_sum(url, "latchkey_api_key_verifications_total", 'result="valid"'))
-        if valid is not None and valid < n:
-            raise BenchError(f"the server counted {valid:.0f} valid verifications, wanted {n}")
+        if valid is not None and valid < n - have:
+            raise BenchError(f"the server counted {valid:.0f} valid verifications, wanted {n - have}")
         rss = settled_rss(args.pid, args.settle)
-        stored = db_key_count(args.data_dir)
         step = {
-            "keys": n, "keys_in_db": stored, "seed_seconds": seed_secs,
-            "seed_keys_per_s": want / seed_secs, "verify_seconds": verify_secs,
-            "verify_keys_per_s": n / verify_secs, "cache_misses_during_verify": misses,
-            "valid_verifications": valid,
-            **rss,
+            "keys_cached": n, "keys_stored": seed["keys_in_db"],
+            "verify_seconds": verify_secs, "verify_keys_per_s": (n - have) / verify_secs,
+            "cache_misses_during_verify": misses, "valid_verifications": valid, **rss,
         }
         out["steps"].append(step)
-        log(f"memory: {n} keys stored and cached: VmRSS {rss['VmRSS'] / 2**20:.1f} MiB "
-            f"(peak {rss['VmHWM'] / 2**20:.1f} MiB); verify pass {verify_secs:.1f} s, "
-            f"{valid} valid verifications, {misses} cache misses")
+        have = n
+        log(f"memory: {n} keys cached: VmRSS {rss['VmRSS'] / 2**20:.1f} MiB "
+            f"(peak {rss['VmHWM'] / 2**20:.1f} MiB); {valid} valid verifications, "
+            f"{misses} cache misses, {step['verify_keys_per_s']:.0f} verifications/s")
     for a, b in zip(out["steps"], out["steps"][1:]):
-        b["bytes_per_key_since_previous_step"] = (b["VmRSS"] - a["VmRSS"]) / (b["keys"] - a["keys"])
+        b["bytes_per_key_since_previous_step"] = (
+            (b["VmRSS"] - a["VmRSS"]) / (b["keys_cached"] - a["keys_cached"]))
     if len(out["steps"]) >= 2:
         a, b = out["steps"][0], out["steps"][-1]
-        out["bytes_per_key"] = (b["VmRSS"] - a["VmRSS"]) / (b["keys"] - a["keys"])
-        out["bytes_per_key_between"] = [a["keys"], b["keys"]]
+        out["bytes_per_key"] = (b["VmRSS"] - a["VmRSS"]) / (b["keys_cached"] - a["keys_cached"])
+        out["bytes_per_key_between"] = [a["keys_cached"], b["keys_cached"]]
         log(f"memory: {out['bytes_per_key']:.0f} bytes per key "
-            f"(VmRSS {b['keys']} − {a['keys']} keys)")
+            f"(VmRSS at {b['keys_cached']} − at {a['keys_cached']} cached keys)")
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)
 
@@ -673,16 +707,17 @@ def cmd_report(args):
     print(f"{'introspect_over_healthz':<22}{ratios['introspect_over_healthz']:>10.0%}   (no target)")
     if mem:
         print()
-        print(f"memory: baseline VmRSS {mem['baseline']['VmRSS'] / 2**20:.1f} MiB")
+        sd = mem["seed"]
+        print(f"memory: {sd['keys']} keys created through the API at {sd['keys_per_s']:.0f}/s; "
+              f"server restarted: VmRSS {mem['baseline']['VmRSS'] / 2**20:.1f} MiB with none cached")
         for st in mem["steps"]:
-            print(f"  {st['keys']:>9} keys stored+cached: VmRSS {st['VmRSS'] / 2**20:8.1f} MiB "
-                  f"(peak {st['VmHWM'] / 2**20:.1f} MiB); created at {st['seed_keys_per_s']:.0f}/s, "
-                  f"verified at {st['verify_keys_per_s']:.0f}/s"
+            print(f"  {st['keys_cached']:>9} keys cached: VmRSS {st['VmRSS'] / 2**20:8.1f} MiB "
+                  f"(peak {st['VmHWM'] / 2**20:.1f} MiB)"
                   + (f"; {st['bytes_per_key_since_previous_step']:.0f} B/key since the previous step"
                      if "bytes_per_key_since_previous_step" in st else ""))
         if "bytes_per_key" in mem:
             a, b = mem["bytes_per_key_between"]
-            print(f"  bytes per key ({b} − {a}): {mem['bytes_per_key']:.0f}")
+            print(f"  bytes per cached key (RSS at {b} − at {a}) / {b - a}: {mem['bytes_per_key']:.0f}")
     print()
     print(f"written: {os.path.relpath(args.out)}")
 
@@ -718,15 +753,19 @@ def main():
     t.add_argument("--results", required=True)
     t.add_argument("--out", required=True)
 
-    m = sub.add_parser("memory")
-    wrk_args(m)
-    m.add_argument("--pid", type=int, required=True)
-    m.add_argument("--data-dir", required=True)
-    m.add_argument("--work", required=True)
-    m.add_argument("--keys", default="10000,1000000")
-    m.add_argument("--settle", type=float, default=5.0)
-    m.add_argument("--timeout", type=int, default=3600)
-    m.add_argument("--out", required=True)
+    for name in ("memory-seed", "memory-measure"):
+        m = sub.add_parser(name)
+        wrk_args(m)
+        m.add_argument("--work", required=True)
+        m.add_argument("--keys", default="10000,100000")
+        m.add_argument("--timeout", type=int, default=3600)
+        m.add_argument("--out", required=True)
+        if name == "memory-seed":
+            m.add_argument("--data-dir", required=True)
+        else:
+            m.add_argument("--pid", type=int, required=True)
+            m.add_argument("--seed", required=True)
+            m.add_argument("--settle", type=float, default=5.0)
 
     r = sub.add_parser("report")
     r.add_argument("--throughput", required=True)
@@ -736,13 +775,21 @@ def main():
     r.add_argument("--out", required=True)
 
     args = ap.parse_args()
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if args.cmd == "gen-key":
             print(make_credential(args.mode, args.kind))
         elif args.cmd == "throughput":
             cmd_throughput(args)
-        elif args.cmd == "memory":
-            cmd_memory(args)
+        elif args.cmd == "memory-seed":
+            cmd_memory_seed(args)
+        elif args.cmd == "memory-measure":
+            cmd_memory_measure(args)
         elif args.cmd == "report":
             cmd_report(args)
     except BenchError as e:

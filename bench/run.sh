@@ -9,9 +9,9 @@
 #    process, 64 connections, 2 threads), A B A B:
 #      token issuance   Latchkey POST /oauth/token  vs  peer POST /token
 #      healthz / verify / introspect   (healthz = the framework's ceiling)
-# 4. restarts Latchkey on a fresh data dir and measures VmRSS with 10k and
-#    100k API keys (1M with BENCH_KEYS, below) stored and cached (each
-#    created through POST /v1/api-keys and verified once),
+# 4. on a fresh data dir, creates API keys through POST /v1/api-keys,
+#    restarts Latchkey and measures VmRSS with 10k and 100k (1M with
+#    BENCH_KEYS, below) of them cached (each verified once),
 # 5. writes bench/results/latest.json and prints a summary table.
 #
 # Settings (environment):
@@ -20,11 +20,12 @@
 #   BENCH_WARMUP=3           seconds of unreported warm-up per case
 #   BENCH_CONNECTIONS=64     wrk -c
 #   BENCH_THREADS=2          wrk -t
-#   BENCH_KEYS=10000,100000  memory steps (total keys in the store and cache);
-#                            bytes/key = RSS difference of the first and last
-#                            step. The full measurement of issue 5 is
-#                            BENCH_KEYS=10000,100000,1000000 (adds ~10 min on
-#                            2 cores: 1M creates at ~2.5k/s). "0" skips it.
+#   BENCH_KEYS=10000,100000  memory steps: keys cached (the store holds the
+#                            largest number); bytes/key = RSS difference of the
+#                            first and last step. The full measurement of
+#                            issue 5 is BENCH_KEYS=10000,100000,1000000 (adds
+#                            ~8 min on 2 cores: 1M creates at ~2.5k/s). "0"
+#                            skips the memory part.
 #   BENCH_SKIP_BUILD=1       use the existing binary
 #   LATCHKEY_BIN             binary (default $CARGO_TARGET_DIR or target/, release)
 #   PEER_RUN                 the peer's start script
@@ -54,6 +55,7 @@ die() { log "FAILED: $*"; exit 1; }
 tmp=$(mktemp -d /tmp/latchkey-bench.XXXXXX)
 lk_pid=""
 peer_pid=""
+py_pid=""
 stop_pid() {
     local pid=$1
     [ -n "$pid" ] || return 0
@@ -64,6 +66,7 @@ stop_pid() {
 }
 cleanup() {
     local rc=$?
+    stop_pid "$py_pid"   # it stops its own wrk
     stop_pid "$lk_pid"
     stop_pid "$peer_pid"
     if [ "${BENCH_KEEP_TMP:-0}" = 1 ] || [ "$rc" != 0 ]; then
@@ -94,6 +97,16 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     (cd "$repo" && cargo build --release -p latchkey)
 fi
 [ -x "$bin" ] || die "no binary at $bin"
+
+# The driver runs in the background and is waited for, so that a signal to
+# this script runs the cleanup at once (bash defers traps while a foreground
+# child runs).
+py() {
+    "$PY" "$here/loadbench.py" "$@" &
+    py_pid=$!
+    wait "$py_pid"
+    py_pid=""
+}
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -142,7 +155,7 @@ log "peer pid $peer_pid on http://127.0.0.1:$peer_port"
 
 mkdir -p "$here/results"
 rm -rf "$here/results/raw"
-"$PY" "$here/loadbench.py" throughput \
+py throughput \
     --latchkey "$lk_url" --latchkey-pid "$lk_pid" \
     --peer "http://127.0.0.1:$peer_port" --peer-pid "$peer_pid" \
     --admin "$admin" --duration "$DURATION" --rounds "$ROUNDS" --warmup "$WARMUP" \
@@ -153,17 +166,25 @@ stop_pid "$peer_pid"; peer_pid=""
 stop_pid "$lk_pid"; lk_pid=""
 
 # --- memory ------------------------------------------------------------------------
+# Keys are created first, while no key is cached (creating a key scans the
+# cached keys, so creates get slower with every cached key), then Latchkey is
+# restarted on the same store and the keys are verified once each, in steps,
+# reading VmRSS after each step.
 mem_args=()
 if [ "$KEYS" != 0 ]; then
     start_latchkey memory
-    "$PY" "$here/loadbench.py" memory \
-        --latchkey "$lk_url" --pid "$lk_pid" --admin "$admin" \
-        --data-dir "$tmp/memory/data" --work "$tmp/memory/keys" --keys "$KEYS" \
+    py memory-seed --latchkey "$lk_url" --admin "$admin" --keys "$KEYS" \
+        --data-dir "$tmp/memory/data" --work "$tmp/memory/keys" \
+        --connections "$CONNECTIONS" --threads "$THREADS" --out "$tmp/seed.json"
+    stop_pid "$lk_pid"; lk_pid=""
+    start_latchkey memory
+    py memory-measure --latchkey "$lk_url" --pid "$lk_pid" --admin "$admin" --keys "$KEYS" \
+        --work "$tmp/memory/keys" --seed "$tmp/seed.json" \
         --connections "$CONNECTIONS" --threads "$THREADS" --out "$tmp/memory.json"
     stop_pid "$lk_pid"; lk_pid=""
     mem_args=(--memory "$tmp/memory.json")
 fi
 
 # --- report --------------------------------------------------------------------
-"$PY" "$here/loadbench.py" report --throughput "$tmp/throughput.json" "${mem_args[@]}" \
+py report --throughput "$tmp/throughput.json" "${mem_args[@]}" \
     --repo "$repo" --load-before "$load_before" --out "$OUT"
