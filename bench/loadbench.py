@@ -636,11 +636,19 @@ def cmd_report(args):
         with open(args.memory) as f:
             mem = json.load(f)
     s = tp["summary"]
+    for name, rs in tp["runs"].items():
+        # Throughput per core the server actually got: on a shared 2-core
+        # machine the servers do not get the same CPU, this puts them on a
+        # par (node is one thread; Latchkey uses what wrk and others leave).
+        s[name]["rps_per_server_core_median"] = statistics.median(
+            r["rps"] / r["server_cores"] for r in rs if r["server_cores"] > 0)
     ratios = {
         "issuance_latchkey_over_peer": s["latchkey-token"]["rps_median"] / s["peer-token"]["rps_median"],
         "verify_over_healthz": s["latchkey-verify"]["rps_median"] / s["latchkey-healthz"]["rps_median"],
         "introspect_over_healthz": s["latchkey-introspect"]["rps_median"] / s["latchkey-healthz"]["rps_median"],
     }
+    ratios["issuance_per_server_core_latchkey_over_peer"] = (
+        s["latchkey-token"]["rps_per_server_core_median"] / s["peer-token"]["rps_per_server_core_median"])
     # The verify/healthz ratio per round too (same round, back to back).
     per_round = [v["rps"] / h["rps"] for v, h in zip(tp["runs"]["latchkey-verify"], tp["runs"]["latchkey-healthz"])]
     ratios["verify_over_healthz_per_round"] = [round(r, 3) for r in per_round]
@@ -692,19 +700,24 @@ def cmd_report(args):
         print(f"WARNING: other processes kept {oc['median']:.2f} cores busy (median, max {oc['max']:.2f}) "
               f"during the runs: the figures are skewed; rerun on a quiet machine")
     print()
-    print(f"{'case':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'server':>8}{'wrk':>6}{'other':>7}   req/s per run")
+    print(f"{'case':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'server':>8}{'wrk':>6}{'other':>7}"
+          f"{'req/s/core':>12}   req/s per run")
     for name in ["latchkey-token", "peer-token", "latchkey-healthz", "latchkey-verify", "latchkey-introspect"]:
         x = s[name]
         print(f"{name:<22}{x['rps_median']:>10.0f}{x['p50_ms_median']:>9.2f}{x['p99_ms_median']:>9.2f}"
               f"{x['server_cores_median']:>8.2f}{x['wrk_cores_median']:>6.2f}{x['other_cores_median']:>7.2f}"
+              f"{x['rps_per_server_core_median']:>12.0f}"
               f"   {', '.join(f'{v:.0f}' for v in x['rps_all'])}")
-    print("(server/wrk/other: cores busy during the run, median; other = the rest of the machine)")
+    print("(server/wrk/other: cores busy during the run, median; other = the rest of the machine;"
+          " req/s/core = req/s per core the server used)")
     print()
     for k, t in targets.items():
         v = t["value"]
         shown = f"{v:.2f}x" if k == "issuance_ratio" else (f"{v:.0%}" if k == "verify_over_healthz" else f"{v:.2f} ms")
         print(f"{k:<22}{shown:>10}   target {t['target']:<10} {t['verdict']}")
     print(f"{'introspect_over_healthz':<22}{ratios['introspect_over_healthz']:>10.0%}   (no target)")
+    print(f"{'issuance_per_core':<22}{ratios['issuance_per_server_core_latchkey_over_peer']:>9.2f}x   "
+          f"(Latchkey/peer req/s per server core; no target)")
     if mem:
         print()
         sd = mem["seed"]
