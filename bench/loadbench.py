@@ -614,6 +614,8 @@ def machine_info(repo):
         "rustc": sh(f"cd {repo} && rustc --version"),
         "python": platform.python_version(),
         "commit": sh(f"git -C {repo} rev-parse HEAD"),
+        # The last commit that changed the server (bench/ commits do not).
+        "server_commit": sh(f"git -C {repo} log -1 --format=%H -- crates Cargo.toml Cargo.lock"),
         "commit_subject": sh(f"git -C {repo} log -1 --format=%s"),
         "dirty": bool(sh(f"git -C {repo} status --porcelain --untracked-files=no -- crates Cargo.toml Cargo.lock")),
     }
@@ -689,7 +691,8 @@ def cmd_report(args):
     m = result["machine"]
     c = tp["config"]
     print()
-    print(f"Latchkey load benchmark — commit {m['commit'][:12]}{' (+uncommitted changes)' if m['dirty'] else ''}")
+    print(f"Latchkey load benchmark — commit {m['commit'][:12]}, server code as of "
+          f"{m['server_commit'][:12]}{' (+uncommitted changes)' if m['dirty'] else ''}")
     print(f"{m['nproc']} cores ({m['cpu']}), {m['memory']}; {m['wrk']}; node {m['node']}; {m['rustc']}")
     print(f"wrk -t{c['threads']} -c{c['connections']} -d{c['duration_s']}s, {c['rounds']} rounds A B A B, "
           f"medians; load average (1 min) during runs {result['loadavg_1min_during_runs']['min']:.2f}–"
