@@ -626,7 +626,7 @@ def fmt_ratio(value, target, higher_better=True):
     if ok:
         return "met"
     if higher_better:
-        return f"MISSED by {(target - value) / target * 100:.0f}% (needs {target / value:.2f}x)"
+        return f"MISSED by {(target - value) / target * 100:.1f}% (needs {target / value:.3f}x)"
     return f"MISSED by {value - target:.2f} ms ({value / target:.1f}x the target)"
 
 
