@@ -1092,9 +1092,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-fn describe(name: &str, sorted: &[Duration]) -> String {
+fn describe(app: &TestApp, name: &str, sorted: &[Duration]) -> String {
+    let store = if app.database_url.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
     format!(
-        "{name}: n={} p10={:?} p50={:?} p90={:?} p99={:?}",
+        "[{store}] {name}: n={} p10={:?} p50={:?} p90={:?} p99={:?}",
         sorted.len(),
         percentile(sorted, 0.10),
         percentile(sorted, 0.50),
@@ -1189,8 +1194,8 @@ async fn unknown_clients_and_wrong_secrets_look_the_same(app: TestApp) {
     }
     t_known.sort();
     t_unknown.sort();
-    eprintln!("{}", describe("known client, wrong secret", &t_known));
-    eprintln!("{}", describe("unknown client", &t_unknown));
+    eprintln!("{}", describe(&app, "known client, wrong secret", &t_known));
+    eprintln!("{}", describe(&app, "unknown client", &t_unknown));
     // For the report only: a fresh unknown id each time misses the cache
     // and costs a store read, as does a known client not yet cached; a
     // known, warm client is what the assertions above compare against.
@@ -1200,7 +1205,7 @@ async fn unknown_clients_and_wrong_secrets_look_the_same(app: TestApp) {
         t_fresh.push(time(&id, other.expose()).await);
     }
     t_fresh.sort();
-    eprintln!("{}", describe("fresh unknown id each time", &t_fresh));
+    eprintln!("{}", describe(&app, "fresh unknown id each time", &t_fresh));
     let (k50, u50) = (percentile(&t_known, 0.5), percentile(&t_unknown, 0.5));
     let diff = k50.abs_diff(u50);
     assert!(
