@@ -152,7 +152,18 @@ pub fn app(state: AppState) -> Router {
             crate::transport::require_tls,
         ))
         .layer(axum::middleware::from_fn(limit_headers))
-        .layer(TraceLayer::new_for_http())
+        // The path, never the query: a client that puts a credential in
+        // the query string by mistake must not have it logged.
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    version = ?req.version(),
+                )
+            },
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         // Outermost, so reading a body anywhere below counts against it.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -52,8 +52,10 @@ pub struct KeyRing {
     signing: HashMap<Mode, Arc<LoadedKey>>,
     /// The JWKS document.
     pub jwks_json: String,
-    /// The published keys, parsed for verifying our own tokens.
-    pub verifying: KeySet,
+    /// The published keys of each mode, parsed for verifying our own
+    /// tokens: a token of a mode verifies only with that mode's keys, so a
+    /// test key can never vouch for a token that says `mode: live`.
+    verifying: HashMap<Mode, KeySet>,
     /// The schedule at `computed_at` (times in Unix milliseconds).
     pub plan: KeyPlan,
 }
@@ -172,7 +174,17 @@ impl KeyManager {
                 .collect(),
         };
         let jwks_json = serde_json::to_string(&jwks).unwrap_or_else(|_| "{\"keys\":[]}".into());
-        let verifying = KeySet::from_jwks(&jwks).unwrap_or_default();
+        let verifying = Mode::ALL
+            .into_iter()
+            .map(|mode| {
+                let keys = plan
+                    .published()
+                    .filter_map(|s| loaded.get(&s.kid))
+                    .filter(|k| k.mode == mode)
+                    .map(|k| k.key.public_jwk());
+                (mode, KeySet::from_keys(keys).unwrap_or_default())
+            })
+            .collect();
         let ring = KeyRing {
             valid_until: plan.next_change.unwrap_or(i64::MAX),
             computed_at: now,
@@ -213,13 +225,18 @@ impl KeyManager {
 }
 
 impl KeyRing {
+    /// The published keys of `mode` (none before the first load).
+    pub fn verifying(&self, mode: Mode) -> Option<&KeySet> {
+        self.verifying.get(&mode)
+    }
+
     fn empty() -> KeyRing {
         KeyRing {
             valid_until: i64::MIN,
             computed_at: i64::MIN,
             signing: HashMap::new(),
             jwks_json: "{\"keys\":[]}".into(),
-            verifying: KeySet::default(),
+            verifying: HashMap::new(),
             plan: keyplan::plan(&[], 0, 0),
         }
     }

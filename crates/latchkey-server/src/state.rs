@@ -82,14 +82,14 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// Verifies one of our own access tokens of `mode`: signature, expiry,
-    /// issuer, type, mode, and the deny-list. `None` when it is not active.
+    /// Verifies one of our own access tokens of `mode`: signature (by a key
+    /// of that mode), expiry, issuer, type, mode, and the deny-list. `None` when it is not active.
     pub fn verify_access_token(&self, token: &str, mode: Mode) -> Option<Claims> {
         let expectations = Expectations::new(self.config.issuer.clone()).mode(mode);
         let now = self.clock.now();
         let ring = self.keys.ring(now);
-        let claims =
-            verify_jwt(token, &ring.verifying, &expectations, now.unix_timestamp()).ok()?;
+        let keys = ring.verifying(mode)?;
+        let claims = verify_jwt(token, keys, &expectations, now.unix_timestamp()).ok()?;
         (!self.deny_list.contains(claims.jti())).then_some(claims)
     }
 

@@ -37,7 +37,7 @@ fn encoding_key(key: &SigningKey) -> (jsonwebtoken::Algorithm, EncodingKey) {
 }
 
 impl TestApp {
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         self.clock.now().unix_timestamp()
     }
 
@@ -81,7 +81,7 @@ impl TestApp {
         .await
     }
 
-    async fn with_jwt_bearer(&self, assertion: &str) -> Reply {
+    pub(crate) async fn with_jwt_bearer(&self, assertion: &str) -> Reply {
         self.token(
             None,
             &[("grant_type", JWT_BEARER), ("assertion", assertion)],

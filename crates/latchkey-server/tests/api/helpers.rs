@@ -1,6 +1,7 @@
 //! `spawn_app()`: a real server on port 0 with its own fresh store, and a
 //! typed handle to talk HTTP to it as clients do.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use latchkey_core::clock::{Clock, ManualClock};
@@ -290,6 +291,46 @@ impl TestApp {
             out.insert(path.into(), self.get(path).await.expect(200).clone());
         }
         Value::Object(out)
+    }
+}
+
+/// Store operations a background task runs on its own schedule (last-used
+/// times, deny-list sync, signing-key reload, readiness, notifications).
+pub const BACKGROUND_OPS: [&str; 6] = [
+    "touch_api_keys",
+    "revoked_tokens",
+    "purge_revoked_tokens",
+    "signing_keys",
+    "ping",
+    "notify",
+];
+
+impl TestApp {
+    /// Store operations so far, by operation, from `/metrics`.
+    pub async fn store_ops(&self) -> HashMap<String, u64> {
+        let text = self.get("/metrics").await.text;
+        text.lines()
+            .filter_map(|l| {
+                let rest =
+                    l.strip_prefix("latchkey_store_operation_duration_seconds_count{op=\"")?;
+                let (op, n) = rest.split_once("\"} ")?;
+                Some((op.to_owned(), n.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Store operations run on the request path since `before`.
+    pub async fn request_ops_since(&self, before: &HashMap<String, u64>) -> HashMap<String, u64> {
+        self.store_ops()
+            .await
+            .into_iter()
+            .filter(|(op, _)| !BACKGROUND_OPS.contains(&op.as_str()))
+            .map(|(op, n)| {
+                let d = n - before.get(&op).copied().unwrap_or(0);
+                (op, d)
+            })
+            .filter(|(_, d)| *d > 0)
+            .collect()
     }
 }
 

@@ -12,17 +12,6 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app_with, Backend, TestApp};
 
-/// Store operations a background task runs on its own schedule (last-used
-/// times, deny-list sync, signing-key reload, readiness, notifications).
-const BACKGROUND_OPS: [&str; 6] = [
-    "touch_api_keys",
-    "revoked_tokens",
-    "purge_revoked_tokens",
-    "signing_keys",
-    "ping",
-    "notify",
-];
-
 /// Redis for exact replay checks and rate limits, when the environment
 /// names one (CI does).
 fn redis_url() -> Option<String> {
@@ -33,35 +22,6 @@ fn redis_url() -> Option<String> {
 
 async fn spawn(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, |s| s.redis_url = redis_url()).await
-}
-
-impl TestApp {
-    /// Store operations so far, by operation, from `/metrics`.
-    async fn store_ops(&self) -> HashMap<String, u64> {
-        let text = self.get("/metrics").await.text;
-        text.lines()
-            .filter_map(|l| {
-                let rest =
-                    l.strip_prefix("latchkey_store_operation_duration_seconds_count{op=\"")?;
-                let (op, n) = rest.split_once("\"} ")?;
-                Some((op.to_owned(), n.parse().ok()?))
-            })
-            .collect()
-    }
-
-    /// Store operations run on the request path since `before`.
-    async fn request_ops_since(&self, before: &HashMap<String, u64>) -> HashMap<String, u64> {
-        self.store_ops()
-            .await
-            .into_iter()
-            .filter(|(op, _)| !BACKGROUND_OPS.contains(&op.as_str()))
-            .map(|(op, n)| {
-                let d = n - before.get(&op).copied().unwrap_or(0);
-                (op, d)
-            })
-            .filter(|(_, d)| *d > 0)
-            .collect()
-    }
 }
 
 /// A machine with a role in the workspace, a client secret, an API key with

@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod assertions;
+mod attacks;
 mod bad_input;
 mod bruteforce;
 mod custom_tokens;
