@@ -98,6 +98,13 @@ pub async fn spawn_app_with(
     })
 }
 
+/// Settings for suites that fail on purpose many times from one address:
+/// brute-force limits far above what they do.
+pub fn no_bruteforce_limits(s: &mut Settings) {
+    s.max_failures_per_address = Some(1_000_000);
+    s.max_failures_per_client = Some(1_000_000);
+}
+
 /// A client whose requests say `X-Forwarded-Proto: https`.
 pub fn behind_tls_proxy() -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
@@ -362,13 +369,19 @@ pub fn decode_claims(token: &str) -> Value {
 #[macro_export]
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
+        $crate::on_both_stores!(with |_| {}; $($name),*);
+    };
+    (with $adjust:expr; $($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite)
-                        .await
-                        .unwrap();
+                    let app = $crate::helpers::spawn_app_with(
+                        $crate::helpers::Backend::Sqlite,
+                        $adjust,
+                    )
+                    .await
+                    .unwrap();
                     super::$name(app).await;
                 }
             )*
@@ -377,8 +390,11 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let Some(app) =
-                        $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await
+                    let Some(app) = $crate::helpers::spawn_app_with(
+                        $crate::helpers::Backend::Postgres,
+                        $adjust,
+                    )
+                    .await
                     else {
                         eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
                         return;
