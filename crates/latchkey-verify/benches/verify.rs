@@ -4,14 +4,34 @@
 //! `LocalKeyList`, and `RemoteKeyVerifier` answering from its cache (and,
 //! for scale, one uncached round trip to a mock issuer on loopback).
 //!
-//! Run: `cargo bench -p latchkey-verify --bench verify`.
+//! Run (from the workspace root):
+//!
+//! ```text
+//! cargo bench -p latchkey-verify --bench verify
+//! cargo bench -p latchkey-verify --bench verify -- verify_jwt   # a subset
+//! ```
+//!
+//! On a loaded machine wall-clock figures wander; instruction counts do
+//! not. With `LATCHKEY_BENCH_CALLGRIND=N` set, the binary skips criterion
+//! and runs `verify_jwt` and the raw Ed25519 check N times each, in the
+//! non-inlined functions `cg_verify_jwt` and `cg_ed25519_verify_raw`, for
+//! Callgrind to count:
+//!
+//! ```text
+//! cargo bench -p latchkey-verify --bench verify --no-run   # prints the binary's path
+//! LATCHKEY_BENCH_CALLGRIND=1000 valgrind --tool=callgrind \
+//!     --callgrind-out-file=verify.cg target/release/deps/verify-<hash>
+//! callgrind_annotate --inclusive=yes verify.cg | grep -E 'cg_|verify_sig|verify_jwt'
+//! ```
+//!
+//! Divide each function's inclusive Ir by N for the cost of one call.
 
 use std::hint::black_box;
 
 use aws_lc_rs::signature::{ParsedPublicKey, ED25519};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use latchkey_core::credential::{self, CredentialKind};
 use latchkey_core::signing::{Algorithm, SigningKey};
 use latchkey_core::token::{self, TokenGrant};
@@ -177,5 +197,53 @@ fn remote_keys(c: &mut Criterion) {
     });
 }
 
+#[inline(never)]
+fn cg_ed25519_verify_raw(public: &ParsedPublicKey, input: &[u8], sig: &[u8]) {
+    public.verify_sig(input, sig).unwrap();
+}
+
+#[inline(never)]
+fn cg_verify_jwt(token: &str, keys: &KeySet, expect: &Expectations, now: i64) {
+    black_box(verify_jwt(token, keys, expect, now).unwrap());
+}
+
+/// The Callgrind mode: `iterations` of each check on the realistic token,
+/// nothing else after the setup.
+fn callgrind(iterations: u32) {
+    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let token = realistic_token(&key, now);
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    let x = URL_SAFE_NO_PAD
+        .decode(key.public_jwk().x.as_ref().unwrap())
+        .unwrap();
+    let public = ParsedPublicKey::new(&ED25519, x).unwrap();
+    let keys = KeySet::from_jwks(&JwkSet {
+        keys: vec![key.public_jwk().clone()],
+    })
+    .unwrap();
+    let expect = Expectations::new(ISSUER).audience(AUD);
+    let unix = now.unix_timestamp();
+    for _ in 0..iterations {
+        cg_ed25519_verify_raw(&public, black_box(input.as_bytes()), black_box(&sig));
+    }
+    for _ in 0..iterations {
+        cg_verify_jwt(black_box(&token), &keys, &expect, unix);
+    }
+    eprintln!(
+        "callgrind mode: {iterations} x cg_ed25519_verify_raw, {iterations} x cg_verify_jwt ({} byte token)",
+        token.len()
+    );
+}
+
 criterion_group!(benches, jwt, local_keys, remote_keys);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(n) = std::env::var("LATCHKEY_BENCH_CALLGRIND") {
+        callgrind(n.parse().expect("LATCHKEY_BENCH_CALLGRIND is a count"));
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
