@@ -4,14 +4,39 @@
 //! `LocalKeyList`, and `RemoteKeyVerifier` answering from its cache (and,
 //! for scale, one uncached round trip to a mock issuer on loopback).
 //!
-//! Run: `cargo bench -p latchkey-verify --bench verify`.
+//! Run (from the workspace root):
+//!
+//! ```text
+//! cargo bench -p latchkey-verify --bench verify
+//! cargo bench -p latchkey-verify --bench verify -- verify_jwt   # a subset
+//! ```
+//!
+//! On a loaded machine wall-clock figures wander; instruction counts do
+//! not. With `LATCHKEY_BENCH_CALLGRIND=N` set, the binary skips criterion
+//! and runs `verify_jwt` and the raw Ed25519 check N times each, in the
+//! non-inlined functions `cg_verify_jwt` and `cg_ed25519_verify_raw`, for
+//! Callgrind to count:
+//!
+//! ```text
+//! cargo bench -p latchkey-verify --bench verify --no-run   # prints the binary's path
+//! LATCHKEY_BENCH_CALLGRIND=1000 valgrind --tool=callgrind \
+//!     --callgrind-out-file=verify.cg target/release/deps/verify-<hash>
+//! callgrind_annotate --inclusive=yes verify.cg | grep -E 'cg_|verify_sig|verify_jwt'
+//! ```
+//!
+//! Divide each function's inclusive Ir by N for the cost of one call.
+//!
+//! With `LATCHKEY_BENCH_INTERLEAVED=ROUNDS` (say 3000) it instead times
+//! alternating blocks of raw checks and `verify_jwt` calls and prints the
+//! fastest blocks' per-call times and the overhead: the least noisy
+//! wall-clock comparison when other builds share the cores.
 
 use std::hint::black_box;
 
 use aws_lc_rs::signature::{ParsedPublicKey, ED25519};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use latchkey_core::credential::{self, CredentialKind};
 use latchkey_core::signing::{Algorithm, SigningKey};
 use latchkey_core::token::{self, TokenGrant};
@@ -177,5 +202,129 @@ fn remote_keys(c: &mut Criterion) {
     });
 }
 
+#[inline(never)]
+fn cg_ed25519_verify_raw(public: &ParsedPublicKey, input: &[u8], sig: &[u8]) {
+    public.verify_sig(input, sig).unwrap();
+}
+
+#[inline(never)]
+fn cg_verify_jwt(token: &str, keys: &KeySet, expect: &Expectations, now: i64) {
+    black_box(verify_jwt(token, keys, expect, now).unwrap());
+}
+
+/// The realistic EdDSA token and everything both checks need.
+struct Fixture {
+    token: String,
+    public: ParsedPublicKey,
+    signature: Vec<u8>,
+    keys: KeySet,
+    expect: Expectations,
+    now: i64,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let token = realistic_token(&key, now);
+        let signature = URL_SAFE_NO_PAD
+            .decode(token.rsplit_once('.').unwrap().1)
+            .unwrap();
+        let x = URL_SAFE_NO_PAD
+            .decode(key.public_jwk().x.as_ref().unwrap())
+            .unwrap();
+        Fixture {
+            public: ParsedPublicKey::new(&ED25519, x).unwrap(),
+            signature,
+            keys: KeySet::from_jwks(&JwkSet {
+                keys: vec![key.public_jwk().clone()],
+            })
+            .unwrap(),
+            expect: Expectations::new(ISSUER).audience(AUD),
+            now: now.unix_timestamp(),
+            token,
+        }
+    }
+
+    fn raw(&self) {
+        let input = &self.token[..self.token.rfind('.').unwrap()];
+        cg_ed25519_verify_raw(
+            &self.public,
+            black_box(input.as_bytes()),
+            black_box(&self.signature),
+        );
+    }
+
+    fn jwt(&self) {
+        cg_verify_jwt(black_box(&self.token), &self.keys, &self.expect, self.now);
+    }
+}
+
+/// The Callgrind mode: `iterations` of each check on the realistic token,
+/// nothing else after the setup.
+fn callgrind(iterations: u32) {
+    let f = Fixture::new();
+    for _ in 0..iterations {
+        f.raw();
+    }
+    for _ in 0..iterations {
+        f.jwt();
+    }
+    eprintln!(
+        "callgrind mode: {iterations} x cg_ed25519_verify_raw, {iterations} x cg_verify_jwt ({} byte token)",
+        f.token.len()
+    );
+}
+
+/// The interleaved mode, for a loaded machine: `rounds` alternating blocks
+/// of 20 raw checks and 20 `verify_jwt`, timed per block. Other processes
+/// only ever make a block slower, so the fastest blocks (minimum, 10th
+/// percentile) estimate the unloaded cost, and alternating exposes both
+/// checks to the same conditions.
+fn interleaved(rounds: usize) {
+    const BLOCK: u32 = 20;
+    let f = Fixture::new();
+    let mut times: [Vec<f64>; 2] = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
+    for _ in 0..rounds {
+        for (which, times) in times.iter_mut().enumerate() {
+            let start = std::time::Instant::now();
+            for _ in 0..BLOCK {
+                if which == 0 {
+                    f.raw();
+                } else {
+                    f.jwt();
+                }
+            }
+            times.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(BLOCK));
+        }
+    }
+    let stats = |t: &mut Vec<f64>| {
+        t.sort_by(f64::total_cmp);
+        [t[0], t[t.len() / 10], t[t.len() / 2]]
+    };
+    let [raw, jwt] = &mut times;
+    let (raw, jwt) = (stats(raw), stats(jwt));
+    for (name, i) in [("min", 0), ("p10", 1), ("median", 2)] {
+        println!(
+            "{name:>6}: ed25519_verify_raw {:.2} µs, verify_jwt_eddsa {:.2} µs, overhead {:+.1}%",
+            raw[i],
+            jwt[i],
+            (jwt[i] / raw[i] - 1.0) * 100.0
+        );
+    }
+}
+
 criterion_group!(benches, jwt, local_keys, remote_keys);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(n) = std::env::var("LATCHKEY_BENCH_CALLGRIND") {
+        callgrind(n.parse().expect("LATCHKEY_BENCH_CALLGRIND is a count"));
+        return;
+    }
+    if let Ok(n) = std::env::var("LATCHKEY_BENCH_INTERLEAVED") {
+        interleaved(n.parse().expect("LATCHKEY_BENCH_INTERLEAVED is a count"));
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

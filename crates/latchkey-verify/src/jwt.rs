@@ -12,17 +12,21 @@
 //! Header members that point elsewhere for keys (`jku`, `x5u`, `jwk`,
 //! `x5c`) are ignored: keys only ever come from the [`KeySet`].
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use latchkey_types::oauth::AccessTokenClaims;
-use latchkey_types::Mode;
+use latchkey_types::admin::{Authorization, TenantRoles};
+use latchkey_types::oauth::{AccessTokenClaims, Audience};
+use latchkey_types::{JsonObject, Mode, UserKind};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::claims::Claims;
 use crate::error::VerifyError;
-use crate::keys::KeySet;
+use crate::keys::{Algorithm, KeySet};
 
 /// The largest token accepted, in bytes. A Latchkey token is well under
 /// 2 KiB even with many tenants; the cap bounds the work a stranger can ask
@@ -90,10 +94,13 @@ impl Expectations {
 /// The protected header, as far as we read it.
 #[derive(Debug)]
 pub(crate) struct Header {
-    pub(crate) alg: String,
+    /// One of the three algorithms we verify (anything else is refused
+    /// while parsing).
+    pub(crate) alg: Algorithm,
     /// Empty when the header has none (allowed only in [`verify_jws`]).
     pub(crate) kid: String,
-    pub(crate) typ: Option<String>,
+    /// Whether `typ` says `at+jwt` (RFC 9068); false when there is none.
+    pub(crate) typ_is_access_token: bool,
 }
 
 /// The parts of a compact JWS, with the header decoded and screened but
@@ -125,22 +132,23 @@ pub fn verify_jwt(
     let key = keys
         .get(&parts.header.kid)
         .ok_or_else(|| VerifyError::UnknownKid(parts.header.kid.clone()))?;
-    if parts.header.alg != key.alg.as_str() {
+    if parts.header.alg != key.alg {
         return Err(VerifyError::AlgorithmMismatch {
-            header: parts.header.alg.clone(),
+            header: parts.header.alg.as_str().to_owned(),
             key: key.alg.as_str().to_owned(),
         });
     }
-    let signature = decode_part(parts.signature)?;
+    // Signatures are at most 1024 bytes (RSA-8192): decode on the stack.
+    let mut buf = [0u8; SIGNATURE_BUF_BYTES];
+    let mut heap = Vec::new();
+    let signature = decode_part_into(parts.signature, &mut buf, &mut heap)?;
     key.key
-        .verify_sig(parts.signing_input.as_bytes(), &signature)
+        .verify_sig(parts.signing_input.as_bytes(), signature)
         .map_err(|_| VerifyError::BadSignature)?;
 
     // From here on the bytes are the issuer's.
     let payload = decode_part(parts.payload)?;
-    let value = strict_json(&payload)?;
-    let claims: AccessTokenClaims =
-        serde_json::from_value(value).map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
+    let claims = parse_claims(&payload)?;
     check_claims(&parts.header, &claims, exp, now_unix)?;
     Ok(Claims::new(claims))
 }
@@ -173,7 +181,7 @@ pub fn verify_jws(token: &str, keys: &KeySet) -> Result<(Value, Value), VerifyEr
     let signature = decode_part(parts.signature)?;
     let candidates: Vec<&str> = if parts.header.kid.is_empty() {
         keys.kids()
-            .filter(|k| keys.algorithm(k).map(|a| a.as_str()) == Some(parts.header.alg.as_str()))
+            .filter(|k| keys.algorithm(k) == Some(parts.header.alg))
             .collect()
     } else {
         vec![parts.header.kid.as_str()]
@@ -182,9 +190,9 @@ pub fn verify_jws(token: &str, keys: &KeySet) -> Result<(Value, Value), VerifyEr
     for kid in candidates {
         let Some(key) = keys.get(kid) else { continue };
         seen_key = true;
-        if parts.header.alg != key.alg.as_str() {
+        if parts.header.alg != key.alg {
             return Err(VerifyError::AlgorithmMismatch {
-                header: parts.header.alg.clone(),
+                header: parts.header.alg.as_str().to_owned(),
                 key: key.alg.as_str().to_owned(),
             });
         }
@@ -219,8 +227,11 @@ fn split(token: &str) -> Result<Parts<'_>, VerifyError> {
         return Err(VerifyError::Malformed("a JWS has three parts"));
     };
     // The header first, so that `alg: none` is named as such even when its
-    // signature is empty.
-    let header = parse_header(&decode_part(header)?)?;
+    // signature is empty. A Latchkey header is about 100 bytes: decode it
+    // on the stack.
+    let mut buf = [0u8; HEADER_BUF_BYTES];
+    let mut heap = Vec::new();
+    let header = parse_header(decode_part_into(header, &mut buf, &mut heap)?)?;
     if payload.is_empty() || signature.is_empty() {
         return Err(VerifyError::Malformed("empty part"));
     }
@@ -240,7 +251,79 @@ fn decode_part(part: &str) -> Result<Vec<u8>, VerifyError> {
         .map_err(|_| VerifyError::Malformed("not base64url"))
 }
 
+/// The stack buffer for a decoded signature: an RSA-8192 signature fits.
+const SIGNATURE_BUF_BYTES: usize = 1024;
+
+/// The stack buffer for a decoded header.
+const HEADER_BUF_BYTES: usize = 512;
+
+/// [`decode_part`] into `buf` when the result fits (no allocation), else
+/// into `heap`. Equally strict.
+fn decode_part_into<'b>(
+    part: &str,
+    buf: &'b mut [u8],
+    heap: &'b mut Vec<u8>,
+) -> Result<&'b [u8], VerifyError> {
+    // The decoder wants room for whole 3-byte groups.
+    if part.len().div_ceil(4) * 3 <= buf.len() {
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(part, buf)
+            .map_err(|_| VerifyError::Malformed("not base64url"))?;
+        Ok(&buf[..n])
+    } else {
+        *heap = decode_part(part)?;
+        Ok(heap)
+    }
+}
+
+/// Parses and screens the protected header in one pass over its JSON,
+/// without building a `serde_json::Value`. Any JSON the fast reader does
+/// not accept (invalid, a duplicate key, not an object) goes to
+/// [`parse_header_reference`], whose answer (an error) is the one given.
 fn parse_header(bytes: &[u8]) -> Result<Header, VerifyError> {
+    let Ok(members) = fast_from_json::<HeaderMembers<'_>>(bytes) else {
+        return parse_header_reference(bytes);
+    };
+    let alg = match members.alg {
+        Some(Member::Str(alg)) => alg,
+        _ => return Err(VerifyError::Malformed("header has no alg")),
+    };
+    // Refuse `none`, HMAC and everything else before looking at keys: the
+    // accepted set is closed.
+    let alg = match &*alg {
+        "EdDSA" => Algorithm::EdDSA,
+        "ES256" => Algorithm::ES256,
+        "RS256" => Algorithm::RS256,
+        _ => return Err(VerifyError::UnsupportedAlgorithm(alg.into_owned())),
+    };
+    if members.crit {
+        return Err(VerifyError::CriticalHeader);
+    }
+    let kid = match members.kid {
+        Some(Member::Str(kid)) if !kid.is_empty() => kid,
+        None => Cow::Borrowed(""),
+        _ => return Err(VerifyError::Malformed("kid is not a non-empty string")),
+    };
+    // Latchkey kids are 43-character thumbprints; a long one is junk, and
+    // it would otherwise travel into errors and logs.
+    if kid.len() > MAX_KID_BYTES {
+        return Err(VerifyError::Malformed("kid is too long"));
+    }
+    let typ_is_access_token = match members.typ {
+        None => false,
+        Some(Member::Str(typ)) => is_access_token_typ(&typ),
+        Some(Member::Other) => return Err(VerifyError::Malformed("typ is not a string")),
+    };
+    Ok(Header {
+        alg,
+        kid: kid.into_owned(),
+        typ_is_access_token,
+    })
+}
+
+/// The header screening on a `serde_json::Value`: the reference the fast
+/// [`parse_header`] must agree with, and the source of its error messages.
+fn parse_header_reference(bytes: &[u8]) -> Result<Header, VerifyError> {
     let Value::Object(header) = strict_json(bytes)? else {
         return Err(VerifyError::Malformed("header is not a JSON object"));
     };
@@ -250,9 +333,12 @@ fn parse_header(bytes: &[u8]) -> Result<Header, VerifyError> {
     };
     // Refuse `none`, HMAC and everything else before looking at keys: the
     // accepted set is closed.
-    if !matches!(alg.as_str(), "EdDSA" | "ES256" | "RS256") {
-        return Err(VerifyError::UnsupportedAlgorithm(alg.clone()));
-    }
+    let alg = match alg.as_str() {
+        "EdDSA" => Algorithm::EdDSA,
+        "ES256" => Algorithm::ES256,
+        "RS256" => Algorithm::RS256,
+        _ => return Err(VerifyError::UnsupportedAlgorithm(alg.clone())),
+    };
     if header.contains_key("crit") {
         return Err(VerifyError::CriticalHeader);
     }
@@ -266,16 +352,37 @@ fn parse_header(bytes: &[u8]) -> Result<Header, VerifyError> {
     if kid.len() > MAX_KID_BYTES {
         return Err(VerifyError::Malformed("kid is too long"));
     }
-    let typ = match header.get("typ") {
-        None => None,
-        Some(Value::String(typ)) => Some(typ.clone()),
+    let typ_is_access_token = match header.get("typ") {
+        None => false,
+        Some(Value::String(typ)) => is_access_token_typ(typ),
         Some(_) => return Err(VerifyError::Malformed("typ is not a string")),
     };
     Ok(Header {
-        alg: alg.clone(),
+        alg,
         kid,
-        typ,
+        typ_is_access_token,
     })
+}
+
+/// Parses the payload into the claims of an access token in one pass,
+/// refusing duplicate keys at any depth, without an intermediate
+/// `serde_json::Value`. When the fast reader refuses the payload (bad JSON,
+/// a duplicate, a missing or mistyped claim), [`parse_claims_reference`]
+/// decides, so errors are exactly the reference's; the fast reader accepts
+/// nothing the reference refuses (see the differential tests).
+fn parse_claims(payload: &[u8]) -> Result<AccessTokenClaims, VerifyError> {
+    match fast_from_json::<StrictClaims>(payload) {
+        Ok(StrictClaims(claims)) => Ok(claims),
+        Err(_) => parse_claims_reference(payload),
+    }
+}
+
+/// The claims through a `serde_json::Value`: duplicate keys and bad JSON
+/// are [`VerifyError::Malformed`], a payload without the claims of an
+/// access token is [`VerifyError::InvalidClaims`].
+fn parse_claims_reference(payload: &[u8]) -> Result<AccessTokenClaims, VerifyError> {
+    let value = strict_json(payload)?;
+    serde_json::from_value(value).map_err(|e| VerifyError::InvalidClaims(e.to_string()))
 }
 
 fn check_claims(
@@ -284,7 +391,7 @@ fn check_claims(
     exp: &Expectations,
     now: i64,
 ) -> Result<(), VerifyError> {
-    if exp.require_typ && !header.typ.as_deref().is_some_and(is_access_token_typ) {
+    if exp.require_typ && !header.typ_is_access_token {
         return Err(VerifyError::WrongType);
     }
     if claims.iss != exp.issuer {
@@ -400,6 +507,328 @@ impl<'de> Visitor<'de> for StrictVisitor {
             out.insert(key, v);
         }
         Ok(Value::Object(out))
+    }
+}
+
+/// `T` from the whole of `bytes`, nothing after it but whitespace. The
+/// bytes are checked to be UTF-8 once, up front, so that serde_json reads a
+/// `str` and need not check each string again (JSON outside strings is
+/// ASCII, so this refuses exactly what reading the bytes would). The
+/// error says nothing: callers fall back to a reference reader for it.
+fn fast_from_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ()> {
+    let text = std::str::from_utf8(bytes).map_err(|_| ())?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = T::deserialize(&mut de).map_err(|_| ())?;
+    de.end().map_err(|_| ())?;
+    Ok(value)
+}
+
+fn duplicate<E: de::Error>() -> E {
+    E::custom("duplicate key")
+}
+
+/// Fills a claim's slot, refusing a second value.
+fn set_once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
+    if slot.is_some() {
+        return Err(duplicate());
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+/// Refuses a repeated key among `keys` (sorted in place): O(n log n) even
+/// for a 16 KiB object of one-letter keys.
+fn refuse_duplicate_keys<E: de::Error>(keys: &mut [Cow<'_, str>]) -> Result<(), E> {
+    if keys.len() > 1 {
+        keys.sort_unstable();
+        if keys.windows(2).any(|w| w[0] == w[1]) {
+            return Err(duplicate());
+        }
+    }
+    Ok(())
+}
+
+/// An object key, borrowed from the input unless it has escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Any JSON value, read strictly (duplicate keys refused at any depth) and
+/// kept only when it is a string.
+enum Member<'de> {
+    Str(Cow<'de, str>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Member<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(MemberVisitor)
+    }
+}
+
+struct MemberVisitor;
+
+impl<'de> Visitor<'de> for MemberVisitor {
+    type Value = Member<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Owned(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member<'de>, A::Error> {
+        while seq.next_element::<Member<'de>>()?.is_some() {}
+        Ok(Member::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member<'de>, A::Error> {
+        let mut keys = Vec::new();
+        while let Some(Key(key)) = map.next_key()? {
+            map.next_value::<Member<'de>>()?;
+            keys.push(key);
+        }
+        refuse_duplicate_keys(&mut keys)?;
+        Ok(Member::Other)
+    }
+}
+
+/// The header members we read; the rest are read strictly and dropped.
+#[derive(Default)]
+struct HeaderMembers<'de> {
+    alg: Option<Member<'de>>,
+    kid: Option<Member<'de>>,
+    typ: Option<Member<'de>>,
+    crit: bool,
+}
+
+impl<'de> Deserialize<'de> for HeaderMembers<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct HeaderVisitor;
+        impl<'de> Visitor<'de> for HeaderVisitor {
+            type Value = HeaderMembers<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JOSE header")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut header = HeaderMembers::default();
+                let mut keys = Vec::new();
+                while let Some(Key(key)) = map.next_key()? {
+                    let value: Member<'de> = map.next_value()?;
+                    match &*key {
+                        "alg" => header.alg = Some(value),
+                        "kid" => header.kid = Some(value),
+                        "typ" => header.typ = Some(value),
+                        "crit" => header.crit = true,
+                        _ => {}
+                    }
+                    keys.push(key);
+                }
+                refuse_duplicate_keys(&mut keys)?;
+                Ok(header)
+            }
+        }
+        d.deserialize_map(HeaderVisitor)
+    }
+}
+
+/// The claims of an access token read straight from JSON, with duplicate
+/// keys refused at every depth. Mirrors the derived `Deserialize` of
+/// [`AccessTokenClaims`] (its flattened `custom` takes every other member)
+/// without the buffering `#[serde(flatten)]` costs.
+struct StrictClaims(AccessTokenClaims);
+
+impl<'de> Deserialize<'de> for StrictClaims {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ClaimsVisitor).map(StrictClaims)
+    }
+}
+
+struct ClaimsVisitor;
+
+impl<'de> Visitor<'de> for ClaimsVisitor {
+    type Value = AccessTokenClaims;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the claims of an access token")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AccessTokenClaims, A::Error> {
+        let mut iss: Option<String> = None;
+        let mut sub: Option<String> = None;
+        let mut aud: Option<Audience> = None;
+        let mut exp: Option<i64> = None;
+        let mut iat: Option<i64> = None;
+        let mut nbf: Option<i64> = None;
+        let mut jti: Option<String> = None;
+        let mut client_id: Option<String> = None;
+        let mut scope: Option<Option<String>> = None;
+        let mut mode: Option<Mode> = None;
+        let mut tenant_id: Option<String> = None;
+        let mut user_id: Option<String> = None;
+        let mut kind: Option<UserKind> = None;
+        let mut authorization: Option<Authorization> = None;
+        let mut custom = JsonObject::new();
+        while let Some(Key(key)) = map.next_key()? {
+            match &*key {
+                "iss" => set_once(&mut iss, map.next_value()?)?,
+                "sub" => set_once(&mut sub, map.next_value()?)?,
+                "aud" => set_once(&mut aud, map.next_value()?)?,
+                "exp" => set_once(&mut exp, map.next_value()?)?,
+                "iat" => set_once(&mut iat, map.next_value()?)?,
+                "nbf" => set_once(&mut nbf, map.next_value()?)?,
+                "jti" => set_once(&mut jti, map.next_value()?)?,
+                "client_id" => set_once(&mut client_id, map.next_value()?)?,
+                "scope" => set_once(&mut scope, map.next_value()?)?,
+                "mode" => set_once(&mut mode, map.next_value()?)?,
+                "tenantId" => set_once(&mut tenant_id, map.next_value()?)?,
+                "userId" => set_once(&mut user_id, map.next_value()?)?,
+                "kind" => set_once(&mut kind, map.next_value()?)?,
+                "authorization" => set_once(
+                    &mut authorization,
+                    map.next_value::<StrictAuthorization>()?.0,
+                )?,
+                _ => {
+                    if custom.contains_key(&*key) {
+                        return Err(duplicate());
+                    }
+                    let StrictValue(value) = map.next_value()?;
+                    custom.insert(key.into_owned(), value);
+                }
+            }
+        }
+        fn required<T, E: de::Error>(slot: Option<T>, name: &'static str) -> Result<T, E> {
+            slot.ok_or_else(|| E::missing_field(name))
+        }
+        Ok(AccessTokenClaims {
+            iss: required(iss, "iss")?,
+            sub: required(sub, "sub")?,
+            aud: required(aud, "aud")?,
+            exp: required(exp, "exp")?,
+            iat: required(iat, "iat")?,
+            nbf: required(nbf, "nbf")?,
+            jti: required(jti, "jti")?,
+            client_id: required(client_id, "client_id")?,
+            scope: scope.flatten(),
+            mode: required(mode, "mode")?,
+            tenant_id: required(tenant_id, "tenantId")?,
+            user_id: required(user_id, "userId")?,
+            kind: required(kind, "kind")?,
+            authorization: required(authorization, "authorization")?,
+            custom,
+        })
+    }
+}
+
+/// The `authorization` claim, refusing a repeated tenant and duplicate keys
+/// inside each entry.
+struct StrictAuthorization(Authorization);
+
+impl<'de> Deserialize<'de> for StrictAuthorization {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AuthorizationVisitor;
+        impl<'de> Visitor<'de> for AuthorizationVisitor {
+            type Value = Authorization;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of tenant to roles")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Authorization, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(tenant) = map.next_key::<String>()? {
+                    if out.contains_key(&tenant) {
+                        return Err(duplicate());
+                    }
+                    let StrictTenantRoles(roles) = map.next_value()?;
+                    out.insert(tenant, roles);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(AuthorizationVisitor)
+            .map(StrictAuthorization)
+    }
+}
+
+/// [`TenantRoles`] as its derived `Deserialize` reads it (an object with
+/// `roles`, other members ignored, or a one-element array), but with the
+/// ignored members read strictly.
+struct StrictTenantRoles(TenantRoles);
+
+impl<'de> Deserialize<'de> for StrictTenantRoles {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct RolesVisitor;
+        impl<'de> Visitor<'de> for RolesVisitor {
+            type Value = TenantRoles;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("struct TenantRoles")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TenantRoles, A::Error> {
+                let mut roles: Option<Vec<String>> = None;
+                let mut others = Vec::new();
+                while let Some(Key(key)) = map.next_key()? {
+                    if key == "roles" {
+                        set_once(&mut roles, map.next_value()?)?;
+                    } else {
+                        map.next_value::<Member<'de>>()?;
+                        others.push(key);
+                    }
+                }
+                refuse_duplicate_keys(&mut others)?;
+                let roles = roles.ok_or_else(|| de::Error::missing_field("roles"))?;
+                Ok(TenantRoles { roles })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TenantRoles, A::Error> {
+                let roles = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                // A second element is an error, as for the derived impl.
+                if seq.next_element::<Member<'de>>()?.is_some() {
+                    return Err(de::Error::invalid_length(2, &self));
+                }
+                Ok(TenantRoles { roles })
+            }
+        }
+        d.deserialize_any(RolesVisitor).map(StrictTenantRoles)
     }
 }
 
@@ -836,6 +1265,163 @@ mod tests {
             verify(&token, &key),
             Err(VerifyError::InvalidClaims(_))
         ));
+    }
+
+    /// The one-pass claims reader must accept exactly what the reference
+    /// (strict `Value`, then the derived `Deserialize`) accepts, with the
+    /// same claims.
+    #[test]
+    fn the_fast_claims_reader_agrees_with_the_reference() {
+        let base = sample_claims(NOW).to_string();
+        let edit = |f: &dyn Fn(&mut Value)| {
+            let mut c = sample_claims(NOW);
+            f(&mut c);
+            c.to_string()
+        };
+        let mut cases = vec![
+            base.clone(),
+            edit(&|c| c["aud"] = json!(["a", "https://api.example"])),
+            edit(&|c| c["aud"] = json!([])),
+            edit(&|c| c["aud"] = json!(7)),
+            edit(&|c| c["aud"] = json!([{"a": 1}])),
+            edit(&|c| c["scope"] = Value::Null),
+            edit(&|c| {
+                c.as_object_mut().unwrap().remove("scope");
+            }),
+            edit(&|c| c["scope"] = json!(5)),
+            edit(&|c| c["exp"] = json!(1.8e9)),
+            edit(&|c| c["exp"] = json!(u64::MAX)),
+            edit(&|c| c["exp"] = json!("1800000000")),
+            edit(&|c| c["iat"] = json!(-5)),
+            edit(&|c| c["mode"] = json!("LIVE")),
+            edit(&|c| c["mode"] = json!({"live": null})),
+            edit(&|c| c["mode"] = json!({"live": 1})),
+            edit(&|c| c["kind"] = json!("human")),
+            edit(&|c| c["kind"] = json!("robot")),
+            edit(&|c| c["authorization"] = json!({})),
+            edit(&|c| c["authorization"] = json!([])),
+            edit(&|c| c["authorization"]["acme"] = json!({"roles": []})),
+            edit(&|c| c["authorization"]["acme"] = json!({})),
+            edit(&|c| c["authorization"]["acme"] = json!([["operator"]])),
+            edit(&|c| c["authorization"]["acme"] = json!([["operator"], 1])),
+            edit(&|c| c["authorization"]["acme"] = json!([])),
+            edit(&|c| c["authorization"]["acme"] = json!({"roles": ["a"], "x": {"y": [1]}})),
+            edit(&|c| c["authorization"]["acme"] = json!({"roles": [1]})),
+            edit(&|c| c["authorization"]["acme"] = json!({"roles": "operator"})),
+            edit(&|c| c["authorization"]["acme"] = json!(null)),
+            edit(&|c| c["region"] = json!({"a": [1, {"b": null}], "c": 1.5})),
+            edit(&|c| c["tenant_id"] = json!("other")),
+            edit(&|c| {
+                c.as_object_mut().unwrap().remove("jti");
+            }),
+            edit(&|c| {
+                c.as_object_mut().unwrap().remove("authorization");
+            }),
+            edit(&|c| c["sub"] = Value::Null),
+            "[]".into(),
+            "{}".into(),
+            "null".into(),
+            "".into(),
+            format!("{base} "),
+            format!("{base} x"),
+            format!("{base}{{}}"),
+        ];
+        // Duplicates at each depth, and keys spelt with escapes.
+        for (from, to) in [
+            (
+                r#""sub":"usr_abc","#,
+                r#""sub":"usr_abc","sub":"usr_evil","#,
+            ),
+            (r#""region":"eu""#, r#""region":"eu","region":"us""#),
+            (r#""region":"eu""#, r#""region":"eu","\u0072egion":"us""#),
+            (r#""sub":"usr_abc","#, r#""\u0073ub":"usr_abc","#),
+            (r#""sub":"usr_abc","#, r#""sub":"usr_abc","\u0073ub":"x","#),
+            (
+                r#""acme":{"roles":["operator"]}"#,
+                r#""acme":{"roles":["operator"]},"acme":{"roles":["admin"]}"#,
+            ),
+            (
+                r#""acme":{"roles":["operator"]}"#,
+                r#""acme":{"roles":["operator"],"roles":["admin"]}"#,
+            ),
+            (
+                r#""acme":{"roles":["operator"]}"#,
+                r#""acme":{"roles":["operator"],"x":1,"x":2}"#,
+            ),
+            (
+                r#""acme":{"roles":["operator"]}"#,
+                r#""acme":{"roles":["operator"],"x":{"y":1,"y":2}}"#,
+            ),
+            (r#""region":"eu""#, r#""region":{"a":[{"b":1,"b":1}]}"#),
+            (r#""region":"eu""#, r#""region":"\u00e9\n""#),
+            (r#""usr_abc""#, r#""usr_\u0061bc""#),
+        ] {
+            assert!(base.contains(from), "{from}");
+            cases.push(base.replacen(from, to, 1));
+        }
+        for case in &cases {
+            let fast = fast_from_json::<StrictClaims>(case.as_bytes()).map(|c| c.0);
+            let reference = parse_claims_reference(case.as_bytes());
+            match (&fast, &reference) {
+                (Ok(f), Ok(r)) => assert_eq!(f, r, "{case}"),
+                (Err(_), Err(_)) => {}
+                _ => panic!("{case}: fast {fast:?}, reference {reference:?}"),
+            }
+        }
+    }
+
+    /// The same for the header reader.
+    #[test]
+    fn the_fast_header_reader_agrees_with_the_reference() {
+        let mut cases: Vec<String> = [
+            json!({"alg": "EdDSA", "kid": "k", "typ": "at+jwt"}),
+            json!({"alg": "ES256", "kid": "k"}),
+            json!({"alg": "RS256", "typ": "application/AT+JWT"}),
+            json!({"alg": "EdDSA", "kid": "k", "typ": "JWT"}),
+            json!({"alg": "EdDSA", "kid": "k", "typ": 1}),
+            json!({"alg": "EdDSA", "kid": "k", "typ": null}),
+            json!({"alg": "EdDSA", "kid": ""}),
+            json!({"alg": "EdDSA", "kid": 5}),
+            json!({"alg": "EdDSA", "kid": null}),
+            json!({"alg": "EdDSA", "kid": "k".repeat(MAX_KID_BYTES + 1)}),
+            json!({"alg": "none", "kid": "k"}),
+            json!({"alg": "HS256", "kid": "k"}),
+            json!({"alg": ["EdDSA"], "kid": "k"}),
+            json!({"kid": "k"}),
+            json!({"alg": "EdDSA", "kid": "k", "crit": []}),
+            json!({"alg": "EdDSA", "kid": "k", "crit": null}),
+            json!({"alg": "EdDSA", "kid": "k", "jwk": {"kty": "OKP", "x": [1, {}]}}),
+            json!([]),
+            json!("EdDSA"),
+        ]
+        .iter()
+        .map(Value::to_string)
+        .collect();
+        cases.extend(
+            [
+                r#"{"alg":"EdDSA","kid":"k","kid":"other"}"#,
+                r#"{"alg":"EdDSA","kid":"k","kid":"other"}"#,
+                r#"{"alg":"EdDSA","kid":"k"}"#,
+                r#"{"alg":"EdDSA","kid":"k","x":{"a":1,"a":2}}"#,
+                r#"{"alg":"EdDSA","kid":"k","x":[{"a":1,"a":2}]}"#,
+                r#"{"alg":"EdDSA","kid":"k"} "#,
+                r#"{"alg":"EdDSA","kid":"k"}{}"#,
+                r#"{"alg":"EdDSA","kid":"k""#,
+                "",
+                "{}",
+            ]
+            .map(String::from),
+        );
+        for case in &cases {
+            let fast = parse_header(case.as_bytes());
+            let reference = parse_header_reference(case.as_bytes());
+            let show = |h: &Result<Header, VerifyError>| {
+                h.as_ref()
+                    .map(|h| format!("{:?} {} {}", h.alg, h.kid, h.typ_is_access_token))
+                    .map_err(Clone::clone)
+            };
+            assert_eq!(show(&fast), show(&reference), "{case}");
+        }
     }
 
     #[test]
