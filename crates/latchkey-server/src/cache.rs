@@ -183,6 +183,21 @@ impl TryFrom<ApiKeyMatch> for CachedKey {
     }
 }
 
+/// The API-key cache's key: the first 128 bits of a value's SHA-256 digest.
+/// Half the memory of the whole digest per entry, and finding a value whose
+/// digest shares its first 128 bits with a stored key's is a 2^128 search,
+/// far out of reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct DigestKey([u8; 16]);
+
+impl From<&CredentialDigest> for DigestKey {
+    fn from(d: &CredentialDigest) -> Self {
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&d.0[..16]);
+        DigestKey(k)
+    }
+}
+
 /// Default bounds of the caches, per mode.
 pub const DEFAULT_PRINCIPALS: usize = 100_000;
 /// See [`DEFAULT_PRINCIPALS`].
@@ -224,7 +239,7 @@ struct ModeCache {
     principals: Bounded<String, Timed<Option<Arc<Principal>>>>,
     /// API keys by the digest of one of their values; `None` remembers an
     /// unknown digest.
-    api_keys: Bounded<CredentialDigest, Timed<Option<Arc<CachedKey>>>>,
+    api_keys: Bounded<DigestKey, Timed<Option<Arc<CachedKey>>>>,
     tree: Slot<TenantTree>,
     catalog: Slot<Catalog>,
     generation: AtomicU64,
@@ -518,7 +533,7 @@ impl Caches {
         self.bounded(
             mode,
             |c| &c.api_keys,
-            digest,
+            &DigestKey::from(digest),
             move || async move {
                 store
                     .find_api_key(mode, &d)
@@ -558,7 +573,7 @@ impl Caches {
         let c = self.mode(mode);
         c.invalidate(|| {
             for d in digests {
-                c.api_keys.remove(d);
+                c.api_keys.remove(&DigestKey::from(d));
             }
         });
     }
