@@ -5,6 +5,7 @@
 
 mod admin;
 mod api_keys;
+mod crash;
 mod helpers;
 mod serve;
 mod verify;

@@ -11,24 +11,29 @@ use std::time::{Duration, Instant};
 use crate::helpers::*;
 
 /// A free port on loopback: bound, read, and released for `serve` to take.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
 
 /// A `latchkey serve` child whose stderr is collected by a thread as it
 /// comes (so a chatty log can never fill the pipe and block the server).
-struct Serve {
-    child: Child,
+pub(crate) struct Serve {
+    pub(crate) child: Child,
     stderr: Arc<Mutex<String>>,
     reader: Option<JoinHandle<()>>,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Serve {
     /// Starts `latchkey serve` in `cwd` with its data in `data_dir`, on a
     /// free port, with nothing inherited from this environment.
     fn start(cwd: &Path, data_dir: &Path) -> Serve {
+        Serve::start_with(cwd, data_dir, &[])
+    }
+
+    /// Like [`Serve::start`], with more arguments for `serve`.
+    pub(crate) fn start_with(cwd: &Path, data_dir: &Path, extra: &[&str]) -> Serve {
         let port = free_port();
         let mut child = Command::new(binary())
             .env_clear()
@@ -36,6 +41,7 @@ impl Serve {
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -60,7 +66,7 @@ impl Serve {
     }
 
     /// Polls `/healthz` until it answers 200, for at most 30 seconds.
-    async fn wait_healthy(&mut self) {
+    pub(crate) async fn wait_healthy(&mut self) {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -98,7 +104,7 @@ impl Serve {
     }
 
     /// What the child wrote to stderr so far; all of it once it exited.
-    fn stderr_text(&mut self) -> String {
+    pub(crate) fn stderr_text(&mut self) -> String {
         if let (Ok(Some(_)), Some(reader)) = (self.child.try_wait(), self.reader.take()) {
             reader.join().unwrap();
         }
@@ -116,7 +122,7 @@ impl Drop for Serve {
 }
 
 /// The value printed after `NAME=` on its own line of the first-start banner.
-fn printed(stderr: &str, name: &str) -> Vec<String> {
+pub(crate) fn printed(stderr: &str, name: &str) -> Vec<String> {
     stderr
         .lines()
         .filter_map(|l| l.trim().strip_prefix(&format!("{name}=")))
