@@ -265,9 +265,11 @@ async fn scenario(app: TestApp) {
     .await
     .0
     .expect_oauth_error(401, "invalid_client");
+    // The last character changed (to one it is not: a plain 'x' would
+    // leave one secret in 62 unchanged).
     let mut typo = secret.clone();
-    typo.pop();
-    typo.push('x');
+    let last = typo.pop().unwrap();
+    typo.push(if last == 'x' { 'y' } else { 'x' });
     t.secret("mistyped client secret", &typo, None);
     form(
         &app,
