@@ -109,7 +109,7 @@ async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> Response {
 
 /// The router and its OpenAPI document, before state is attached.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(openapi_json))
         .merge(routes::health::router())
         .merge(crate::metrics::router())
@@ -121,7 +121,92 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::api_keys::router())
         .merge(routes::signing_keys::router())
         .merge(routes::tokens::router())
-        .split_for_parts()
+        .split_for_parts();
+    let (router, mut api) = (router, api);
+    document_error_responses(&mut api);
+    (router, api)
+}
+
+/// Answers any operation can give besides its own: the request limits
+/// (408, 413, 429 on the credential routes, 431), authentication and the
+/// store (401, 503), and validation (400); and, on `/v1`, 403 (`tls_required`),
+/// 404, 405 and 415. Errors on `/v1` are `application/problem+json`
+/// (`Problem`), on `/oauth` JSON (`OAuthErrorBody`). Declared after the
+/// routes are merged, so the document says every status a client can see.
+fn document_error_responses(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let response = |schema: &str, content_type: &str, description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    content_type,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(schema)))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in api.paths.paths.iter_mut() {
+        let oauth = path.starts_with("/oauth/");
+        let v1 = path.starts_with("/v1/");
+        let (schema, content_type) = if oauth {
+            ("OAuthErrorBody", "application/json")
+        } else {
+            ("Problem", "application/problem+json")
+        };
+        let mut statuses = vec![
+            ("400", "The request is not valid"),
+            ("408", "The request took too long to arrive"),
+            ("413", "The body is too large"),
+            ("431", "The headers are too large"),
+            ("503", "The store is unavailable"),
+        ];
+        if oauth || v1 {
+            statuses.push(("401", "No valid credential"));
+            statuses.push(("403", "Not allowed, or a live credential without TLS"));
+            statuses.push(("429", "Too many failed attempts (see Retry-After)"));
+        }
+        if v1 {
+            statuses.extend([
+                ("404", "No such resource in this mode"),
+                ("405", "Method not allowed"),
+                ("409", "Conflicts with the stored state"),
+                ("415", "The body is not JSON"),
+            ]);
+        }
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let responses = &mut operation.responses.responses;
+            for (status, description) in &statuses {
+                match responses.get_mut(*status) {
+                    // Declared by the route: make sure it names the media
+                    // type the server really sends.
+                    Some(RefOr::T(r)) if !oauth => {
+                        if let Some(c) = r.content.shift_remove("application/json") {
+                            r.content.insert(content_type.to_owned(), c);
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        responses.insert(
+                            (*status).to_owned(),
+                            response(schema, content_type, description),
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The OpenAPI document of the API.

@@ -377,7 +377,36 @@ async fn pagination_walks_every_item_once(app: TestApp) {
     assert_eq!(seen, (0..7).map(|i| format!("t{i}")).collect::<Vec<_>>());
 }
 
+/// serde reads a struct from a JSON array too (`[null, null]`); a body that
+/// is not an object is refused before that (found by schemathesis).
+async fn bodies_that_are_not_objects_are_400(app: TestApp) {
+    for (path, body) in [
+        ("/v1/signing-keys/rotate", "[null, null]"),
+        ("/v1/users", "[\"m\"]"),
+        ("/v1/tenants", "\"x\""),
+        ("/v1/users", "null"),
+    ] {
+        let r = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(&app.test_admin)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path} {body}");
+        let problem: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(problem["code"], "invalid_request", "{path} {body}");
+    }
+    // Nothing was rotated.
+    let keys = app.get("/v1/signing-keys").await;
+    let keys = keys.expect(200)["data"].as_array().unwrap().clone();
+    assert!(keys.iter().all(|k| k["status"] != "next"), "{keys:?}");
+}
+
 crate::on_both_stores!(
+    bodies_that_are_not_objects_are_400,
     malformed_json_unknown_fields_and_wrong_types_are_400,
     oversized_bodies_are_413,
     invalid_values_are_400_and_change_nothing,
