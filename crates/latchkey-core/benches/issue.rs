@@ -37,52 +37,11 @@ use aws_lc_rs::signature::Ed25519KeyPair;
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use latchkey_core::signing::{Algorithm, SigningKey};
 use latchkey_core::token::{self, TokenGrant};
-use latchkey_types::admin::{Authorization, TenantRoles};
-use latchkey_types::oauth::Audience;
-use latchkey_types::{JsonObject, Mode, UserKind};
 use time::OffsetDateTime;
 
-const ISSUER: &str = "https://auth.example.com";
-const AUD: &str = "https://telemetry.example.com";
+mod common;
 
-/// What the token endpoint knows once the client is authenticated: roles
-/// in three tenants, a scope and two custom claims (the token is about 900
-/// bytes, as in latchkey-verify's bench).
-fn realistic_grant(custom: &JsonObject, now: OffsetDateTime) -> TokenGrant<'_> {
-    let mut authorization = Authorization::new();
-    for (tenant, roles) in [
-        ("acme", vec!["operator", "viewer"]),
-        ("acme-eu", vec!["operator", "viewer"]),
-        (
-            "acme-eu-factory-7",
-            vec!["iot-remote", "operator", "viewer"],
-        ),
-    ] {
-        authorization.insert(
-            tenant.into(),
-            TenantRoles {
-                roles: roles.into_iter().map(Into::into).collect(),
-            },
-        );
-    }
-    TokenGrant {
-        issuer: ISSUER,
-        user_id: "usr_7f3k2m9q",
-        kind: UserKind::Machine,
-        mode: Mode::Live,
-        tenant_id: "acme",
-        audience: Audience::One(AUD.into()),
-        scope: Some("telemetry:write device:command".into()),
-        authorization,
-        custom_claims: custom,
-        ttl_seconds: 3600,
-        now,
-    }
-}
-
-fn custom_claims() -> JsonObject {
-    serde_json::from_str(r#"{"region":"eu-west","hardware":"gw-3000"}"#).unwrap()
-}
+use common::{custom_claims, realistic_grant};
 
 fn issue(c: &mut Criterion) {
     let custom = custom_claims();

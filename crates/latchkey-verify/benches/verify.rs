@@ -39,52 +39,24 @@ use base64::Engine as _;
 use criterion::{criterion_group, Criterion};
 use latchkey_core::credential::{self, CredentialKind};
 use latchkey_core::signing::{Algorithm, SigningKey};
-use latchkey_core::token::{self, TokenGrant};
-use latchkey_types::admin::{Authorization, TenantRoles};
-use latchkey_types::oauth::{Audience, JwkSet};
-use latchkey_types::{JsonObject, Mode, UserKind};
+use latchkey_core::token;
+use latchkey_types::oauth::JwkSet;
+use latchkey_types::Mode;
 use latchkey_verify::{
     verify_jwt, Expectations, KeyDigest, KeySet, LocalKeyList, RemoteKeyVerifier,
 };
 use time::OffsetDateTime;
 
-const ISSUER: &str = "https://auth.example.com";
-const AUD: &str = "https://telemetry.example.com";
+#[path = "../../latchkey-core/benches/common/mod.rs"]
+mod common;
+
+use common::{custom_claims, realistic_grant, AUD, ISSUER};
 
 /// A token as the server mints it: roles in three tenants, a scope and two
 /// custom claims (about 900 bytes).
 fn realistic_token(key: &SigningKey, now: OffsetDateTime) -> String {
-    let mut authorization = Authorization::new();
-    for (tenant, roles) in [
-        ("acme", vec!["operator", "viewer"]),
-        ("acme-eu", vec!["operator", "viewer"]),
-        (
-            "acme-eu-factory-7",
-            vec!["iot-remote", "operator", "viewer"],
-        ),
-    ] {
-        authorization.insert(
-            tenant.into(),
-            TenantRoles {
-                roles: roles.into_iter().map(Into::into).collect(),
-            },
-        );
-    }
-    let custom: JsonObject =
-        serde_json::from_str(r#"{"region":"eu-west","hardware":"gw-3000"}"#).unwrap();
-    let claims = token::build_claims(TokenGrant {
-        issuer: ISSUER,
-        user_id: "usr_7f3k2m9q",
-        kind: UserKind::Machine,
-        mode: Mode::Live,
-        tenant_id: "acme",
-        audience: Audience::One(AUD.into()),
-        scope: Some("telemetry:write device:command".into()),
-        authorization,
-        custom_claims: &custom,
-        ttl_seconds: 3600,
-        now,
-    });
+    let custom = custom_claims();
+    let claims = token::build_claims(realistic_grant(&custom, now));
     token::sign(key, &token::encoded_header(key), &claims).unwrap()
 }
 
