@@ -357,15 +357,18 @@ impl Caches {
     /// The entry `key` of `cache`: from memory when present (refreshed in
     /// the background once past the TTL), else loaded once, with concurrent
     /// lookups of the same key waiting for that one load.
-    async fn bounded<K, V, Fut>(
+    /// `load` is only called on a miss or a refresh, so a hit allocates
+    /// nothing (the key is borrowed, e.g. a `&str` for a `String` key).
+    async fn bounded<K, Q, V, Fut>(
         self: &Arc<Self>,
         mode: Mode,
         pick: fn(&ModeCache) -> &Bounded<K, Timed<V>>,
-        key: &K,
+        key: &Q,
         load: impl FnOnce() -> Fut,
     ) -> StoreResult<V>
     where
         K: Eq + Hash + Clone + Send + Sync + 'static,
+        Q: Hash + quick_cache::Equivalent<K> + ToOwned<Owned = K> + ?Sized,
         V: Clone + Send + Sync + 'static,
         Fut: Future<Output = StoreResult<V>> + Send + 'static,
     {
@@ -383,9 +386,9 @@ impl Caches {
                         at: self.now(),
                         value: found.value.clone(),
                     };
-                    if c.fill_if_current(generation, || cache.insert(key.clone(), restamped)) {
+                    if c.fill_if_current(generation, || cache.insert(key.to_owned(), restamped)) {
                         let caches = Arc::clone(self);
-                        let key = key.clone();
+                        let key = key.to_owned();
                         let reload = load();
                         tokio::spawn(async move {
                             match reload.await {
@@ -504,17 +507,19 @@ impl Caches {
         mode: Mode,
         user_id: &str,
     ) -> StoreResult<Option<Arc<Principal>>> {
-        let store = store.clone();
-        let id = user_id.to_owned();
         self.bounded(
             mode,
             |c| &c.principals,
-            &user_id.to_owned(),
-            move || async move {
-                Ok(store
-                    .load_principal(mode, &id)
-                    .await?
-                    .map(|r| Arc::new(Principal::from(r))))
+            user_id,
+            || {
+                let store = store.clone();
+                let id = user_id.to_owned();
+                async move {
+                    Ok(store
+                        .load_principal(mode, &id)
+                        .await?
+                        .map(|r| Arc::new(Principal::from(r))))
+                }
             },
         )
         .await
@@ -528,18 +533,20 @@ impl Caches {
         mode: Mode,
         digest: &CredentialDigest,
     ) -> StoreResult<Option<Arc<CachedKey>>> {
-        let store = store.clone();
-        let d = *digest;
         self.bounded(
             mode,
             |c| &c.api_keys,
             &DigestKey::from(digest),
-            move || async move {
-                store
-                    .find_api_key(mode, &d)
-                    .await?
-                    .map(|m| CachedKey::try_from(m).map(Arc::new))
-                    .transpose()
+            || {
+                let store = store.clone();
+                let d = *digest;
+                async move {
+                    store
+                        .find_api_key(mode, &d)
+                        .await?
+                        .map(|m| CachedKey::try_from(m).map(Arc::new))
+                        .transpose()
+                }
             },
         )
         .await
@@ -547,22 +554,26 @@ impl Caches {
 
     /// The tenant tree of a mode.
     pub async fn tree(self: &Arc<Self>, store: &Store, mode: Mode) -> StoreResult<Arc<TenantTree>> {
-        let store = store.clone();
         self.slot(
             mode,
             |c| &c.tree,
-            move || async move { Ok(TenantTree::new(store.tenant_tree(mode).await?)) },
+            || {
+                let store = store.clone();
+                async move { Ok(TenantTree::new(store.tenant_tree(mode).await?)) }
+            },
         )
         .await
     }
 
     /// The role catalog of a mode.
     pub async fn catalog(self: &Arc<Self>, store: &Store, mode: Mode) -> StoreResult<Arc<Catalog>> {
-        let store = store.clone();
         self.slot(
             mode,
             |c| &c.catalog,
-            move || async move { Ok(Catalog::new(store.role_catalog(mode).await?)) },
+            || {
+                let store = store.clone();
+                async move { Ok(Catalog::new(store.role_catalog(mode).await?)) }
+            },
         )
         .await
     }
