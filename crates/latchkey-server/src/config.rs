@@ -179,8 +179,8 @@ pub enum TlsSource {
 pub enum Database {
     /// SQLite file `latchkey.db` in this directory.
     Sqlite(PathBuf),
-    /// A PostgreSQL URL.
-    Postgres(String),
+    /// A PostgreSQL URL (it may hold a password: redacted in `Debug`).
+    Postgres(Secret),
 }
 
 /// The resolved, validated configuration.
@@ -216,8 +216,9 @@ pub struct Config {
     pub cache_ttl: std::time::Duration,
     /// Bounds of the in-memory caches, per mode.
     pub cache_sizes: crate::cache::CacheSizes,
-    /// Redis for cross-node rate limits and replay checks, when given.
-    pub redis_url: Option<String>,
+    /// Redis for cross-node rate limits and replay checks, when given (it
+    /// may hold a password: redacted in `Debug`).
+    pub redis_url: Option<Secret>,
     /// Brute-force limits.
     pub bruteforce: crate::bruteforce::Limits,
     /// Connection cap and timeouts.
@@ -368,7 +369,7 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let database = match settings.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Database::Postgres(url)
+                Database::Postgres(Secret::new(url))
             }
             Some(url) if url.starts_with("sqlite:") => {
                 return Err(ConfigError(format!(
@@ -433,7 +434,7 @@ impl Config {
             custom_token_max_ttl_seconds,
             cache_ttl,
             cache_sizes,
-            redis_url,
+            redis_url: redis_url.map(Secret::new),
             bruteforce,
             connections,
             tls,
@@ -457,6 +458,21 @@ fn parse_cidr(text: &str) -> Result<IpNet, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_and_redis_passwords_stay_out_of_debug() {
+        let config = Config::resolve(
+            Settings {
+                database_url: Some("postgres://app:pg-hunter2@db/latchkey".into()),
+                redis_url: Some("redis://:redis-hunter2@cache:6379".into()),
+                ..Default::default()
+            },
+            BootstrapKeys::default(),
+        )
+        .unwrap();
+        let text = format!("{config:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
 
     #[test]
     fn higher_layers_win_and_defaults_fill_the_rest() {

@@ -150,7 +150,7 @@ async fn serve(
 async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Router, AppState), ServerError> {
     let store = match &config.database {
         Database::Sqlite(dir) => Store::open_sqlite(dir).await?,
-        Database::Postgres(url) => Store::connect(url).await?,
+        Database::Postgres(url) => Store::connect(url.expose()).await?,
     };
     // Listen before loading, so no change made while loading is missed.
     let listener = store.listen().await?;

@@ -132,7 +132,7 @@ impl AppState {
         let admin_keys = load_admin_keys(&store).await?;
         let deny_list = DenyList::load(&store, clock.now()).await?;
         let redis = match &config.redis_url {
-            Some(url) => Some(Redis::connect(url).await.map_err(|e| {
+            Some(url) => Some(Redis::connect(url.expose()).await.map_err(|e| {
                 ServerError::Bootstrap(format!("cannot connect to Redis at redis_url: {e}"))
             })?),
             None => None,

@@ -113,9 +113,19 @@ pub struct Store {
     write_pool: AnyPool,
     backend: Backend,
     /// The URL, for the PostgreSQL notification listener's own connection.
-    url: Arc<str>,
+    url: Url,
     /// Told how long each operation took (metrics), once set.
     observer: Arc<ObserverSlot>,
+}
+
+/// A database URL; it may hold a password, so `Debug` does not show it.
+#[derive(Clone)]
+struct Url(Arc<str>);
+
+impl std::fmt::Debug for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Url(redacted)")
+    }
 }
 
 #[derive(Default)]
@@ -227,7 +237,7 @@ impl Store {
             pool,
             write_pool,
             backend,
-            url: url.into(),
+            url: Url(url.into()),
             observer: Arc::default(),
         })
     }

@@ -32,7 +32,7 @@ pub enum ListenEvent {
 /// A connection listening on [`NOTIFY_CHANNEL`].
 #[derive(Debug)]
 pub struct StoreListener {
-    url: String,
+    url: crate::Url,
     listener: Option<PgListener>,
     backoff: Duration,
 }
@@ -63,7 +63,7 @@ impl Store {
             return Ok(None);
         }
         let mut listener = StoreListener {
-            url: self.url.to_string(),
+            url: self.url.clone(),
             listener: None,
             backoff: Duration::from_millis(100),
         };
@@ -74,7 +74,7 @@ impl Store {
 
 impl StoreListener {
     async fn connect(&self) -> StoreResult<PgListener> {
-        let mut l = PgListener::connect(&self.url).await?;
+        let mut l = PgListener::connect(&self.url.0).await?;
         l.listen(NOTIFY_CHANNEL).await?;
         Ok(l)
     }
