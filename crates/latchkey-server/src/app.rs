@@ -56,6 +56,7 @@ async fn limit_headers(request: axum::extract::Request, next: axum::middleware::
         (name = "api-keys", description = "API keys and their verification"),
         (name = "signing-keys", description = "Signing keys and their rotation"),
         (name = "tokens", description = "Custom tokens minted by an admin"),
+        (name = "audit", description = "The audit log of admin writes and credential events"),
         (name = "oauth", description = "OAuth 2.0 token endpoint, metadata and JWKS"),
     )
 )]
@@ -121,6 +122,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::api_keys::router())
         .merge(routes::signing_keys::router())
         .merge(routes::tokens::router())
+        .merge(routes::audit::router())
         .split_for_parts();
     let (router, mut api) = (router, api);
     document_error_responses(&mut api);

@@ -3,6 +3,9 @@
 //! that the one authorization check ran, and it carries the partition
 //! (mode) the handler may touch.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -13,15 +16,29 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// A request authenticated with an admin key of `mode`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Admin {
     mode: Mode,
+    /// The admin key's `adm_…` id.
+    id: Arc<str>,
+    /// Where the request came from.
+    source: Option<IpAddr>,
 }
 
 impl Admin {
     /// The partition this admin key administers.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// The admin key's `adm_…` id (never its value).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The client's address, when known.
+    pub fn source(&self) -> Option<IpAddr> {
+        self.source
     }
 }
 
@@ -53,7 +70,14 @@ impl FromRequestParts<AppState> for Admin {
             ));
         }
         match state.admin_keys.get(&CredentialDigest::of(key)) {
-            Some(mode) if *mode == info.mode => Ok(Admin { mode: *mode }),
+            Some(admin) if admin.mode == info.mode => Ok(Admin {
+                mode: admin.mode,
+                id: Arc::clone(&admin.id),
+                source: parts
+                    .extensions
+                    .get::<crate::transport::Transport>()
+                    .and_then(|t| t.source),
+            }),
             _ => Err(ApiError::Unauthenticated("the admin key is not valid")),
         }
     }

@@ -32,6 +32,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use quick_cache::sync::Cache;
 
+use latchkey_types::audit::{AuditAction, AuditActor, AuditTarget};
+use latchkey_types::Mode;
+
 use crate::error::{ApiError, OAuthError, OAuthErrorCode};
 use crate::state::AppState;
 
@@ -90,11 +93,13 @@ impl Counter {
         }
     }
 
-    fn bump(&self, window: i64) {
+    /// Counts one failure; returns the count in `window` after it.
+    fn bump(&self, window: i64) -> u32 {
         if self.window.swap(window, Ordering::AcqRel) != window {
             self.n.store(1, Ordering::Release);
+            1
         } else {
-            self.n.fetch_add(1, Ordering::AcqRel);
+            self.n.fetch_add(1, Ordering::AcqRel) + 1
         }
     }
 }
@@ -134,7 +139,7 @@ impl Guard {
         self.counters.get(s).map_or(0, |c| c.get(window))
     }
 
-    fn bump(&self, s: Subject, window: i64) {
+    fn bump(&self, s: Subject, window: i64) -> u32 {
         let counter = match self.counters.get(&s) {
             Some(c) => c,
             None => {
@@ -143,7 +148,7 @@ impl Guard {
                 c
             }
         };
-        counter.bump(window);
+        counter.bump(window)
     }
 
     /// `Some(seconds)` when attempts from `ip` (for `client`, if known) are
@@ -160,13 +165,67 @@ impl Guard {
         (pair >= self.limits.per_client || (under_attack && pair > 0)).then(|| retry_after(now))
     }
 
-    /// Counts a failed attempt.
-    pub fn failed(&self, ip: IpAddr, client: Option<&str>, now: i64) {
+    /// Counts a failed attempt, and says which limits it has just reached
+    /// (each at most once per window, however many attempts follow).
+    pub fn failed(&self, ip: IpAddr, client: Option<&str>, now: i64) -> Vec<Exceeded> {
         let w = window_of(now);
-        self.bump(Subject::Ip(ip), w);
+        let mut reached = Vec::new();
+        if self.bump(Subject::Ip(ip), w) == self.limits.per_address {
+            reached.push(Exceeded::Address {
+                limit: self.limits.per_address,
+            });
+        }
         if let Some(client) = client {
-            self.bump(Subject::Pair(client.to_owned(), ip), w);
-            self.bump(Subject::Client(client.to_owned()), w);
+            if self.bump(Subject::Pair(client.to_owned(), ip), w) == self.limits.per_client {
+                reached.push(Exceeded::Client {
+                    limit: self.limits.per_client,
+                });
+            }
+            let under_attack = self.limits.per_client.saturating_mul(10);
+            if self.bump(Subject::Client(client.to_owned()), w) == under_attack {
+                reached.push(Exceeded::ClientUnderAttack {
+                    limit: under_attack,
+                });
+            }
+        }
+        reached
+    }
+}
+
+/// A brute-force limit a failed attempt has just reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exceeded {
+    /// Failures from one address (for any client).
+    Address {
+        /// The limit reached.
+        limit: u32,
+    },
+    /// Failures for one client from one address.
+    Client {
+        /// The limit reached.
+        limit: u32,
+    },
+    /// Failures for one client from all addresses.
+    ClientUnderAttack {
+        /// The limit reached.
+        limit: u32,
+    },
+}
+
+impl Exceeded {
+    fn name(self) -> &'static str {
+        match self {
+            Exceeded::Address { .. } => "per_address",
+            Exceeded::Client { .. } => "per_client",
+            Exceeded::ClientUnderAttack { .. } => "client_under_attack",
+        }
+    }
+
+    fn limit(self) -> u32 {
+        match self {
+            Exceeded::Address { limit }
+            | Exceeded::Client { limit }
+            | Exceeded::ClientUnderAttack { limit } => limit,
         }
     }
 }
@@ -207,13 +266,80 @@ fn form_decode(s: &str) -> Option<String> {
     pairs.into_iter().next().map(|(_, v)| v)
 }
 
-/// The `client_id` of a form body.
-fn form_client_id(bytes: &[u8]) -> Option<String> {
+/// The first value of `name` in a form body.
+fn form_value(bytes: &[u8], name: &str) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).ok()?;
-    pairs
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// The mode a credential names by its prefix (checksum unchecked: a
+/// guessed `lk_live_…` value is still an attack on the live partition).
+fn credential_mode(value: &str) -> Option<Mode> {
+    Mode::ALL
         .into_iter()
-        .find(|(k, _)| k == "client_id")
-        .map(|(_, v)| v)
+        .find(|m| value.starts_with(&format!("lk_{}_", m.as_str())))
+}
+
+/// The mode named by a credential in `Authorization` (Bearer, or the
+/// secret of Basic) or `X-Api-Key`.
+fn headers_mode(headers: &axum::http::HeaderMap) -> Option<Mode> {
+    let from_authorization = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .and_then(|(scheme, value)| {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                credential_mode(value.trim())
+            } else if scheme.eq_ignore_ascii_case("basic") && value.len() <= 2048 {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(value.trim())
+                    .ok()?;
+                let text = String::from_utf8(decoded).ok()?;
+                let (_, secret) = text.split_once(':')?;
+                credential_mode(&form_decode(secret)?)
+            } else {
+                None
+            }
+        });
+    from_authorization.or_else(|| {
+        headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| credential_mode(v.trim()))
+    })
+}
+
+/// Records that a limit was reached. The event is of the mode the attempt
+/// named, if any; a mode-less event (shown in both modes) names no client,
+/// so one partition never learns another's client ids.
+fn record_exceeded(
+    state: &AppState,
+    exceeded: Exceeded,
+    ip: IpAddr,
+    mode: Option<Mode>,
+    client: Option<&str>,
+    path: &str,
+) {
+    let target = match (exceeded, mode, client) {
+        (Exceeded::Address { .. }, _, _) | (_, None, _) | (_, _, None) => {
+            AuditTarget::new("address", ip.to_string())
+        }
+        (_, Some(_), Some(client)) => AuditTarget::new("client", client),
+    };
+    let event = crate::audit::event(
+        state,
+        mode,
+        AuditAction::AuthFailuresExceeded,
+        AuditActor::anonymous(),
+        target,
+        Some(ip.to_string()),
+    )
+    .with_detail("limit", exceeded.name())
+    .with_detail("failures", exceeded.limit())
+    .with_detail("windowSeconds", WINDOW_SECONDS)
+    .with_detail("endpoint", path);
+    tracing::warn!(limit = exceeded.name(), address = %ip, endpoint = path, "brute-force limit reached");
+    state.audit.try_record(event);
 }
 
 fn too_many(oauth: bool, seconds: u64) -> Response {
@@ -238,11 +364,17 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     if !GUARDED.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    let Some(ip) = request
+    // The client's address (behind a trusted proxy, the one it forwarded
+    // for), else the peer.
+    let source = request
+        .extensions()
+        .get::<crate::transport::Transport>()
+        .and_then(|t| t.source);
+    let peer = request
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip().to_canonical())
-    else {
+        .map(|ConnectInfo(a)| a.ip().to_canonical());
+    let Some(ip) = source.or(peer) else {
         return next.run(request).await;
     };
     let oauth = request.uri().path().starts_with("/oauth/");
@@ -261,7 +393,8 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         .and_then(|v| v.parse::<u64>().ok());
     // An oversized body is left for the handler to refuse (413).
     let small = declared.is_some_and(|n| n <= crate::MAX_BODY_BYTES as u64);
-    if oauth && client.is_none() && is_form && small {
+    let mut mode = headers_mode(request.headers());
+    if oauth && is_form && small {
         let (parts, body) = request.into_parts();
         let Ok(bytes) = crate::transport::read_capped(body).await else {
             return OAuthError::new(
@@ -270,18 +403,27 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
             )
             .into_response();
         };
-        client = form_client_id(&bytes);
+        client = client.or_else(|| form_value(&bytes, "client_id"));
+        mode = mode.or_else(|| {
+            ["client_secret", "token"]
+                .iter()
+                .find_map(|name| form_value(&bytes, name).and_then(|v| credential_mode(&v)))
+        });
         request = Request::from_parts(parts, axum::body::Body::from(bytes));
     }
     if let Some(seconds) = state.bruteforce.refused(ip, client.as_deref(), now) {
         state.metrics.bruteforce_refused();
         return too_many(oauth, seconds);
     }
+    let request_path = request.uri().path().to_owned();
     let attempt = Arc::new(Attempt::default());
     request.extensions_mut().insert(Arc::clone(&attempt));
     let response = next.run(request).await;
     if response.status() == StatusCode::UNAUTHORIZED || attempt.failed.load(Ordering::Acquire) {
-        state.bruteforce.failed(ip, client.as_deref(), now);
+        let path = request_path;
+        for exceeded in state.bruteforce.failed(ip, client.as_deref(), now) {
+            record_exceeded(&state, exceeded, ip, mode, client.as_deref(), &path);
+        }
     }
     response
 }
@@ -306,6 +448,54 @@ mod tests {
         assert_eq!(g.refused(ip("10.0.0.2"), None, now), None);
         // The next window starts clean.
         assert_eq!(g.refused(ip("10.0.0.1"), None, now + 30), None);
+    }
+
+    #[test]
+    fn each_limit_is_reported_reached_once_per_window() {
+        let g = Guard::default();
+        let now = 6_000_000;
+        let limits = Limits::default();
+        let mut reached = Vec::new();
+        for _ in 0..(limits.per_address + 5) {
+            reached.extend(g.failed(ip("10.0.0.1"), Some("usr_a"), now));
+        }
+        assert_eq!(
+            reached,
+            [
+                Exceeded::Client {
+                    limit: limits.per_client
+                },
+                Exceeded::Address {
+                    limit: limits.per_address
+                },
+            ]
+        );
+        // The next window reports again.
+        let next = g.failed(ip("10.0.0.1"), None, now + WINDOW_SECONDS);
+        assert!(next.is_empty());
+        for _ in 1..limits.per_address {
+            g.failed(ip("10.0.0.1"), None, now + WINDOW_SECONDS);
+        }
+        assert_eq!(
+            g.failed(ip("10.0.0.1"), None, now + WINDOW_SECONDS + 1),
+            Vec::<Exceeded>::new(),
+            "reported once, at the limit"
+        );
+    }
+
+    #[test]
+    fn the_mode_of_an_attempt_is_read_from_its_credential() {
+        let mut headers = axum::http::HeaderMap::new();
+        let basic = base64::engine::general_purpose::STANDARD.encode("usr_1:lk_live_secret_x");
+        headers.insert(AUTHORIZATION, format!("Basic {basic}").parse().unwrap());
+        assert_eq!(headers_mode(&headers), Some(Mode::Live));
+        headers.insert(AUTHORIZATION, "Bearer lk_test_key_abc".parse().unwrap());
+        assert_eq!(headers_mode(&headers), Some(Mode::Test));
+        headers.insert(AUTHORIZATION, "Bearer eyJhbGciOi".parse().unwrap());
+        assert_eq!(headers_mode(&headers), None);
+        headers.insert("x-api-key", "lk_live_key_zzz".parse().unwrap());
+        assert_eq!(headers_mode(&headers), Some(Mode::Live));
+        assert_eq!(credential_mode("lk_prod_x"), None);
     }
 
     #[test]
@@ -348,10 +538,16 @@ mod tests {
             .unwrap();
         assert_eq!(basic_client_id(&request).as_deref(), Some("usr:x"));
         assert_eq!(
-            form_client_id(b"grant_type=client_credentials&client_id=usr_1&client_secret=x")
-                .as_deref(),
+            form_value(
+                b"grant_type=client_credentials&client_id=usr_1&client_secret=x",
+                "client_id"
+            )
+            .as_deref(),
             Some("usr_1")
         );
-        assert_eq!(form_client_id(b"grant_type=client_credentials"), None);
+        assert_eq!(
+            form_value(b"grant_type=client_credentials", "client_id"),
+            None
+        );
     }
 }

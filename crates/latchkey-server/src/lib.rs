@@ -4,6 +4,7 @@
 
 mod app;
 mod assertion;
+mod audit;
 mod auth;
 mod bruteforce;
 mod cache;

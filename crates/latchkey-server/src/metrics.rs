@@ -205,7 +205,12 @@ impl Metrics {
 
     /// The Prometheus text exposition; `cache` is (hits, misses) and
     /// `entries` the cached (principals, API keys).
-    pub fn render(&self, cache: (u64, u64), entries: (usize, usize)) -> String {
+    pub fn render(
+        &self,
+        cache: (u64, u64),
+        entries: (usize, usize),
+        audit: &crate::audit::AuditLog,
+    ) -> String {
         let mut out = String::new();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         out.push_str(
@@ -306,6 +311,38 @@ impl Metrics {
             "latchkey_cache_entries{{cache=\"api_keys\"}} {}",
             entries.1
         );
+        let counters = audit.counters();
+        for (name, kind, help, value) in [
+            (
+                "latchkey_audit_events_written_total",
+                "counter",
+                "Audit events written to the store.",
+                get(&counters.written),
+            ),
+            (
+                "latchkey_audit_events_shed_total",
+                "counter",
+                "Audit events dropped: the queue stayed full, or the store refused the event.",
+                get(&counters.shed),
+            ),
+            (
+                "latchkey_audit_write_failures_total",
+                "counter",
+                "Audit batch writes that failed and were retried.",
+                get(&counters.write_failures),
+            ),
+            (
+                "latchkey_audit_queue_depth",
+                "gauge",
+                "Audit events waiting to be written.",
+                audit.queued() as u64,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
         out.push_str(
             "# HELP latchkey_store_operation_duration_seconds Store latency, by operation.\n",
         );
@@ -367,7 +404,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state
             .metrics
-            .render(state.caches.lookups(), state.caches.sizes()),
+            .render(state.caches.lookups(), state.caches.sizes(), &state.audit),
     )
         .into_response()
 }

@@ -18,6 +18,9 @@ use crate::state::AppState;
 use crate::tls::TlsReloader;
 use latchkey_store::Store;
 
+/// How long a stopping server waits for queued audit events to be written.
+const AUDIT_FLUSH_ON_STOP: Duration = Duration::from_secs(10);
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -99,6 +102,7 @@ pub async fn spawn_on(
         .await;
         state.stop_background();
         state.usage.flush(&state.store).await;
+        state.audit.flush(AUDIT_FLUSH_ON_STOP).await;
         result
     });
     Ok(RunningServer {
@@ -122,6 +126,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     serve(&state, listener, app, tls, shutdown_signal()).await?;
     state.stop_background();
     state.usage.flush(&state.store).await;
+    if !state.audit.flush(AUDIT_FLUSH_ON_STOP).await {
+        tracing::error!(
+            queued = state.audit.queued(),
+            "stopped before every audit event was written"
+        );
+    }
     tracing::info!("latchkey stopped");
     Ok(())
 }

@@ -41,7 +41,7 @@ pub struct Inner {
     pub keys: KeyManager,
     /// Admin key digests → mode. Admin keys are only created at bootstrap,
     /// so memory is authoritative and admin checks never reach the store.
-    pub admin_keys: HashMap<CredentialDigest, Mode>,
+    pub admin_keys: HashMap<CredentialDigest, AdminKeyInfo>,
     /// Principal, tree, catalog and API-key caches.
     pub caches: Arc<Caches>,
     /// Per-key rate limits.
@@ -54,6 +54,8 @@ pub struct Inner {
     pub usage: Arc<UsageRecorder>,
     /// Revoked access tokens.
     pub deny_list: DenyList,
+    /// The audit log's queue.
+    pub audit: crate::audit::AuditLog,
     /// Prometheus counters.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// This process's id in invalidation messages (its own are skipped).
@@ -143,6 +145,11 @@ impl AppState {
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let observed = Arc::clone(&metrics);
         store.set_observer(Box::new(move |op, elapsed| observed.store_op(op, elapsed)));
+        let audit = crate::audit::AuditLog::start(
+            store.clone(),
+            crate::audit::QUEUE_CAPACITY,
+            crate::audit::SHED_AFTER,
+        );
         Ok(AppState(Arc::new(Inner {
             store,
             config,
@@ -156,6 +163,7 @@ impl AppState {
             bruteforce: crate::bruteforce::Guard::new(bruteforce),
             usage: Arc::new(UsageRecorder::default()),
             deny_list,
+            audit,
             metrics,
             node_id: ids::random_lower_alnum(16),
             background: parking_lot::Mutex::default(),
@@ -163,12 +171,31 @@ impl AppState {
     }
 }
 
-async fn load_admin_keys(store: &Store) -> Result<HashMap<CredentialDigest, Mode>, ServerError> {
+/// What the server knows of an admin key (its digest is the map's key).
+#[derive(Debug, Clone)]
+pub struct AdminKeyInfo {
+    /// The partition it administers.
+    pub mode: Mode,
+    /// Its `adm_…` id, the actor of audit events.
+    pub id: Arc<str>,
+}
+
+async fn load_admin_keys(
+    store: &Store,
+) -> Result<HashMap<CredentialDigest, AdminKeyInfo>, ServerError> {
     Ok(store
         .admin_keys()
         .await?
         .into_iter()
-        .map(|k| (k.digest, k.mode))
+        .map(|k| {
+            (
+                k.digest,
+                AdminKeyInfo {
+                    mode: k.mode,
+                    id: k.id.into(),
+                },
+            )
+        })
         .collect())
 }
 

@@ -5,7 +5,7 @@
 //! checks, counts or even parses that credential.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
@@ -31,6 +31,10 @@ use crate::tls::NativeTls;
 pub struct Transport {
     /// Over TLS, natively or through a trusted proxy.
     pub secure: bool,
+    /// The client's address: the peer, or, when the peer is a trusted proxy,
+    /// the nearest address in `X-Forwarded-For` that is not one. `None` only
+    /// for requests that did not come over a socket (in-process tests).
+    pub source: Option<IpAddr>,
 }
 
 /// The prefix every live-mode credential starts with.
@@ -46,7 +50,8 @@ pub async fn require_tls(State(state): State<AppState>, request: Request, next: 
     let secure = request.extensions().get::<NativeTls>().is_some()
         || via_trusted_proxy(&request, &state.config.trusted_proxies);
     let (mut parts, body) = request.into_parts();
-    parts.extensions.insert(Transport { secure });
+    let source = source_address(&parts, &state.config.trusted_proxies);
+    parts.extensions.insert(Transport { secure, source });
     if secure {
         return next.run(Request::from_parts(parts, body)).await;
     }
@@ -102,6 +107,35 @@ pub async fn require_tls(State(state): State<AppState>, request: Request, next: 
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// The client's address (see [`Transport::source`]). Proxies append the
+/// address they received from, so the list is read from the right, skipping
+/// trusted proxies; anything left of the first untrusted hop could be
+/// forged by the client and is ignored.
+fn source_address(parts: &axum::http::request::Parts, trusted: &[IpNet]) -> Option<IpAddr> {
+    let ConnectInfo(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
+    let mut ip = peer.ip().to_canonical();
+    if !trusted.iter().any(|net| net.contains(&ip)) {
+        return Some(ip);
+    }
+    let forwarded: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for hop in forwarded.iter().rev() {
+        let Ok(hop) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        ip = hop.to_canonical();
+        if !trusted.iter().any(|net| net.contains(&ip)) {
+            break;
+        }
+    }
+    Some(ip)
 }
 
 /// Whether the peer is a trusted proxy that says the client used https.
@@ -265,6 +299,42 @@ mod tests {
             );
         }
         map
+    }
+
+    fn parts_from(peer: &str, forwarded: &[&str]) -> axum::http::request::Parts {
+        let mut builder = Request::builder();
+        for f in forwarded {
+            builder = builder.header("x-forwarded-for", *f);
+        }
+        let (mut parts, _) = builder.body(()).unwrap().into_parts();
+        parts
+            .extensions
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        parts
+    }
+
+    #[test]
+    fn the_source_address_is_the_peer_unless_a_trusted_proxy_forwarded_for_someone() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // An untrusted peer's header is ignored: anyone can send it.
+        let p = parts_from("198.51.100.4:5000", &["203.0.113.9"]);
+        assert_eq!(source_address(&p, &trusted), ip("198.51.100.4"));
+        // Through a trusted proxy: the nearest untrusted hop, reading from
+        // the right, so a client-supplied left part cannot be chosen.
+        let p = parts_from("10.0.0.2:5000", &["1.2.3.4, 203.0.113.9"]);
+        assert_eq!(source_address(&p, &trusted), ip("203.0.113.9"));
+        let p = parts_from("10.0.0.2:5000", &["203.0.113.9", "10.0.0.7"]);
+        assert_eq!(source_address(&p, &trusted), ip("203.0.113.9"));
+        // A garbage hop stops the walk at the last good address.
+        let p = parts_from("10.0.0.2:5000", &["not-an-ip, 10.0.0.7"]);
+        assert_eq!(source_address(&p, &trusted), ip("10.0.0.7"));
+        // No header: the proxy itself.
+        let p = parts_from("10.0.0.2:5000", &[]);
+        assert_eq!(source_address(&p, &trusted), ip("10.0.0.2"));
+        // IPv4 on a dual-stack socket reads as IPv4.
+        let p = parts_from("[::ffff:198.51.100.4]:5000", &[]);
+        assert_eq!(source_address(&p, &trusted), ip("198.51.100.4"));
     }
 
     #[test]

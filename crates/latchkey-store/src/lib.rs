@@ -8,6 +8,7 @@
 //! Writes that belong together run in one transaction.
 
 mod api_keys;
+mod audit;
 mod bootstrap;
 mod notify;
 mod principals;
@@ -26,6 +27,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use api_keys::{ApiKeyMatch, NewApiKey};
+pub use audit::AuditFilter;
 pub use notify::{ListenEvent, StoreListener, NOTIFY_CHANNEL};
 pub use records::*;
 

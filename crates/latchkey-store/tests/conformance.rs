@@ -4,10 +4,11 @@
 
 use latchkey_core::credential::CredentialDigest;
 use latchkey_store::{
-    AdminKeyRecord, NewApiKey, NewSecret, NewTenant, NewUser, PageRequest, SigningKeyRecord, Store,
-    StoreError, WorkspaceRecord,
+    AdminKeyRecord, AuditFilter, NewApiKey, NewSecret, NewTenant, NewUser, PageRequest,
+    SigningKeyRecord, Store, StoreError, WorkspaceRecord,
 };
 use latchkey_types::admin::{UpdateTenant, UpdateUser};
+use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
 use latchkey_types::{JsonObject, Mode, UserKind};
 use time::OffsetDateTime;
 
@@ -633,6 +634,196 @@ async fn the_token_deny_list_cleans_itself_up(s: &Store) {
     assert!(s.revoked_tokens(now()).await.unwrap().is_empty());
 }
 
+fn audit_event(
+    id: &str,
+    mode: Option<Mode>,
+    action: AuditAction,
+    target: &str,
+    minute: i64,
+) -> AuditEvent {
+    AuditEvent {
+        id: id.into(),
+        time: now() + time::Duration::minutes(minute),
+        mode,
+        action,
+        actor: AuditActor::admin_key("adm_1"),
+        target: AuditTarget::new("user", target),
+        tenant_id: Some("ws".into()),
+        source_address: Some("192.0.2.7".into()),
+        details: serde_json::from_str(r#"{"roles":["admin"]}"#).unwrap(),
+    }
+}
+
+async fn audit_events_list_newest_first_with_filters_and_cursor(s: &Store) {
+    bootstrapped(s).await;
+    let mut batch = Vec::new();
+    for i in 0..25 {
+        batch.push(audit_event(
+            &format!("evt_{i:02}"),
+            Some(Mode::Test),
+            if i % 5 == 0 {
+                AuditAction::UserDeleted
+            } else {
+                AuditAction::UserCreated
+            },
+            &format!("usr_{}", i % 3),
+            i,
+        ));
+    }
+    batch.push(audit_event(
+        "evt_live",
+        Some(Mode::Live),
+        AuditAction::UserCreated,
+        "usr_0",
+        30,
+    ));
+    batch.push(audit_event(
+        "evt_none",
+        None,
+        AuditAction::AuthFailuresExceeded,
+        "usr_0",
+        31,
+    ));
+    s.append_audit_events(&batch).await.unwrap();
+
+    // Every test event and the mode-less one, newest first, in pages of 10.
+    let mut seen = Vec::new();
+    let mut request = page(10);
+    loop {
+        let got = s
+            .list_audit_events(Mode::Test, &AuditFilter::default(), &request)
+            .await
+            .unwrap();
+        seen.extend(got.items.iter().map(|e| e.id.clone()));
+        match got.next_after {
+            Some(after) => request.after = Some(after),
+            None => break,
+        }
+    }
+    let mut expected: Vec<String> = (0..25).rev().map(|i| format!("evt_{i:02}")).collect();
+    expected.insert(0, "evt_none".into());
+    assert_eq!(seen, expected);
+    let first = s
+        .list_audit_events(Mode::Test, &AuditFilter::default(), &page(1))
+        .await
+        .unwrap();
+    assert_eq!(first.items[0], batch[26], "an event reads back whole");
+
+    // The live partition sees its own event and the mode-less one only.
+    let live = s
+        .list_audit_events(Mode::Live, &AuditFilter::default(), &page(50))
+        .await
+        .unwrap();
+    let ids: Vec<_> = live.items.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["evt_none", "evt_live"]);
+
+    // Filters combine.
+    let filter = AuditFilter {
+        action: Some(AuditAction::UserDeleted),
+        target_id: Some("usr_0".into()),
+        since: Some(now() + time::Duration::minutes(1)),
+        until: Some(now() + time::Duration::minutes(20)),
+        ..Default::default()
+    };
+    let got = s
+        .list_audit_events(Mode::Test, &filter, &page(50))
+        .await
+        .unwrap();
+    let ids: Vec<_> = got.items.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["evt_15"]);
+    let by_actor = AuditFilter {
+        actor_id: Some("adm_other".into()),
+        ..Default::default()
+    };
+    assert!(s
+        .list_audit_events(Mode::Test, &by_actor, &page(50))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    // A duplicate id fails the whole batch: nothing of it is written.
+    let again = [
+        audit_event(
+            "evt_new",
+            Some(Mode::Test),
+            AuditAction::UserCreated,
+            "usr_9",
+            40,
+        ),
+        audit_event(
+            "evt_00",
+            Some(Mode::Test),
+            AuditAction::UserCreated,
+            "usr_9",
+            40,
+        ),
+    ];
+    assert!(s.append_audit_events(&again).await.is_err());
+    let target = AuditFilter {
+        target_id: Some("usr_9".into()),
+        ..Default::default()
+    };
+    assert!(s
+        .list_audit_events(Mode::Test, &target, &page(50))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+/// Updates and deletes of audit rows are refused by the database itself,
+/// whoever connects.
+async fn audit_rows_cannot_be_changed(s: &Store, url: &str) {
+    bootstrapped(s).await;
+    s.append_audit_events(&[audit_event(
+        "evt_1",
+        Some(Mode::Test),
+        AuditAction::UserCreated,
+        "usr_1",
+        0,
+    )])
+    .await
+    .unwrap();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    for statement in [
+        "UPDATE audit_events SET action = 'user.deleted'",
+        "DELETE FROM audit_events",
+    ] {
+        let err = sqlx::query(statement).execute(&mut conn).await.unwrap_err();
+        assert!(
+            err.to_string().contains("append-only"),
+            "{statement}: {err}"
+        );
+    }
+    let got = s
+        .list_audit_events(Mode::Test, &AuditFilter::default(), &page(50))
+        .await
+        .unwrap();
+    assert_eq!(got.items.len(), 1);
+    assert_eq!(got.items[0].action, AuditAction::UserCreated);
+}
+
+#[tokio::test]
+async fn sqlite_audit_rows_cannot_be_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(dir.path()).await.unwrap();
+    let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+    audit_rows_cannot_be_changed(&store, &url).await;
+}
+
+#[tokio::test]
+async fn postgres_audit_rows_cannot_be_changed() {
+    let Some(url) = latchkey_store::testing::fresh_postgres_url().await else {
+        eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let store = Store::connect(&url).await.unwrap();
+    audit_rows_cannot_be_changed(&store, &url).await;
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -673,4 +864,5 @@ conformance!(
     api_keys_rotate_with_grace_and_revoke,
     a_budget_is_never_overspent_under_concurrency,
     the_token_deny_list_cleans_itself_up,
+    audit_events_list_newest_first_with_filters_and_cursor,
 );

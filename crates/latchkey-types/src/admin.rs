@@ -70,13 +70,17 @@ pub struct CreateTenant {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateTenant {
     /// New display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// New parent (a move). Moving under the tenant itself or a descendant is 409.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
     /// New cascade flag.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cascade: Option<bool>,
     /// Replaces the metadata object.
     #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<JsonObject>,
 }
 
@@ -197,6 +201,7 @@ pub struct CreateUser {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateUser {
     /// New display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// New email (`null` clears).
     #[serde(
@@ -224,11 +229,14 @@ pub struct UpdateUser {
     pub phone_number: Option<Option<String>>,
     /// Replaces the metadata object.
     #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<JsonObject>,
     /// Replaces the custom claims.
     #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_claims: Option<JsonObject>,
     /// Disable or enable every credential of the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
     /// New token lifetime (`null` falls back to the workspace's).
     #[serde(

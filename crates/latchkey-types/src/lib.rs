@@ -3,6 +3,7 @@
 //! receiving-side library can all share the exact same JSON shapes.
 
 pub mod admin;
+pub mod audit;
 pub mod error;
 pub mod keys;
 pub mod oauth;

@@ -24,6 +24,7 @@ use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use crate::invalidation::Invalidation;
 use crate::keycheck;
 use crate::state::AppState;
+use latchkey_types::audit::AuditAction;
 
 /// Longest rotation grace period: 30 days.
 const MAX_GRACE_SECONDS: i64 = 30 * 86_400;
@@ -111,6 +112,17 @@ async fn create_api_key(
     };
     let api_key = state.store.create_api_key(mode, &new, now).await?;
     state
+        .audit
+        .record(
+            admin
+                .event(&state, AuditAction::ApiKeyCreated, "api_key", &api_key.id)
+                .with_tenant(&api_key.tenant_id)
+                .with_detail("userId", api_key.user_id.clone())
+                .with_detail("roles", api_key.roles.clone())
+                .with_detail("expiresAt", crate::audit::rfc3339(api_key.expires_at)),
+        )
+        .await;
+    state
         .invalidate(&[Invalidation::api_key(mode, &api_key.id, &[digest])])
         .await;
     let created = CreatedApiKey {
@@ -186,6 +198,10 @@ async fn revoke_api_key(
         .store
         .revoke_api_key(admin.mode(), &id, state.clock.now())
         .await?;
+    state
+        .audit
+        .record(admin.event(&state, AuditAction::ApiKeyRevoked, "api_key", &id))
+        .await;
     state.invalidate_api_key(admin.mode(), &id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -217,6 +233,15 @@ async fn rotate_api_key(
         .store
         .rotate_api_key(mode, &id, &digest, until)
         .await?;
+    state
+        .audit
+        .record(
+            admin
+                .event(&state, AuditAction::ApiKeyRotated, "api_key", &id)
+                .with_tenant(&api_key.tenant_id)
+                .with_detail("gracePeriodSeconds", grace),
+        )
+        .await;
     state.invalidate_api_key(mode, &id).await;
     Ok(axum::Json(CreatedApiKey {
         key: value.expose().to_owned(),

@@ -20,7 +20,8 @@ use super::oauth::{authenticate_client, require_tls_for, OAuthForm, Params};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::invalidation::Invalidation;
 use crate::keycheck;
-use crate::state::AppState;
+use crate::state::{AdminKeyInfo, AppState};
+use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -31,15 +32,23 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Who is asking: an admin of a mode, or an authenticated client.
 enum OAuthCaller {
-    Admin(Mode),
+    Admin(AdminKeyInfo),
     Client { mode: Mode, client_id: String },
 }
 
 impl OAuthCaller {
     fn mode(&self) -> Mode {
         match self {
-            OAuthCaller::Admin(m) => *m,
+            OAuthCaller::Admin(admin) => admin.mode,
             OAuthCaller::Client { mode, .. } => *mode,
+        }
+    }
+
+    /// The caller, as the actor of an audit event.
+    fn actor(&self) -> AuditActor {
+        match self {
+            OAuthCaller::Admin(admin) => AuditActor::admin_key(&*admin.id),
+            OAuthCaller::Client { client_id, .. } => AuditActor::client(client_id.clone()),
         }
     }
 
@@ -50,6 +59,26 @@ impl OAuthCaller {
             OAuthCaller::Client { client_id, .. } => client_id == owner,
         }
     }
+}
+
+/// An audit event of a revocation by `caller`.
+fn revoked(
+    state: &AppState,
+    caller: &OAuthCaller,
+    transport: Option<&axum::Extension<crate::transport::Transport>>,
+    action: AuditAction,
+    target: AuditTarget,
+) -> AuditEvent {
+    crate::audit::event(
+        state,
+        Some(caller.mode()),
+        action,
+        caller.actor(),
+        target,
+        transport
+            .and_then(|axum::Extension(t)| t.source)
+            .map(|ip| ip.to_string()),
+    )
 }
 
 async fn caller(
@@ -70,7 +99,7 @@ async fn caller(
             return Err(OAuthError::invalid_client(false));
         }
         return match state.admin_keys.get(&CredentialDigest::of(key)) {
-            Some(mode) if *mode == info.mode => Ok(OAuthCaller::Admin(*mode)),
+            Some(admin) if admin.mode == info.mode => Ok(OAuthCaller::Admin(admin.clone())),
             _ => Err(OAuthError::invalid_client(false)),
         };
     }
@@ -225,6 +254,17 @@ async fn revoke(
                     .store
                     .revoke_api_key(mode, found.id(), state.clock.now())
                     .await?;
+                let event = revoked(
+                    &state,
+                    &caller,
+                    transport.as_ref(),
+                    AuditAction::ApiKeyRevoked,
+                    AuditTarget::new("api_key", found.id()),
+                );
+                state
+                    .audit
+                    .record(event.with_tenant(found.tenant_id()))
+                    .await;
                 state.invalidate_api_key(mode, found.id()).await;
             }
         }
@@ -245,6 +285,15 @@ async fn revoke(
                     .store
                     .revoke_token(mode, claims.jti(), expires_at)
                     .await?;
+                let event = revoked(
+                    &state,
+                    &caller,
+                    transport.as_ref(),
+                    AuditAction::TokenRevoked,
+                    AuditTarget::new("token", claims.jti()),
+                )
+                .with_detail("userId", claims.user_id());
+                state.audit.record(event).await;
                 state
                     .invalidate(&[Invalidation::TokenRevoked {
                         jti: claims.jti().to_owned(),

@@ -2,6 +2,7 @@
 //! input validation.
 
 pub mod api_keys;
+pub mod audit;
 pub mod health;
 pub mod introspection;
 pub mod oauth;

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::invalidation::Invalidation;
 use crate::state::AppState;
+use latchkey_types::audit::AuditAction;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -71,6 +72,15 @@ async fn put_role(
             state.clock.now(),
         )
         .await?;
+    state
+        .audit
+        .record(
+            admin
+                .event(&state, AuditAction::RolePut, "role", &name)
+                .with_detail("permissions", role.permissions.clone())
+                .with_detail("created", created),
+        )
+        .await;
     state
         .invalidate(&[Invalidation::Catalog { mode: admin.mode() }])
         .await;
@@ -131,6 +141,10 @@ async fn delete_role(
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_role(admin.mode(), &name).await?;
+    state
+        .audit
+        .record(admin.event(&state, AuditAction::RoleDeleted, "role", &name))
+        .await;
     state
         .invalidate(&[Invalidation::Catalog { mode: admin.mode() }])
         .await;

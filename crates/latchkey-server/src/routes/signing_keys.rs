@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::invalidation::Invalidation;
 use crate::state::AppState;
+use latchkey_types::audit::{AuditAction, AuditActor, AuditTarget};
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -106,6 +107,15 @@ async fn rotate_signing_key(
         .into_iter()
         .find(|k| k.kid == kid)
         .ok_or(ApiError::Internal)?;
+    state
+        .audit
+        .record(
+            admin
+                .event(&state, AuditAction::SigningKeyRotated, "signing_key", &kid)
+                .with_detail("alg", alg.as_str())
+                .with_detail("immediate", body.immediate.unwrap_or(false)),
+        )
+        .await;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
@@ -215,8 +225,22 @@ pub async fn maintain(state: &AppState) {
             .signing(mode, now)
             .map(|k| k.key.alg())
             .unwrap_or_default();
-        if let Err(e) = rotate(state, mode, alg, false, Some(cutoff)).await {
-            tracing::warn!(?e, %mode, "scheduled signing-key rotation failed");
+        match rotate(state, mode, alg, false, Some(cutoff)).await {
+            Ok(Some(kid)) => {
+                let event = crate::audit::event(
+                    state,
+                    Some(mode),
+                    AuditAction::SigningKeyRotated,
+                    AuditActor::system(),
+                    AuditTarget::new("signing_key", kid),
+                    None,
+                )
+                .with_detail("alg", alg.as_str())
+                .with_detail("scheduled", true);
+                state.audit.record(event).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(?e, %mode, "scheduled signing-key rotation failed"),
         }
     }
 }

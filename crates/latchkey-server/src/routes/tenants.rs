@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::invalidation::Invalidation;
 use crate::state::AppState;
+use latchkey_types::audit::AuditAction;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -79,6 +80,16 @@ async fn create_tenant(
         .store
         .create_tenant(admin.mode(), &new, state.clock.now())
         .await?;
+    state
+        .audit
+        .record(
+            admin
+                .event(&state, AuditAction::TenantCreated, "tenant", &tenant.id)
+                .with_tenant(&tenant.id)
+                .with_detail("parentId", tenant.parent_id.clone())
+                .with_detail("cascade", tenant.cascade),
+        )
+        .await;
     state
         .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
         .await;
@@ -148,6 +159,15 @@ async fn update_tenant(
     }
     let tenant = state.store.update_tenant(admin.mode(), &id, &body).await?;
     state
+        .audit
+        .record(
+            admin
+                .event(&state, AuditAction::TenantUpdated, "tenant", &id)
+                .with_tenant(&id)
+                .with_detail("fields", crate::audit::fields_set(&body)),
+        )
+        .await;
+    state
         .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
         .await;
     Ok(axum::Json(tenant))
@@ -163,6 +183,14 @@ async fn delete_tenant(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_tenant(admin.mode(), &id).await?;
+    state
+        .audit
+        .record(
+            admin
+                .event(&state, AuditAction::TenantDeleted, "tenant", &id)
+                .with_tenant(&id),
+        )
+        .await;
     state
         .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
         .await;
@@ -202,6 +230,15 @@ async fn set_roles(
         .store
         .set_roles(admin.mode(), &tenant_id, &user_id, &roles, now)
         .await?;
+    state
+        .audit
+        .record(
+            admin
+                .event(&state, AuditAction::MembershipSet, "user", &user_id)
+                .with_tenant(&tenant_id)
+                .with_detail("roles", roles.clone()),
+        )
+        .await;
     state
         .invalidate(&[Invalidation::user(admin.mode(), &user_id)])
         .await;

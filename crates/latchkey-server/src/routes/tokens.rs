@@ -14,6 +14,7 @@ use crate::error::{ApiError, OAuthErrorCode};
 use crate::extract::ApiJson;
 use crate::issuance::{self, TokenRequest};
 use crate::state::AppState;
+use latchkey_types::audit::AuditAction;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -85,6 +86,28 @@ async fn create_token(
             OAuthErrorCode::TemporarilyUnavailable => ApiError::Unavailable,
             _ => ApiError::Internal,
         })?;
+    // The token's id, for the audit log (never the token itself).
+    let jti = state
+        .verify_access_token(&issued.access_token, mode)
+        .map(|claims| claims.jti().to_owned())
+        .unwrap_or_default();
+    state
+        .audit
+        .record(
+            admin
+                .event(&state, AuditAction::TokenMinted, "token", &jti)
+                .with_tenant(body.tenant_id.as_deref().unwrap_or(&state.workspace.id))
+                .with_detail("userId", body.user_id.clone())
+                .with_detail("expiresIn", issued.expires_in)
+                .with_detail(
+                    "claims",
+                    body.claims
+                        .as_ref()
+                        .map(|c| c.keys().cloned().collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                ),
+        )
+        .await;
     Ok(axum::Json(CreatedToken {
         access_token: issued.access_token,
         token_type: issued.token_type,

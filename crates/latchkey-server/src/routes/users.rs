@@ -26,6 +26,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::invalidation::Invalidation;
 use crate::state::AppState;
+use latchkey_types::audit::AuditAction;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -114,6 +115,15 @@ async fn create_user(
         .store
         .create_user(admin.mode(), &new, state.clock.now())
         .await?;
+    state
+        .audit
+        .record(
+            admin
+                .event(&state, AuditAction::UserCreated, "user", &user.id)
+                .with_detail("kind", user.kind.as_str())
+                .with_detail("disabled", user.disabled),
+        )
+        .await;
     // A failed login with this id may have cached "no such user".
     state
         .invalidate(&[Invalidation::user(admin.mode(), &user.id)])
@@ -199,6 +209,15 @@ async fn update_user(
         .update_user(admin.mode(), &id, &body, state.clock.now())
         .await?;
     state
+        .audit
+        .record(
+            admin
+                .event(&state, AuditAction::UserUpdated, "user", &id)
+                .with_detail("fields", crate::audit::fields_set(&body))
+                .with_detail("disabled", user.disabled),
+        )
+        .await;
+    state
         .invalidate(&[Invalidation::user(admin.mode(), &id)])
         .await;
     Ok(axum::Json(user))
@@ -215,6 +234,10 @@ async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     check_user_id(&id)?;
     state.store.delete_user(admin.mode(), &id).await?;
+    state
+        .audit
+        .record(admin.event(&state, AuditAction::UserDeleted, "user", &id))
+        .await;
     state
         .invalidate(&[
             Invalidation::user(admin.mode(), &id),
@@ -295,6 +318,20 @@ async fn create_secret(
         expires_at: body.expires_at,
     };
     let stored = state.store.create_secret(mode, &new, now).await?;
+    state
+        .audit
+        .record(
+            admin
+                .event(
+                    &state,
+                    AuditAction::ClientSecretCreated,
+                    "client_secret",
+                    &stored.id,
+                )
+                .with_detail("userId", id.clone())
+                .with_detail("expiresAt", crate::audit::rfc3339(stored.expires_at)),
+        )
+        .await;
     state.invalidate(&[Invalidation::user(mode, &id)]).await;
     let created = CreatedSecret {
         id: stored.id,
@@ -349,6 +386,19 @@ async fn delete_secret(
         .store
         .delete_secret(admin.mode(), &id, &secret_id)
         .await?;
+    state
+        .audit
+        .record(
+            admin
+                .event(
+                    &state,
+                    AuditAction::ClientSecretRevoked,
+                    "client_secret",
+                    &secret_id,
+                )
+                .with_detail("userId", id.clone()),
+        )
+        .await;
     state
         .invalidate(&[Invalidation::user(admin.mode(), &id)])
         .await;
@@ -469,6 +519,16 @@ async fn add_user_key(
     };
     let created = state.store.add_user_key(admin.mode(), &key).await?;
     state
+        .audit
+        .record(
+            admin
+                .event(&state, AuditAction::UserKeyAdded, "user_key", &created.id)
+                .with_detail("userId", id.clone())
+                .with_detail("kid", created.kid.clone())
+                .with_detail("alg", created.alg.clone()),
+        )
+        .await;
+    state
         .invalidate(&[Invalidation::user(admin.mode(), &id)])
         .await;
     Ok((StatusCode::CREATED, axum::Json(created)))
@@ -504,6 +564,14 @@ async fn delete_user_key(
         .store
         .delete_user_key(admin.mode(), &id, &key_id)
         .await?;
+    state
+        .audit
+        .record(
+            admin
+                .event(&state, AuditAction::UserKeyRemoved, "user_key", &key_id)
+                .with_detail("userId", id.clone()),
+        )
+        .await;
     state
         .invalidate(&[Invalidation::user(admin.mode(), &id)])
         .await;

@@ -5,6 +5,7 @@
 mod api_keys;
 mod assertions;
 mod attacks;
+mod audit;
 mod bad_input;
 mod bruteforce;
 mod custom_tokens;

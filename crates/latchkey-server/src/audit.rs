@@ -1,0 +1,375 @@
+//! The audit log writer: handlers hand events to a bounded queue and go on;
+//! one task per node writes them to the store in batches.
+//!
+//! - **Back-pressure, not loss.** [`AuditLog::record`] waits for room in the
+//!   queue, so a burst of admin writes slows down to the store's pace instead
+//!   of dropping events. Only when the queue stays full for
+//!   [`SHED_AFTER`] (the store has been down that long) is an event
+//!   shed, counted in `latchkey_audit_events_shed_total` and logged (action
+//!   and target, never more).
+//! - **Off the hot path.** Failed-authentication bursts come from the
+//!   credential endpoints, which never wait: [`AuditLog::try_record`] sheds
+//!   (and counts) rather than slow them down.
+//! - **Retries.** A batch that fails because the store is unavailable is
+//!   retried with backoff until it lands; one that fails for another reason
+//!   is retried, then written event by event so one bad event cannot hold
+//!   the others back.
+//! - **Read-your-writes.** [`AuditLog::flush`] waits until everything queued
+//!   before it is written; `GET /v1/audit-events` flushes first, and so does
+//!   a graceful shutdown.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use latchkey_core::ids;
+use latchkey_store::{Store, StoreError};
+use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
+use latchkey_types::{JsonObject, Mode};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::Admin;
+use crate::state::AppState;
+
+/// Events the queue holds before `record` has to wait.
+pub const QUEUE_CAPACITY: usize = 4096;
+
+/// How long `record` waits for room before it sheds the event.
+pub const SHED_AFTER: Duration = Duration::from_secs(10);
+
+/// Most events written in one transaction.
+const BATCH: usize = 256;
+
+/// Longest pause between retries of a failed batch.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Tries of a batch that failed for a reason other than availability,
+/// before it is written event by event.
+const TRIES_BEFORE_SPLIT: u32 = 3;
+
+enum Message {
+    Event(Box<AuditEvent>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// What the writer has done, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct AuditCounters {
+    /// Events written to the store.
+    pub written: AtomicU64,
+    /// Events dropped (queue full for too long, or refused by the store).
+    pub shed: AtomicU64,
+    /// Batch writes that failed (and were retried).
+    pub write_failures: AtomicU64,
+}
+
+/// The handle handlers record through.
+#[derive(Debug)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Message>,
+    shed_after: Duration,
+    counters: Arc<AuditCounters>,
+}
+
+impl AuditLog {
+    /// Starts the writer task for `store`.
+    pub fn start(store: Store, capacity: usize, shed_after: Duration) -> AuditLog {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let counters = Arc::new(AuditCounters::default());
+        tokio::spawn(write_loop(store, rx, Arc::clone(&counters)));
+        AuditLog {
+            tx,
+            shed_after,
+            counters,
+        }
+    }
+
+    /// Queues `event`, waiting for room (back-pressure); sheds it only when
+    /// the queue stays full for `shed_after`.
+    pub async fn record(&self, event: AuditEvent) {
+        let action = event.action;
+        let sent = tokio::time::timeout(
+            self.shed_after,
+            self.tx.send(Message::Event(Box::new(event))),
+        )
+        .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            self.shed(action);
+        }
+    }
+
+    /// Queues `event` if there is room now; sheds it otherwise. For the
+    /// credential endpoints, which must not wait on the audit log.
+    pub fn try_record(&self, event: AuditEvent) {
+        let action = event.action;
+        if self.tx.try_send(Message::Event(Box::new(event))).is_err() {
+            self.shed(action);
+        }
+    }
+
+    fn shed(&self, action: AuditAction) {
+        self.counters.shed.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(%action, "audit queue full: an audit event was shed");
+    }
+
+    /// Waits (at most `within`) until every event queued before this call
+    /// is written. `false` when that did not happen in time.
+    pub async fn flush(&self, within: Duration) -> bool {
+        let (done, wait) = oneshot::channel();
+        let sent_and_written =
+            async { self.tx.send(Message::Flush(done)).await.is_ok() && wait.await.is_ok() };
+        tokio::time::timeout(within, sent_and_written)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Events waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// The writer's counters.
+    pub fn counters(&self) -> &AuditCounters {
+        &self.counters
+    }
+}
+
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>, counters: Arc<AuditCounters>) {
+    let mut batch: Vec<AuditEvent> = Vec::with_capacity(BATCH);
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Event(e) => batch.push(*e),
+                Message::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        write_batch(&store, &mut batch, &counters).await;
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Writes `batch` (emptying it), retrying as the module documentation says.
+async fn write_batch(store: &Store, batch: &mut Vec<AuditEvent>, counters: &AuditCounters) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut backoff = Duration::from_millis(50);
+    let mut other_failures = 0;
+    loop {
+        match store.append_audit_events(batch).await {
+            Ok(()) => {
+                counters
+                    .written
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                batch.clear();
+                return;
+            }
+            Err(e) => {
+                counters.write_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, events = batch.len(), "could not write audit events; will retry");
+                if !matches!(e, StoreError::Unavailable(_)) {
+                    other_failures += 1;
+                    if other_failures >= TRIES_BEFORE_SPLIT {
+                        break;
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    // Not an outage: find the event(s) the store refuses, keep the rest.
+    for event in batch.drain(..) {
+        match store
+            .append_audit_events(std::slice::from_ref(&event))
+            .await
+        {
+            Ok(()) => {
+                counters.written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                counters.shed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, action = %event.action, id = %event.id, "the store refused an audit event; it was shed");
+            }
+        }
+    }
+}
+
+/// A new event with a fresh id, at the state's clock.
+pub fn event(
+    state: &AppState,
+    mode: Option<Mode>,
+    action: AuditAction,
+    actor: AuditActor,
+    target: AuditTarget,
+    source_address: Option<String>,
+) -> AuditEvent {
+    AuditEvent {
+        id: ids::new_prefixed_id("evt"),
+        time: state.clock.now(),
+        mode,
+        action,
+        actor,
+        target,
+        tenant_id: None,
+        source_address,
+        details: JsonObject::new(),
+    }
+}
+
+/// The names of the fields a PATCH body sets or clears (never their values,
+/// which may be claims or metadata). PATCH types skip absent fields when
+/// serialised, so every key present was sent.
+pub fn fields_set(body: &impl serde::Serialize) -> Vec<String> {
+    match serde_json::to_value(body) {
+        Ok(serde_json::Value::Object(map)) => map.into_iter().map(|(k, _)| k).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A time as an RFC 3339 JSON string, or `null`.
+pub fn rfc3339(at: Option<time::OffsetDateTime>) -> serde_json::Value {
+    at.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .map_or(serde_json::Value::Null, serde_json::Value::String)
+}
+
+impl Admin {
+    /// An event of this admin's mode, acted by this admin key from its
+    /// address, about the `target_type` record `target_id`.
+    pub fn event(
+        &self,
+        state: &AppState,
+        action: AuditAction,
+        target_type: &str,
+        target_id: &str,
+    ) -> AuditEvent {
+        event(
+            state,
+            Some(self.mode()),
+            action,
+            AuditActor::admin_key(self.id()),
+            AuditTarget::new(target_type, target_id),
+            self.source().map(|ip| ip.to_string()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_store::{AuditFilter, PageRequest};
+
+    fn sample(i: usize) -> AuditEvent {
+        AuditEvent {
+            id: format!("evt_{i:06}"),
+            time: time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+            mode: Some(Mode::Test),
+            action: AuditAction::UserCreated,
+            actor: AuditActor::admin_key("adm_1"),
+            target: AuditTarget::new("user", format!("usr_{i}")),
+            tenant_id: None,
+            source_address: None,
+            details: JsonObject::new(),
+        }
+    }
+
+    async fn count(store: &Store) -> usize {
+        let mut n = 0;
+        let mut page = PageRequest {
+            limit: 1000,
+            after: None,
+        };
+        loop {
+            let got = store
+                .list_audit_events(Mode::Test, &AuditFilter::default(), &page)
+                .await
+                .unwrap();
+            n += got.items.len();
+            match got.next_after {
+                Some(a) => page.after = Some(a),
+                None => return n,
+            }
+        }
+    }
+
+    /// Many writers against a tiny queue: every event lands, none is shed;
+    /// the writers were slowed down instead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_full_queue_slows_writers_down_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let log = Arc::new(AuditLog::start(store.clone(), 8, SHED_AFTER));
+        let mut tasks = Vec::new();
+        for t in 0..40 {
+            let log = Arc::clone(&log);
+            tasks.push(tokio::spawn(async move {
+                for i in 0..100 {
+                    log.record(sample(t * 100 + i)).await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(log.flush(Duration::from_secs(30)).await);
+        assert_eq!(log.counters().shed.load(Ordering::Relaxed), 0);
+        assert_eq!(log.counters().written.load(Ordering::Relaxed), 4000);
+        assert_eq!(count(&store).await, 4000);
+        assert_eq!(log.queued(), 0);
+    }
+
+    /// With the store gone, the queue fills; then `record` sheds after its
+    /// wait and `try_record` at once, and both are counted.
+    #[tokio::test]
+    async fn events_are_shed_and_counted_only_when_the_queue_stays_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        store.close().await;
+        let log = AuditLog::start(store, 2, Duration::from_millis(100));
+        // The writer takes what is queued into a batch it cannot write and
+        // holds it; after that the queue fills and `try_record` sheds.
+        let mut accepted = 0;
+        while log.counters().shed.load(Ordering::Relaxed) == 0 {
+            log.try_record(sample(accepted));
+            accepted += 1;
+            assert!(accepted <= BATCH + 3, "the queue never filled");
+            tokio::task::yield_now().await;
+        }
+        assert!(accepted > 2, "room for the queue's capacity at least");
+        let started = std::time::Instant::now();
+        log.record(sample(10_000)).await;
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!(log.counters().shed.load(Ordering::Relaxed), 2);
+        log.try_record(sample(10_001));
+        assert_eq!(log.counters().shed.load(Ordering::Relaxed), 3);
+        assert!(log.counters().write_failures.load(Ordering::Relaxed) >= 1);
+        assert!(!log.flush(Duration::from_millis(100)).await);
+    }
+
+    /// An event the store refuses (a duplicate id) is shed alone; the rest
+    /// of its batch is written.
+    #[tokio::test]
+    async fn one_refused_event_does_not_hold_back_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        store.append_audit_events(&[sample(1)]).await.unwrap();
+        let log = AuditLog::start(store.clone(), 64, SHED_AFTER);
+        for i in 0..5 {
+            log.record(sample(i)).await;
+        }
+        assert!(log.flush(Duration::from_secs(30)).await);
+        assert_eq!(log.counters().shed.load(Ordering::Relaxed), 1);
+        assert_eq!(log.counters().written.load(Ordering::Relaxed), 4);
+        assert_eq!(count(&store).await, 5);
+    }
+}

@@ -1,0 +1,161 @@
+//! The audit log: appended in batches, read newest first. The table is
+//! append-only (triggers refuse updates and deletes), and this module has no
+//! statement that would try.
+
+use latchkey_core::clock::{from_unix_ms, to_unix_ms};
+use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
+use latchkey_types::Mode;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use crate::records::{json_of, to_json};
+use crate::{PageRequest, PageResult, Store, StoreError, StoreResult};
+
+const AUDIT_COLUMNS: &str = "seq, id, mode, occurred_at, action, actor_type, actor_id, \
+     target_type, target_id, tenant_id, source_address, details";
+
+/// Which events to list. Every filter that is set must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this action.
+    pub action: Option<AuditAction>,
+    /// Only events by this actor id.
+    pub actor_id: Option<String>,
+    /// Only events about this target id.
+    pub target_id: Option<String>,
+    /// Only events about this tenant.
+    pub tenant_id: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only events before this time.
+    pub until: Option<OffsetDateTime>,
+}
+
+/// A value bound to a dynamic statement.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+fn event_of(row: &AnyRow) -> StoreResult<(i64, AuditEvent)> {
+    let bad = |what: &str| StoreError::Internal(format!("bad audit {what}").into());
+    let mode: Option<String> = row.try_get("mode")?;
+    let mode = match mode {
+        Some(m) => Some(Mode::parse(&m).ok_or_else(|| bad("mode"))?),
+        None => None,
+    };
+    let action: String = row.try_get("action")?;
+    let event = AuditEvent {
+        id: row.try_get("id")?,
+        time: from_unix_ms(row.try_get::<i64, _>("occurred_at")?),
+        mode,
+        action: AuditAction::parse(&action).ok_or_else(|| bad("action"))?,
+        actor: AuditActor {
+            kind: row.try_get("actor_type")?,
+            id: row.try_get("actor_id")?,
+        },
+        target: AuditTarget {
+            kind: row.try_get("target_type")?,
+            id: row.try_get("target_id")?,
+        },
+        tenant_id: row.try_get("tenant_id")?,
+        source_address: row.try_get("source_address")?,
+        details: json_of(row, "details")?,
+    };
+    Ok((row.try_get("seq")?, event))
+}
+
+impl Store {
+    /// Appends events, all or none, in one transaction.
+    pub async fn append_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let _timer = self.timed("append_audit_events");
+        let (_writer, mut tx) = self.begin_write().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO audit_events (id, mode, occurred_at, action, actor_type, actor_id, \
+                 target_type, target_id, tenant_id, source_address, details) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&e.id)
+            .bind(e.mode.map(Mode::as_str))
+            .bind(to_unix_ms(e.time))
+            .bind(e.action.as_str())
+            .bind(&e.actor.kind)
+            .bind(e.actor.id.as_deref())
+            .bind(&e.target.kind)
+            .bind(&e.target.id)
+            .bind(e.tenant_id.as_deref())
+            .bind(e.source_address.as_deref())
+            .bind(to_json(&e.details)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Events of `mode` (and those of no mode), newest first. The cursor is
+    /// the position of the last event of the previous page.
+    pub async fn list_audit_events(
+        &self,
+        mode: Mode,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> StoreResult<PageResult<AuditEvent>> {
+        let _timer = self.timed("list_audit_events");
+        let mut sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE (mode = $1 OR mode IS NULL)");
+        let mut args = vec![Arg::Text(mode.as_str().to_owned())];
+        let mut push = |sql: &mut String, clause: &str, arg: Arg| {
+            args.push(arg);
+            sql.push_str(" AND ");
+            sql.push_str(&clause.replace("{}", &format!("${}", args.len())));
+        };
+        if let Some(a) = filter.action {
+            push(&mut sql, "action = {}", Arg::Text(a.as_str().to_owned()));
+        }
+        if let Some(id) = &filter.actor_id {
+            push(&mut sql, "actor_id = {}", Arg::Text(id.clone()));
+        }
+        if let Some(id) = &filter.target_id {
+            push(&mut sql, "target_id = {}", Arg::Text(id.clone()));
+        }
+        if let Some(id) = &filter.tenant_id {
+            push(&mut sql, "tenant_id = {}", Arg::Text(id.clone()));
+        }
+        if let Some(t) = filter.since {
+            push(&mut sql, "occurred_at >= {}", Arg::Int(to_unix_ms(t)));
+        }
+        if let Some(t) = filter.until {
+            push(&mut sql, "occurred_at < {}", Arg::Int(to_unix_ms(t)));
+        }
+        if let Some(after) = &page.after {
+            let seq: i64 = after
+                .parse()
+                .map_err(|_| StoreError::Conflict("the cursor is not valid".into()))?;
+            push(&mut sql, "seq < {}", Arg::Int(seq));
+        }
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", args.len() + 1));
+        let mut q = sqlx::query(&sql);
+        for a in &args {
+            q = match a {
+                Arg::Text(s) => q.bind(s),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        let rows = q
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows.iter().map(event_of).collect::<StoreResult<Vec<_>>>()?;
+        let page = PageResult::from_overfetch(items, page.limit, |(seq, _)| seq.to_string());
+        Ok(PageResult {
+            items: page.items.into_iter().map(|(_, e)| e).collect(),
+            next_after: page.next_after,
+        })
+    }
+}
