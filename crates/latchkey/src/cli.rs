@@ -45,6 +45,8 @@ pub enum Command {
     ApiKeys(ApiKeysArgs),
     /// List and rotate the signing keys of the admin key's mode.
     SigningKeys(SigningKeysArgs),
+    /// Read the audit log of the admin key's mode, newest first.
+    Audit(AuditArgs),
     /// Get an access token with the client-credentials grant.
     Token(TokenArgs),
     /// Check an access token (against the issuer's JWKS) or an API key
@@ -694,6 +696,44 @@ pub struct ApiKeyList {
     /// Only keys scoped to this tenant.
     #[arg(long, value_name = "TENANT")]
     pub tenant: Option<String>,
+    /// Paging.
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+/// `latchkey audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
+    /// Filters and paging.
+    #[command(flatten)]
+    pub query: AuditQueryArgs,
+}
+
+/// The filters and paging of `latchkey audit`.
+#[derive(Debug, Args)]
+pub struct AuditQueryArgs {
+    /// Only events of this action (`api_key.revoked`, `user.created`,
+    /// `auth.failures_exceeded`, …).
+    #[arg(long, value_name = "ACTION")]
+    pub action: Option<String>,
+    /// Only events by this actor (`adm_…` admin key or `usr_…` client).
+    #[arg(long, value_name = "ID")]
+    pub actor: Option<String>,
+    /// Only events about this record id (or address).
+    #[arg(long, value_name = "ID")]
+    pub target: Option<String>,
+    /// Only events about this tenant.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// Only events at or after this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events before this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// Paging.
     #[command(flatten)]
     pub page: PageArgs,

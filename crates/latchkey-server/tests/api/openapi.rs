@@ -51,6 +51,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/users/{id}/keys"),
     ("get", "/v1/users/{id}/keys"),
     ("delete", "/v1/users/{id}/keys/{keyId}"),
+    ("get", "/v1/audit-events"),
 ];
 
 #[tokio::test]

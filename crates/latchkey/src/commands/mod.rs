@@ -2,6 +2,7 @@
 //! requests to the server (or, for `serve`, into a running server) and output.
 
 mod api_keys;
+mod audit;
 mod authorization;
 mod members;
 mod roles;
@@ -46,6 +47,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             authorization::run(&admin, &args.user, args.tenant).await
         }
         Command::ApiKeys(args) => api_keys::run(&Admin::new(args.admin)?, args.command).await,
+        Command::Audit(args) => audit::run(&Admin::new(args.admin)?, args.query).await,
         Command::Token(args) => token::run(args).await,
     };
     result.map(|()| ExitCode::SUCCESS)

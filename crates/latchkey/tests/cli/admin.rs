@@ -389,3 +389,43 @@ async fn live_admin_commands_work_over_tls_when_the_development_ca_is_trusted() 
         stderr(&bad)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_lists_what_admin_commands_did_with_filters() {
+    let server = TestServer::spawn().await;
+    server
+        .admin_json(&["signing-keys", "rotate", "--alg", "ES256"])
+        .await;
+    let (user, _) = server.machine_with_secret("audited").await;
+    let all = server.admin_json(&["audit", "--all"]).await;
+    let actions: Vec<&str> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "client_secret.created",
+            "user.created",
+            "signing_key.rotated"
+        ]
+    );
+    let filtered = server
+        .admin_json(&["audit", "--action", "user.created", "--target", &user])
+        .await;
+    assert_eq!(filtered["data"].as_array().unwrap().len(), 1);
+    let out = server.admin(&["audit", "--limit", "1"]).await;
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(text.starts_with("TIME"), "{text}");
+    assert!(
+        text.contains("client_secret.created") && text.contains("admin_key:adm_"),
+        "{text}"
+    );
+    assert!(stderr(&out).contains("--cursor"), "{}", stderr(&out));
+    let bad = server.admin(&["audit", "--since", "yesterday"]).await;
+    assert_exit(&bad, 1);
+    assert!(stderr(&bad).contains("RFC 3339"), "{}", stderr(&bad));
+}
