@@ -14,6 +14,9 @@
 //!   retried with backoff until it lands; one that fails for another reason
 //!   is retried, then written event by event so one bad event cannot hold
 //!   the others back.
+//! - **Acknowledged means audited.** `record` returns once its event is
+//!   written (concurrent requests share one batch), so a `kill -9` cannot
+//!   lose the event of an admin write the client saw succeed.
 //! - **Read-your-writes.** [`AuditLog::flush`] waits until everything queued
 //!   before it is written; `GET /v1/audit-events` flushes first, and so does
 //!   a graceful shutdown.
@@ -48,7 +51,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const TRIES_BEFORE_SPLIT: u32 = 3;
 
 enum Message {
-    Event(Box<AuditEvent>),
+    /// An event, and who to tell once it is written.
+    Event(Box<AuditEvent>, Option<oneshot::Sender<()>>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -84,17 +88,26 @@ impl AuditLog {
         }
     }
 
-    /// Queues `event`, waiting for room (back-pressure); sheds it only when
-    /// the queue stays full for `shed_after`.
+    /// Queues `event`, waiting for room (back-pressure), and returns once it
+    /// is written, so an admin write is acknowledged with its event stored.
+    /// Within `shed_after` in all: the event is shed if it found no room in
+    /// that time; if it is queued but not yet written (the store is down),
+    /// the caller goes on and the event is written when the store is back.
     pub async fn record(&self, event: AuditEvent) {
         let action = event.action;
-        let sent = tokio::time::timeout(
-            self.shed_after,
-            self.tx.send(Message::Event(Box::new(event))),
+        let deadline = tokio::time::Instant::now() + self.shed_after;
+        let (done, written) = oneshot::channel();
+        let sent = tokio::time::timeout_at(
+            deadline,
+            self.tx.send(Message::Event(Box::new(event), Some(done))),
         )
         .await;
         if !matches!(sent, Ok(Ok(()))) {
             self.shed(action);
+            return;
+        }
+        if tokio::time::timeout_at(deadline, written).await.is_err() {
+            tracing::warn!(%action, "an audit event is queued but not written yet");
         }
     }
 
@@ -102,7 +115,11 @@ impl AuditLog {
     /// credential endpoints, which must not wait on the audit log.
     pub fn try_record(&self, event: AuditEvent) {
         let action = event.action;
-        if self.tx.try_send(Message::Event(Box::new(event))).is_err() {
+        if self
+            .tx
+            .try_send(Message::Event(Box::new(event), None))
+            .is_err()
+        {
             self.shed(action);
         }
     }
@@ -141,7 +158,10 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>, counters: Arc
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Event(e) => batch.push(*e),
+                Message::Event(e, done) => {
+                    batch.push(*e);
+                    flushes.extend(done);
+                }
                 Message::Flush(done) => flushes.push(done),
             }
             if batch.len() < BATCH {
@@ -328,6 +348,18 @@ mod tests {
         assert_eq!(log.queued(), 0);
     }
 
+    /// `record` returns with the event in the store: nothing to flush.
+    #[tokio::test]
+    async fn a_recorded_event_is_stored_when_record_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let log = AuditLog::start(store.clone(), 64, SHED_AFTER);
+        for i in 0..3 {
+            log.record(sample(i)).await;
+            assert_eq!(count(&store).await, i + 1);
+        }
+    }
+
     /// With the store gone, the queue fills; then `record` sheds after its
     /// wait and `try_record` at once, and both are counted.
     #[tokio::test]
@@ -364,8 +396,9 @@ mod tests {
         let store = Store::open_sqlite(dir.path()).await.unwrap();
         store.append_audit_events(&[sample(1)]).await.unwrap();
         let log = AuditLog::start(store.clone(), 64, SHED_AFTER);
+        // Queued together, so the writer takes them as one batch.
         for i in 0..5 {
-            log.record(sample(i)).await;
+            log.try_record(sample(i));
         }
         assert!(log.flush(Duration::from_secs(30)).await);
         assert_eq!(log.counters().shed.load(Ordering::Relaxed), 1);

@@ -212,6 +212,32 @@ async fn kill_during_writes_loses_nothing(database_url: Option<String>) {
             "a membership of a missing user {user}"
         );
     }
+    // Every acknowledged write has its audit event.
+    let audited: HashSet<(String, String)> =
+        sqlx::query_as::<_, (String, String)>("SELECT action, target_id FROM audit_events")
+            .fetch_all(&mut db)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    for id in &acked.users {
+        assert!(
+            audited.contains(&("user.created".to_owned(), id.clone())),
+            "acknowledged user {id} has no audit event"
+        );
+    }
+    for id in &acked.memberships {
+        assert!(
+            audited.contains(&("membership.set".to_owned(), id.clone())),
+            "acknowledged membership of {id} has no audit event"
+        );
+    }
+    for (id, _) in &acked.keys {
+        assert!(
+            audited.contains(&("api_key.created".to_owned(), id.clone())),
+            "acknowledged key {id} has no audit event"
+        );
+    }
     eprintln!(
         "killed after {} users, {} memberships, {} keys acknowledged; {} users stored",
         acked.users.len(),
