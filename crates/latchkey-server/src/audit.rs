@@ -12,8 +12,9 @@
 //!   (and counts) rather than slow them down.
 //! - **Retries.** A batch that fails because the store is unavailable is
 //!   retried with backoff until it lands; one that fails for another reason
-//!   is retried, then written event by event so one bad event cannot hold
-//!   the others back.
+//!   is retried for a while, and one the store refuses (a conflict) is not:
+//!   then it is written event by event, so one bad event cannot hold the
+//!   others back. A waiter is told "written" only for a stored event.
 //! - **Acknowledged means audited.** `record` returns once its event is
 //!   written (concurrent requests share one batch), so a `kill -9` cannot
 //!   lose the event of an admin write the client saw succeed.
@@ -46,9 +47,9 @@ const BATCH: usize = 256;
 /// Longest pause between retries of a failed batch.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Tries of a batch that failed for a reason other than availability,
-/// before it is written event by event.
-const TRIES_BEFORE_SPLIT: u32 = 3;
+/// Tries of a batch that failed for a reason other than availability or a
+/// conflict, before it is written event by event (about 6 s of backoff).
+const TRIES_BEFORE_SPLIT: u32 = 8;
 
 enum Message {
     /// An event, and who to tell once it is written.
@@ -65,6 +66,8 @@ pub struct AuditCounters {
     pub shed: AtomicU64,
     /// Batch writes that failed (and were retried).
     pub write_failures: AtomicU64,
+    /// Events taken from the queue and not yet written.
+    pub in_flight: AtomicU64,
 }
 
 /// The handle handlers record through.
@@ -140,9 +143,11 @@ impl AuditLog {
             .unwrap_or(false)
     }
 
-    /// Events waiting in the queue.
+    /// Events not yet written: waiting in the queue, or in the batch being
+    /// written.
     pub fn queued(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
+            + self.counters.in_flight.load(Ordering::Relaxed) as usize
     }
 
     /// The writer's counters.
@@ -152,71 +157,97 @@ impl AuditLog {
 }
 
 async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>, counters: Arc<AuditCounters>) {
-    let mut batch: Vec<AuditEvent> = Vec::with_capacity(BATCH);
+    let mut batch = Batch::default();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
                 Message::Event(e, done) => {
-                    batch.push(*e);
-                    flushes.extend(done);
+                    batch.events.push(*e);
+                    batch.acks.push(done);
                 }
                 Message::Flush(done) => flushes.push(done),
             }
-            if batch.len() < BATCH {
+            if batch.events.len() < BATCH {
                 next = rx.try_recv().ok();
             }
         }
-        write_batch(&store, &mut batch, &counters).await;
+        counters
+            .in_flight
+            .store(batch.events.len() as u64, Ordering::Relaxed);
+        batch.write(&store, &counters).await;
+        counters.in_flight.store(0, Ordering::Relaxed);
         for done in flushes.drain(..) {
             let _ = done.send(());
         }
     }
 }
 
-/// Writes `batch` (emptying it), retrying as the module documentation says.
-async fn write_batch(store: &Store, batch: &mut Vec<AuditEvent>, counters: &AuditCounters) {
-    if batch.is_empty() {
-        return;
-    }
-    let mut backoff = Duration::from_millis(50);
-    let mut other_failures = 0;
-    loop {
-        match store.append_audit_events(batch).await {
-            Ok(()) => {
-                counters
-                    .written
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                batch.clear();
-                return;
-            }
-            Err(e) => {
-                counters.write_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, events = batch.len(), "could not write audit events; will retry");
-                if !matches!(e, StoreError::Unavailable(_)) {
-                    other_failures += 1;
-                    if other_failures >= TRIES_BEFORE_SPLIT {
-                        break;
+/// Events taken from the queue, and who waits for each to be written.
+#[derive(Default)]
+struct Batch {
+    events: Vec<AuditEvent>,
+    acks: Vec<Option<oneshot::Sender<()>>>,
+}
+
+impl Batch {
+    /// Writes the batch (emptying it) and tells the waiters of the events
+    /// stored. An outage is waited out; an error that may pass (a lock, a
+    /// failover, a full disk) is retried for a while; a refusal of the data
+    /// itself (a conflict), or an error that outlasts the retries, has the
+    /// events written one by one so only the ones refused are shed.
+    async fn write(&mut self, store: &Store, counters: &AuditCounters) {
+        if self.events.is_empty() {
+            return;
+        }
+        let mut backoff = Duration::from_millis(50);
+        let mut other_failures = 0;
+        loop {
+            match store.append_audit_events(&self.events).await {
+                Ok(()) => {
+                    counters
+                        .written
+                        .fetch_add(self.events.len() as u64, Ordering::Relaxed);
+                    self.events.clear();
+                    for done in self.acks.drain(..).flatten() {
+                        let _ = done.send(());
                     }
+                    return;
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                Err(e) => {
+                    counters.write_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, events = self.events.len(), "could not write audit events; will retry");
+                    match e {
+                        StoreError::Unavailable(_) => {}
+                        StoreError::Conflict(_) => break,
+                        _ => {
+                            other_failures += 1;
+                            if other_failures >= TRIES_BEFORE_SPLIT {
+                                break;
+                            }
+                        }
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
             }
         }
-    }
-    // Not an outage: find the event(s) the store refuses, keep the rest.
-    for event in batch.drain(..) {
-        match store
-            .append_audit_events(std::slice::from_ref(&event))
-            .await
-        {
-            Ok(()) => {
-                counters.written.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                counters.shed.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, action = %event.action, id = %event.id, "the store refused an audit event; it was shed");
+        for (event, done) in self.events.drain(..).zip(self.acks.drain(..)) {
+            match store
+                .append_audit_events(std::slice::from_ref(&event))
+                .await
+            {
+                Ok(()) => {
+                    counters.written.fetch_add(1, Ordering::Relaxed);
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                }
+                Err(e) => {
+                    counters.shed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, action = %event.action, id = %event.id, "the store refused an audit event; it was shed");
+                }
             }
         }
     }

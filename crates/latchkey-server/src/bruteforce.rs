@@ -272,74 +272,58 @@ fn form_value(bytes: &[u8], name: &str) -> Option<String> {
     pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
-/// The mode a credential names by its prefix (checksum unchecked: a
-/// guessed `lk_live_…` value is still an attack on the live partition).
-fn credential_mode(value: &str) -> Option<Mode> {
-    Mode::ALL
-        .into_iter()
-        .find(|m| value.starts_with(&format!("lk_{}_", m.as_str())))
-}
-
-/// The mode named by a credential in `Authorization` (Bearer, or the
-/// secret of Basic) or `X-Api-Key`.
-fn headers_mode(headers: &axum::http::HeaderMap) -> Option<Mode> {
-    let from_authorization = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .and_then(|(scheme, value)| {
-            if scheme.eq_ignore_ascii_case("bearer") {
-                credential_mode(value.trim())
-            } else if scheme.eq_ignore_ascii_case("basic") && value.len() <= 2048 {
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(value.trim())
-                    .ok()?;
-                let text = String::from_utf8(decoded).ok()?;
-                let (_, secret) = text.split_once(':')?;
-                credential_mode(&form_decode(secret)?)
-            } else {
-                None
-            }
-        });
-    from_authorization.or_else(|| {
-        headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| credential_mode(v.trim()))
-    })
-}
-
-/// Records that a limit was reached. The event is of the mode the attempt
-/// named, if any; a mode-less event (shown in both modes) names no client,
-/// so one partition never learns another's client ids.
-fn record_exceeded(
-    state: &AppState,
-    exceeded: Exceeded,
-    ip: IpAddr,
-    mode: Option<Mode>,
-    client: Option<&str>,
-    path: &str,
-) {
-    let target = match (exceeded, mode, client) {
-        (Exceeded::Address { .. }, _, _) | (_, None, _) | (_, _, None) => {
-            AuditTarget::new("address", ip.to_string())
+/// The partition a client id names a user in, if any (a burst against a
+/// client is shown to that partition's admins only).
+async fn partition_of(state: &AppState, client: &str) -> Option<Mode> {
+    if !latchkey_core::ids::has_id_shape(client, "usr") {
+        return None;
+    }
+    for mode in Mode::ALL {
+        if let Ok(Some(_)) = state.caches.principal(&state.store, mode, client).await {
+            return Some(mode);
         }
-        (_, Some(_), Some(client)) => AuditTarget::new("client", client),
-    };
-    let event = crate::audit::event(
-        state,
-        mode,
-        AuditAction::AuthFailuresExceeded,
-        AuditActor::anonymous(),
-        target,
-        Some(ip.to_string()),
-    )
-    .with_detail("limit", exceeded.name())
-    .with_detail("failures", exceeded.limit())
-    .with_detail("windowSeconds", WINDOW_SECONDS)
-    .with_detail("endpoint", path);
-    tracing::warn!(limit = exceeded.name(), address = %ip, endpoint = path, "brute-force limit reached");
-    state.audit.try_record(event);
+    }
+    None
+}
+
+/// Records that limits were reached. A per-address event has no mode (it
+/// is shown in both: the attempts may have named anything) and names only
+/// the address. A per-client event is of the partition where the client
+/// exists, never of one an attacker chose with a credential prefix; for a
+/// client id that names no user, it is a mode-less event about the address,
+/// so no partition learns client ids of another or attacker-chosen text.
+async fn record_exceeded(
+    state: AppState,
+    reached: Vec<Exceeded>,
+    ip: IpAddr,
+    client: Option<String>,
+    path: String,
+) {
+    for exceeded in reached {
+        let (mode, target) = match (exceeded, client.as_deref()) {
+            (Exceeded::Address { .. }, _) | (_, None) => {
+                (None, AuditTarget::new("address", ip.to_string()))
+            }
+            (_, Some(client)) => match partition_of(&state, client).await {
+                Some(mode) => (Some(mode), AuditTarget::new("client", client)),
+                None => (None, AuditTarget::new("address", ip.to_string())),
+            },
+        };
+        let event = crate::audit::event(
+            &state,
+            mode,
+            AuditAction::AuthFailuresExceeded,
+            AuditActor::anonymous(),
+            target,
+            Some(ip.to_string()),
+        )
+        .with_detail("limit", exceeded.name())
+        .with_detail("failures", exceeded.limit())
+        .with_detail("windowSeconds", WINDOW_SECONDS)
+        .with_detail("endpoint", path.as_str());
+        tracing::warn!(limit = exceeded.name(), address = %ip, endpoint = %path, "brute-force limit reached");
+        state.audit.try_record(event);
+    }
 }
 
 fn too_many(oauth: bool, seconds: u64) -> Response {
@@ -393,8 +377,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         .and_then(|v| v.parse::<u64>().ok());
     // An oversized body is left for the handler to refuse (413).
     let small = declared.is_some_and(|n| n <= crate::MAX_BODY_BYTES as u64);
-    let mut mode = headers_mode(request.headers());
-    if oauth && is_form && small {
+    if oauth && client.is_none() && is_form && small {
         let (parts, body) = request.into_parts();
         let Ok(bytes) = crate::transport::read_capped(body).await else {
             return OAuthError::new(
@@ -403,12 +386,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
             )
             .into_response();
         };
-        client = client.or_else(|| form_value(&bytes, "client_id"));
-        mode = mode.or_else(|| {
-            ["client_secret", "token"]
-                .iter()
-                .find_map(|name| form_value(&bytes, name).and_then(|v| credential_mode(&v)))
-        });
+        client = form_value(&bytes, "client_id");
         request = Request::from_parts(parts, axum::body::Body::from(bytes));
     }
     if let Some(seconds) = state.bruteforce.refused(ip, client.as_deref(), now) {
@@ -420,9 +398,17 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     request.extensions_mut().insert(Arc::clone(&attempt));
     let response = next.run(request).await;
     if response.status() == StatusCode::UNAUTHORIZED || attempt.failed.load(Ordering::Acquire) {
-        let path = request_path;
-        for exceeded in state.bruteforce.failed(ip, client.as_deref(), now) {
-            record_exceeded(&state, exceeded, ip, mode, client.as_deref(), &path);
+        let reached = state.bruteforce.failed(ip, client.as_deref(), now);
+        if !reached.is_empty() {
+            // Off the response path: finding the client's partition may
+            // need a store read.
+            tokio::spawn(record_exceeded(
+                state.clone(),
+                reached,
+                ip,
+                client,
+                request_path,
+            ));
         }
     }
     response
@@ -481,21 +467,6 @@ mod tests {
             Vec::<Exceeded>::new(),
             "reported once, at the limit"
         );
-    }
-
-    #[test]
-    fn the_mode_of_an_attempt_is_read_from_its_credential() {
-        let mut headers = axum::http::HeaderMap::new();
-        let basic = base64::engine::general_purpose::STANDARD.encode("usr_1:lk_live_secret_x");
-        headers.insert(AUTHORIZATION, format!("Basic {basic}").parse().unwrap());
-        assert_eq!(headers_mode(&headers), Some(Mode::Live));
-        headers.insert(AUTHORIZATION, "Bearer lk_test_key_abc".parse().unwrap());
-        assert_eq!(headers_mode(&headers), Some(Mode::Test));
-        headers.insert(AUTHORIZATION, "Bearer eyJhbGciOi".parse().unwrap());
-        assert_eq!(headers_mode(&headers), None);
-        headers.insert("x-api-key", "lk_live_key_zzz".parse().unwrap());
-        assert_eq!(headers_mode(&headers), Some(Mode::Live));
-        assert_eq!(credential_mode("lk_prod_x"), None);
     }
 
     #[test]

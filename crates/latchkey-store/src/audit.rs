@@ -15,6 +15,9 @@ use crate::{PageRequest, PageResult, Store, StoreError, StoreResult};
 const AUDIT_COLUMNS: &str = "seq, id, mode, occurred_at, action, actor_type, actor_id, \
      target_type, target_id, tenant_id, source_address, details";
 
+/// The advisory lock key of audit appends on PostgreSQL ("lkaudit").
+const AUDIT_LOCK: i64 = 0x006c_6b61_7564_6974;
+
 /// Which events to list. Every filter that is set must match.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -74,6 +77,14 @@ impl Store {
         }
         let _timer = self.timed("append_audit_events");
         let (_writer, mut tx) = self.begin_write().await?;
+        if self.backend() == crate::Backend::Postgres {
+            // One appender at a time across nodes, so identities are
+            // committed in order (SQLite has one writer anyway).
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+                .bind(AUDIT_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
         for e in events {
             sqlx::query(
                 "INSERT INTO audit_events (id, mode, occurred_at, action, actor_type, actor_id, \

@@ -112,6 +112,9 @@ async fn create_api_key(
     };
     let api_key = state.store.create_api_key(mode, &new, now).await?;
     state
+        .invalidate(&[Invalidation::api_key(mode, &api_key.id, &[digest])])
+        .await;
+    state
         .audit
         .record(
             admin
@@ -121,9 +124,6 @@ async fn create_api_key(
                 .with_detail("roles", api_key.roles.clone())
                 .with_detail("expiresAt", crate::audit::rfc3339(api_key.expires_at)),
         )
-        .await;
-    state
-        .invalidate(&[Invalidation::api_key(mode, &api_key.id, &[digest])])
         .await;
     let created = CreatedApiKey {
         key: value.expose().to_owned(),
@@ -194,15 +194,19 @@ async fn revoke_api_key(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     check_key_id(&id)?;
-    state
+    let revoked = state
         .store
         .revoke_api_key(admin.mode(), &id, state.clock.now())
         .await?;
+    state.invalidate_api_key(admin.mode(), &id).await;
     state
         .audit
-        .record(admin.event(&state, AuditAction::ApiKeyRevoked, "api_key", &id))
+        .record(
+            admin
+                .event(&state, AuditAction::ApiKeyRevoked, "api_key", &id)
+                .with_tenant(&revoked.tenant_id),
+        )
         .await;
-    state.invalidate_api_key(admin.mode(), &id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -233,6 +237,7 @@ async fn rotate_api_key(
         .store
         .rotate_api_key(mode, &id, &digest, until)
         .await?;
+    state.invalidate_api_key(mode, &id).await;
     state
         .audit
         .record(
@@ -242,7 +247,6 @@ async fn rotate_api_key(
                 .with_detail("gracePeriodSeconds", grace),
         )
         .await;
-    state.invalidate_api_key(mode, &id).await;
     Ok(axum::Json(CreatedApiKey {
         key: value.expose().to_owned(),
         api_key,

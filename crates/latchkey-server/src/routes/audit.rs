@@ -22,7 +22,7 @@ use crate::extract::ApiQuery;
 use crate::state::AppState;
 
 /// How long a listing waits for events queued before it to be written.
-const FLUSH_WAIT: Duration = Duration::from_secs(2);
+const FLUSH_WAIT: Duration = Duration::from_secs(5);
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -66,11 +66,13 @@ fn parse_time(field: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>
 
 /// The audit log: every admin write and credential event of this mode
 /// (and failed-authentication bursts that named no mode), newest first.
-/// Events never hold secrets. Events recorded before this request on this
-/// node are included.
+/// Events never hold secrets. Events recorded on this node before this
+/// request are included (503 `unavailable` when they cannot be written in
+/// time).
 #[utoipa::path(get, path = "/v1/audit-events", tag = "audit",
     security(("adminKey" = [])), params(AuditQuery),
-    responses((status = 200, body = Page<AuditEvent>), (status = 400, body = Problem)))]
+    responses((status = 200, body = Page<AuditEvent>), (status = 400, body = Problem),
+        (status = 503, body = Problem)))]
 async fn list_audit_events(
     State(state): State<AppState>,
     admin: Admin,
@@ -92,7 +94,11 @@ async fn list_audit_events(
         since: parse_time("since", q.since.as_deref())?,
         until: parse_time("until", q.until.as_deref())?,
     };
-    state.audit.flush(FLUSH_WAIT).await;
+    // Events recorded before this request are listed, or the answer is 503:
+    // never a silently incomplete log.
+    if !state.audit.flush(FLUSH_WAIT).await {
+        return Err(ApiError::Unavailable);
+    }
     let result = state
         .store
         .list_audit_events(admin.mode(), &filter, &page)

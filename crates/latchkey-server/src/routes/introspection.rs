@@ -261,11 +261,11 @@ async fn revoke(
                     AuditAction::ApiKeyRevoked,
                     AuditTarget::new("api_key", found.id()),
                 );
+                state.invalidate_api_key(mode, found.id()).await;
                 state
                     .audit
                     .record(event.with_tenant(found.tenant_id()))
                     .await;
-                state.invalidate_api_key(mode, found.id()).await;
             }
         }
         Ok(_) => {}
@@ -293,13 +293,13 @@ async fn revoke(
                     AuditTarget::new("token", claims.jti()),
                 )
                 .with_detail("userId", claims.user_id());
-                state.audit.record(event).await;
                 state
                     .invalidate(&[Invalidation::TokenRevoked {
                         jti: claims.jti().to_owned(),
                         until: exp,
                     }])
                     .await;
+                state.audit.record(event).await;
             }
         }
     }

@@ -73,6 +73,9 @@ async fn put_role(
         )
         .await?;
     state
+        .invalidate(&[Invalidation::Catalog { mode: admin.mode() }])
+        .await;
+    state
         .audit
         .record(
             admin
@@ -80,9 +83,6 @@ async fn put_role(
                 .with_detail("permissions", role.permissions.clone())
                 .with_detail("created", created),
         )
-        .await;
-    state
-        .invalidate(&[Invalidation::Catalog { mode: admin.mode() }])
         .await;
     let status = if created {
         StatusCode::CREATED
@@ -142,11 +142,11 @@ async fn delete_role(
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_role(admin.mode(), &name).await?;
     state
-        .audit
-        .record(admin.event(&state, AuditAction::RoleDeleted, "role", &name))
+        .invalidate(&[Invalidation::Catalog { mode: admin.mode() }])
         .await;
     state
-        .invalidate(&[Invalidation::Catalog { mode: admin.mode() }])
+        .audit
+        .record(admin.event(&state, AuditAction::RoleDeleted, "role", &name))
         .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -81,6 +81,9 @@ async fn create_tenant(
         .create_tenant(admin.mode(), &new, state.clock.now())
         .await?;
     state
+        .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
+        .await;
+    state
         .audit
         .record(
             admin
@@ -89,9 +92,6 @@ async fn create_tenant(
                 .with_detail("parentId", tenant.parent_id.clone())
                 .with_detail("cascade", tenant.cascade),
         )
-        .await;
-    state
-        .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
         .await;
     Ok((StatusCode::CREATED, axum::Json(tenant)))
 }
@@ -159,6 +159,9 @@ async fn update_tenant(
     }
     let tenant = state.store.update_tenant(admin.mode(), &id, &body).await?;
     state
+        .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
+        .await;
+    state
         .audit
         .record(
             admin
@@ -166,9 +169,6 @@ async fn update_tenant(
                 .with_tenant(&id)
                 .with_detail("fields", crate::audit::fields_set(&body)),
         )
-        .await;
-    state
-        .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
         .await;
     Ok(axum::Json(tenant))
 }
@@ -184,15 +184,15 @@ async fn delete_tenant(
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_tenant(admin.mode(), &id).await?;
     state
+        .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
+        .await;
+    state
         .audit
         .record(
             admin
                 .event(&state, AuditAction::TenantDeleted, "tenant", &id)
                 .with_tenant(&id),
         )
-        .await;
-    state
-        .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
         .await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -231,6 +231,9 @@ async fn set_roles(
         .set_roles(admin.mode(), &tenant_id, &user_id, &roles, now)
         .await?;
     state
+        .invalidate(&[Invalidation::user(admin.mode(), &user_id)])
+        .await;
+    state
         .audit
         .record(
             admin
@@ -238,9 +241,6 @@ async fn set_roles(
                 .with_tenant(&tenant_id)
                 .with_detail("roles", roles.clone()),
         )
-        .await;
-    state
-        .invalidate(&[Invalidation::user(admin.mode(), &user_id)])
         .await;
     Ok(axum::Json(result.unwrap_or(Membership {
         tenant_id,

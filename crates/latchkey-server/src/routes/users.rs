@@ -209,6 +209,9 @@ async fn update_user(
         .update_user(admin.mode(), &id, &body, state.clock.now())
         .await?;
     state
+        .invalidate(&[Invalidation::user(admin.mode(), &id)])
+        .await;
+    state
         .audit
         .record(
             admin
@@ -216,9 +219,6 @@ async fn update_user(
                 .with_detail("fields", crate::audit::fields_set(&body))
                 .with_detail("disabled", user.disabled),
         )
-        .await;
-    state
-        .invalidate(&[Invalidation::user(admin.mode(), &id)])
         .await;
     Ok(axum::Json(user))
 }
@@ -235,10 +235,6 @@ async fn delete_user(
     check_user_id(&id)?;
     state.store.delete_user(admin.mode(), &id).await?;
     state
-        .audit
-        .record(admin.event(&state, AuditAction::UserDeleted, "user", &id))
-        .await;
-    state
         .invalidate(&[
             Invalidation::user(admin.mode(), &id),
             Invalidation::UserApiKeys {
@@ -246,6 +242,10 @@ async fn delete_user(
                 user_id: id.clone(),
             },
         ])
+        .await;
+    state
+        .audit
+        .record(admin.event(&state, AuditAction::UserDeleted, "user", &id))
         .await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -318,6 +318,7 @@ async fn create_secret(
         expires_at: body.expires_at,
     };
     let stored = state.store.create_secret(mode, &new, now).await?;
+    state.invalidate(&[Invalidation::user(mode, &id)]).await;
     state
         .audit
         .record(
@@ -332,7 +333,6 @@ async fn create_secret(
                 .with_detail("expiresAt", crate::audit::rfc3339(stored.expires_at)),
         )
         .await;
-    state.invalidate(&[Invalidation::user(mode, &id)]).await;
     let created = CreatedSecret {
         id: stored.id,
         user_id: stored.user_id,
@@ -387,6 +387,9 @@ async fn delete_secret(
         .delete_secret(admin.mode(), &id, &secret_id)
         .await?;
     state
+        .invalidate(&[Invalidation::user(admin.mode(), &id)])
+        .await;
+    state
         .audit
         .record(
             admin
@@ -398,9 +401,6 @@ async fn delete_secret(
                 )
                 .with_detail("userId", id.clone()),
         )
-        .await;
-    state
-        .invalidate(&[Invalidation::user(admin.mode(), &id)])
         .await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -519,6 +519,9 @@ async fn add_user_key(
     };
     let created = state.store.add_user_key(admin.mode(), &key).await?;
     state
+        .invalidate(&[Invalidation::user(admin.mode(), &id)])
+        .await;
+    state
         .audit
         .record(
             admin
@@ -527,9 +530,6 @@ async fn add_user_key(
                 .with_detail("kid", created.kid.clone())
                 .with_detail("alg", created.alg.clone()),
         )
-        .await;
-    state
-        .invalidate(&[Invalidation::user(admin.mode(), &id)])
         .await;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
@@ -565,15 +565,15 @@ async fn delete_user_key(
         .delete_user_key(admin.mode(), &id, &key_id)
         .await?;
     state
+        .invalidate(&[Invalidation::user(admin.mode(), &id)])
+        .await;
+    state
         .audit
         .record(
             admin
                 .event(&state, AuditAction::UserKeyRemoved, "user_key", &key_id)
                 .with_detail("userId", id.clone()),
         )
-        .await;
-    state
-        .invalidate(&[Invalidation::user(admin.mode(), &id)])
         .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -140,6 +140,20 @@ async fn every_admin_write_and_credential_event_is_recorded_without_secrets(app:
     app.delete(&format!("/v1/api-keys/{key_id}"))
         .await
         .expect(204);
+    // An admin revokes another key at the OAuth endpoint.
+    let second = app.post("/v1/api-keys", json!({"userId": user})).await;
+    let second = second.expect(201).clone();
+    let second_value = second["key"].as_str().unwrap().to_owned();
+    secrets.push(second_value.clone());
+    let r = app
+        .client
+        .post(app.url("/oauth/revoke"))
+        .bearer_auth(&app.test_admin)
+        .form(&[("token", second_value.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let rotated_signing = app
         .post("/v1/signing-keys/rotate", json!({"immediate": false}))
         .await;
@@ -186,6 +200,8 @@ async fn every_admin_write_and_credential_event_is_recorded_without_secrets(app:
             "api_key.rotated",
             "token.minted",
             "token.revoked",
+            "api_key.revoked",
+            "api_key.created",
             "api_key.revoked",
             "signing_key.rotated",
             "user_key.removed",
@@ -260,6 +276,14 @@ async fn every_admin_write_and_credential_event_is_recorded_without_secrets(app:
         by_action("api_key.rotated")["details"]["gracePeriodSeconds"],
         60
     );
+    let revocations: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["action"] == "api_key.revoked")
+        .collect();
+    assert_eq!(revocations[0]["target"]["id"], key_id.as_str());
+    assert_eq!(revocations[0]["tenantId"], "plant-7");
+    assert_eq!(revocations[1]["target"]["id"], second["id"]);
+    assert_eq!(revocations[1]["tenantId"], app.workspace_id.as_str());
     assert_eq!(
         by_action("token.minted")["target"],
         json!({"type": "token", "id": minted_jti})
@@ -368,6 +392,23 @@ async fn the_log_filters_and_pages(app: TestApp) {
     r.expect_problem(401, "unauthenticated");
 }
 
+/// The events of `mode` with `action`, once there are `n` of them (burst
+/// events are recorded just after the response that reached the limit).
+async fn wait_for(app: &TestApp, mode: Mode, action: &str, n: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let events: Vec<Value> = all_events(app, mode)
+            .await
+            .into_iter()
+            .filter(|e| e["action"] == action)
+            .collect();
+        if events.len() >= n {
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("fewer than {n} {action} events in {mode}");
+}
+
 async fn bursts_of_failed_authentication_are_recorded_once_per_limit(app: TestApp) {
     let id = app.machine("edge").await;
     let wrong = credential::generate(Mode::Test, CredentialKind::ClientSecret);
@@ -384,22 +425,51 @@ async fn bursts_of_failed_authentication_are_recorded_once_per_limit(app: TestAp
             .await
             .unwrap();
     }
-    let events = all_events(&app, Mode::Test).await;
-    let bursts: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["action"] == "auth.failures_exceeded")
-        .collect();
+    let bursts = wait_for(&app, Mode::Test, "auth.failures_exceeded", 1).await;
     assert_eq!(bursts.len(), 1, "{bursts:?}");
-    let burst = bursts[0];
+    let burst = &bursts[0];
     assert_eq!(burst["mode"], "test");
     assert_eq!(burst["actor"], json!({"type": "anonymous", "id": null}));
     assert_eq!(burst["target"], json!({"type": "client", "id": id}));
     assert_eq!(burst["sourceAddress"], "127.0.0.5");
     assert_eq!(burst["details"]["limit"], "per_client");
     assert_eq!(burst["details"]["endpoint"], "/oauth/token");
-    assert!(!serde_json::to_string(&events)
+    assert!(!serde_json::to_string(&all_events(&app, Mode::Test).await)
         .unwrap()
         .contains(wrong.expose()));
+
+    // A burst against a live client is the live partition's, whatever
+    // prefix the guesses carry: an attacker cannot steer it elsewhere.
+    let live_user = app
+        .send(
+            Method::POST,
+            "/v1/users",
+            Some(&app.live_admin),
+            Some(json!({"name": "live-edge"})),
+        )
+        .await;
+    let live_user = live_user.expect(201)["id"].as_str().unwrap().to_owned();
+    let steerer = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 7]))
+        .build()
+        .unwrap();
+    for _ in 0..12 {
+        steerer
+            .post(app.url("/oauth/token"))
+            .basic_auth(&live_user, Some(wrong.expose()))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+    }
+    let live = wait_for(&app, Mode::Live, "auth.failures_exceeded", 1).await;
+    assert_eq!(
+        live[0]["target"],
+        json!({"type": "client", "id": live_user})
+    );
+    assert_eq!(live[0]["mode"], "live");
+    let test_text = serde_json::to_string(&all_events(&app, Mode::Test).await).unwrap();
+    assert!(!test_text.contains(&live_user), "a live client id in test");
 
     // Junk that names no mode, from another address: one mode-less event
     // for the address, seen from both partitions, naming no client.
@@ -416,6 +486,7 @@ async fn bursts_of_failed_authentication_are_recorded_once_per_limit(app: TestAp
             .unwrap();
     }
     for mode in Mode::ALL {
+        wait_for(&app, mode, "auth.failures_exceeded", 2).await;
         let events = all_events(&app, mode).await;
         let modeless: Vec<&Value> = events.iter().filter(|e| e["mode"].is_null()).collect();
         assert_eq!(modeless.len(), 1, "{mode}: {modeless:?}");

@@ -1,6 +1,8 @@
 -- Latchkey schema, version 5: the audit log. Append-only: rows are never
 -- updated or deleted (the trigger refuses it). `seq` orders events and is
--- the paging cursor. `mode` is NULL for failed authentication that named no
+-- the paging cursor; writers take a transaction-level advisory lock
+-- before inserting, so `seq` order is commit order and a reader paging by
+-- `seq` never skips an event that commits late. `mode` is NULL for failed authentication that named no
 -- credential of a known mode.
 CREATE TABLE audit_events (
     seq            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -18,6 +20,8 @@ CREATE TABLE audit_events (
 );
 CREATE INDEX audit_events_by_target ON audit_events (target_id, seq);
 CREATE INDEX audit_events_by_actor ON audit_events (actor_id, seq);
+CREATE INDEX audit_events_by_action ON audit_events (action, seq);
+CREATE INDEX audit_events_by_tenant ON audit_events (tenant_id, seq);
 CREATE INDEX audit_events_by_time ON audit_events (occurred_at);
 
 CREATE FUNCTION audit_events_append_only() RETURNS trigger AS $$

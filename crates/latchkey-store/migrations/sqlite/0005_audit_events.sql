@@ -18,6 +18,8 @@ CREATE TABLE audit_events (
 );
 CREATE INDEX audit_events_by_target ON audit_events (target_id, seq);
 CREATE INDEX audit_events_by_actor ON audit_events (actor_id, seq);
+CREATE INDEX audit_events_by_action ON audit_events (action, seq);
+CREATE INDEX audit_events_by_tenant ON audit_events (tenant_id, seq);
 CREATE INDEX audit_events_by_time ON audit_events (occurred_at);
 
 CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
