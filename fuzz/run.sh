@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a bounded time (default 30 s each), starting
-# from the committed seed corpus (copied, so the repository stays clean).
+# from the committed seed corpus (copied, so the repository stays clean),
+# with the target's libFuzzer dictionary (fuzz/dict/<target>.dict) if any.
 # A crash, a panic or a failed assertion stops with a non-zero exit and
 # leaves the reproducer in fuzz/artifacts/<target>/.
 #
@@ -18,13 +19,18 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$here/.."
-for target in ${FUZZ_TARGETS:-credential_parse jwt_parse jwt_claims}; do
+for target in ${FUZZ_TARGETS:-credential_parse jwt_parse jwt_claims token_form}; do
   mkdir -p "$work/$target"
   cp "$here/corpus/$target/"* "$work/$target/"
+  dict=()
+  if [ -f "$here/dict/$target.dict" ]; then
+    dict=("-dict=$here/dict/$target.dict")
+  fi
   echo "fuzz: $target for ${seconds}s"
   set +e
   RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$work/$target" -- \
-    -max_total_time="$seconds" -print_final_stats=1 >"$work/$target.log" 2>&1
+    ${dict[@]+"${dict[@]}"} -max_total_time="$seconds" -print_final_stats=1 \
+    >"$work/$target.log" 2>&1
   status=$?
   set -e
   grep -E '^(Done|stat::number_of_executed_units)' "$work/$target.log" || true

@@ -1,12 +1,13 @@
 //! Latchkey's domain: identifiers, credential formats, the tenant tree and
-//! RBAC resolution, signing keys and token minting. It does no I/O; time comes
-//! through the [`clock::Clock`] trait so every rule can be tested with a fixed
-//! clock.
+//! RBAC resolution, signing keys and token minting, and the reading of the
+//! OAuth endpoints' forms. It does no I/O; time comes through the
+//! [`clock::Clock`] trait so every rule can be tested with a fixed clock.
 
 pub mod clock;
 pub mod credential;
 pub mod ids;
 pub mod keyplan;
+pub mod oauth_form;
 pub mod rbac;
 pub mod sealing;
 pub mod signing;

@@ -19,10 +19,8 @@ use time::OffsetDateTime;
 use crate::cache::Principal;
 use crate::state::AppState;
 
-/// `client_assertion_type` of `private_key_jwt`.
-pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// `grant_type` of the JWT-bearer grant.
-pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// `grant_type` of the JWT-bearer grant (with the form rules, in core).
+pub use latchkey_core::oauth_form::JWT_BEARER_GRANT;
 /// An assertion may expire at most this far ahead.
 pub const MAX_ASSERTION_LIFETIME_SECONDS: i64 = 300;
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.

@@ -29,7 +29,7 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
+use latchkey_core::oauth_form::{self, Params};
 use quick_cache::sync::Cache;
 
 use latchkey_types::audit::{AuditAction, AuditActor, AuditTarget};
@@ -244,32 +244,17 @@ impl Attempt {
     }
 }
 
-/// The client id named by `Authorization: Basic` (form-urlencoded, RFC 6749
-/// §2.3.1).
+/// The client id named by `Authorization: Basic` (read as the endpoints
+/// read it; none when the header does not decode).
 fn basic_client_id(request: &Request) -> Option<String> {
-    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") || encoded.len() > 2048 {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (id, _) = text.split_once(':')?;
-    form_decode(id)
+    let header = request.headers().get(AUTHORIZATION)?;
+    let basic = oauth_form::basic_credentials(Some(header.as_bytes())).ok()??;
+    Some(basic.client_id)
 }
 
-fn form_decode(s: &str) -> Option<String> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(&format!("v={}", s.replace('&', "%26"))).ok()?;
-    pairs.into_iter().next().map(|(_, v)| v)
-}
-
-/// The first value of `name` in a form body.
-fn form_value(bytes: &[u8], name: &str) -> Option<String> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).ok()?;
-    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+/// The (first) `client_id` of a form body.
+fn form_client_id(bytes: &[u8]) -> Option<String> {
+    Params::parse(bytes).first("client_id").map(str::to_owned)
 }
 
 /// The partition a client id names a user in, if any (a burst against a
@@ -386,7 +371,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
             )
             .into_response();
         };
-        client = form_value(&bytes, "client_id");
+        client = form_client_id(&bytes);
         request = Request::from_parts(parts, axum::body::Body::from(bytes));
     }
     if let Some(seconds) = state.bruteforce.refused(ip, client.as_deref(), now) {
@@ -500,25 +485,32 @@ mod tests {
         assert_eq!(g.refused(ip("192.0.2.10"), Some("usr_a"), now), None);
     }
 
+    fn with_authorization(value: &str) -> Request {
+        Request::builder()
+            .header(AUTHORIZATION, value)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
     #[test]
     fn client_ids_are_read_from_basic_and_forms() {
-        let basic = base64::engine::general_purpose::STANDARD.encode("usr%3Ax:secret");
-        let request = Request::builder()
-            .header(AUTHORIZATION, format!("Basic {basic}"))
-            .body(axum::body::Body::empty())
-            .unwrap();
-        assert_eq!(basic_client_id(&request).as_deref(), Some("usr:x"));
+        let basic = oauth_form::basic_header("usr:x", "secret");
         assert_eq!(
-            form_value(
-                b"grant_type=client_credentials&client_id=usr_1&client_secret=x",
-                "client_id"
-            )
-            .as_deref(),
+            basic_client_id(&with_authorization(&basic)).as_deref(),
+            Some("usr:x")
+        );
+        for other in ["Bearer lk_test_key_x", "Basic !!!"] {
+            assert_eq!(basic_client_id(&with_authorization(other)), None, "{other}");
+        }
+        assert_eq!(
+            form_client_id(b"grant_type=client_credentials&client_id=usr_1&client_secret=x")
+                .as_deref(),
             Some("usr_1")
         );
+        assert_eq!(form_client_id(b"grant_type=client_credentials"), None);
         assert_eq!(
-            form_value(b"grant_type=client_credentials", "client_id"),
-            None
+            form_client_id(b"client_id=usr%5F1+x&client_id=usr_2").as_deref(),
+            Some("usr_1 x")
         );
     }
 }

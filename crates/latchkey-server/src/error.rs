@@ -4,6 +4,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use latchkey_core::oauth_form::FormError;
 use latchkey_store::StoreError;
 use latchkey_types::error::{ErrorCode, OAuthErrorBody, Problem};
 
@@ -253,6 +254,20 @@ impl OAuthError {
     }
 }
 
+impl From<FormError> for OAuthError {
+    fn from(e: FormError) -> Self {
+        match e {
+            FormError::InvalidRequest(detail) => {
+                OAuthError::new(OAuthErrorCode::InvalidRequest, detail)
+            }
+            FormError::InvalidClient { basic } => OAuthError::invalid_client(basic),
+            FormError::UnsupportedGrantType(detail) => {
+                OAuthError::new(OAuthErrorCode::UnsupportedGrantType, detail)
+            }
+        }
+    }
+}
+
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
         match ApiError::from(e) {
@@ -308,5 +323,58 @@ impl IntoResponse for OAuthError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(e: FormError) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = OAuthError::from(e).into_response();
+        let status = response.status();
+        let challenge = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = body_json(response);
+        (status, challenge, body)
+    }
+
+    fn body_json(response: Response) -> serde_json::Value {
+        let bytes = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(axum::body::to_bytes(response.into_body(), 4096))
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn form_errors_answer_with_their_oauth_code_and_challenge() {
+        let (status, challenge, body) =
+            answer(FormError::InvalidRequest("grant_type is required".into()));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(challenge, None);
+        assert_eq!(body["error"], "invalid_request");
+        assert_eq!(body["error_description"], "grant_type is required");
+
+        let (status, challenge, body) = answer(FormError::InvalidClient { basic: true });
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            challenge.as_deref(),
+            Some("Basic realm=\"latchkey\", charset=\"UTF-8\"")
+        );
+        assert_eq!(body["error"], "invalid_client");
+        assert_eq!(body["error_description"], "client authentication failed");
+
+        let (status, challenge, _) = answer(FormError::InvalidClient { basic: false });
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(challenge.as_deref(), Some("Bearer realm=\"latchkey\""));
+
+        let (status, _, body) = answer(FormError::UnsupportedGrantType("only x".into()));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"], "unsupported_grant_type");
+        assert_eq!(body["error_description"], "only x");
     }
 }

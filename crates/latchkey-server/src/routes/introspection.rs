@@ -8,6 +8,7 @@ use axum::http::header::{CACHE_CONTROL, PRAGMA};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
+use latchkey_core::oauth_form::{ClientAuth, Params};
 use latchkey_types::error::OAuthErrorBody;
 use latchkey_types::Mode;
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::oauth::{authenticate_client, require_tls_for, OAuthForm, Params};
+use super::oauth::{authenticate_client, authorization, require_tls_for, OAuthForm};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::invalidation::Invalidation;
 use crate::keycheck;
@@ -103,7 +104,8 @@ async fn caller(
             _ => Err(OAuthError::invalid_client(false)),
         };
     }
-    let client = authenticate_client(state, headers, params).await?;
+    let client_auth = ClientAuth::required(authorization(headers), params)?;
+    let client = authenticate_client(state, &client_auth).await?;
     Ok(OAuthCaller::Client {
         mode: client.mode,
         client_id: client.principal.user.id.clone(),
@@ -163,9 +165,8 @@ async fn introspect(
     State(state): State<AppState>,
     transport: Option<axum::Extension<crate::transport::Transport>>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm<Vec<(String, String)>>,
+    OAuthForm(params): OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let params = Params(form);
     let caller = caller(&state, &headers, &params).await?;
     require_tls_for(caller.mode(), transport.as_ref())?;
     let token = token_param(&params)?;
@@ -230,9 +231,8 @@ async fn revoke(
     State(state): State<AppState>,
     transport: Option<axum::Extension<crate::transport::Transport>>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm<Vec<(String, String)>>,
+    OAuthForm(params): OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let params = Params(form);
     let caller = caller(&state, &headers, &params).await?;
     require_tls_for(caller.mode(), transport.as_ref())?;
     let token = token_param(&params)?;

@@ -1,17 +1,18 @@
 //! OAuth 2.0 endpoints: server metadata (RFC 8414), the JWKS, and the token
 //! endpoint with `client_credentials` and client-secret authentication.
+//! Forms are read by `latchkey_core::oauth_form` (no I/O, fuzzed); what
+//! needs the store (secrets, keys, assertions) is checked here.
 
 use std::sync::Arc;
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{FromRequest, State};
+use axum::extract::rejection::RawFormRejection;
+use axum::extract::{FromRequest, RawForm, Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_core::ids;
+use latchkey_core::oauth_form::{ClientAuth, Grant, Params, TokenRequestForm};
 use latchkey_core::signing::Algorithm;
 use latchkey_types::error::OAuthErrorBody;
 use latchkey_types::oauth::{JwkSet, ServerMetadata, TokenResponse};
@@ -21,7 +22,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::assertion::{self, AssertionError, CLIENT_ASSERTION_TYPE, JWT_BEARER_GRANT};
+use crate::assertion::{self, AssertionError, JWT_BEARER_GRANT};
 use crate::cache::Principal;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::issuance::{self, TokenRequest};
@@ -126,13 +127,23 @@ struct TokenForm {
     tenant_id: Option<String>,
 }
 
-/// `axum::Form` with OAuth-shaped rejections.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Form), rejection(OAuthError))]
-pub(crate) struct OAuthForm<T>(pub T);
+/// The form of an OAuth endpoint, read like `axum::Form` (content type,
+/// size limit, `form_urlencoded` decoding) into [`Params`], with
+/// OAuth-shaped rejections.
+#[derive(Debug)]
+pub(crate) struct OAuthForm(pub Params);
 
-impl From<FormRejection> for OAuthError {
-    fn from(r: FormRejection) -> Self {
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, OAuthError> {
+        let RawForm(body) = RawForm::from_request(request, state).await?;
+        Ok(OAuthForm(Params::parse(&body)))
+    }
+}
+
+impl From<RawFormRejection> for OAuthError {
+    fn from(r: RawFormRejection) -> Self {
         if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             return OAuthError::new(
                 OAuthErrorCode::RequestTooLarge,
@@ -140,7 +151,7 @@ impl From<FormRejection> for OAuthError {
             );
         }
         let detail = match r {
-            FormRejection::InvalidFormContentType(_) => {
+            RawFormRejection::InvalidFormContentType(_) => {
                 "send the request as application/x-www-form-urlencoded".to_owned()
             }
             other => format!(
@@ -152,34 +163,9 @@ impl From<FormRejection> for OAuthError {
     }
 }
 
-/// Form parameters with the RFC 6749 §3.2 rule: none may repeat, except the
-/// ones RFC 8707 (and audience lists) allow.
-pub(crate) struct Params(pub Vec<(String, String)>);
-
-impl Params {
-    pub(crate) fn one(&self, name: &str) -> Result<Option<&str>, OAuthError> {
-        let mut found = self
-            .0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str());
-        let first = found.next();
-        if found.next().is_some() {
-            return Err(OAuthError::new(
-                OAuthErrorCode::InvalidRequest,
-                format!("the parameter {name} must not repeat"),
-            ));
-        }
-        Ok(first)
-    }
-
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
+/// The raw `Authorization` header value (the first, if repeated).
+pub(crate) fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
+    headers.get(AUTHORIZATION).map(HeaderValue::as_bytes)
 }
 
 /// Issues an access token (`client_credentials`).
@@ -191,28 +177,21 @@ async fn token(
     State(state): State<AppState>,
     transport: Option<axum::Extension<crate::transport::Transport>>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm<Vec<(String, String)>>,
+    OAuthForm(params): OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let params = Params(form);
-    let grant_type = params
-        .one("grant_type")?
-        .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "grant_type is required"))?;
-    let client = match grant_type {
-        "client_credentials" => authenticate_client(&state, &headers, &params).await?,
-        JWT_BEARER_GRANT => jwt_bearer_client(&state, &headers, &params).await?,
-        _ => {
-            return Err(OAuthError::new(
-                OAuthErrorCode::UnsupportedGrantType,
-                format!("supported grant types: client_credentials, {JWT_BEARER_GRANT}"),
-            ))
+    let form = TokenRequestForm::parse(authorization(&headers), &params)?;
+    let client = match &form.grant {
+        Grant::ClientCredentials => authenticate_client(&state, &form.client_auth).await?,
+        Grant::JwtBearer { assertion } => {
+            jwt_bearer_client(&state, assertion.expose(), &form.client_auth).await?
         }
     };
     require_tls_for(client.mode, transport.as_ref())?;
     let request = TokenRequest {
-        tenant_id: params.one("tenant_id")?,
-        scope: params.one("scope")?,
-        audiences: params.all("audience"),
-        resources: params.all("resource"),
+        tenant_id: form.tenant_id.as_deref(),
+        scope: form.scope.as_deref(),
+        audiences: form.audiences.iter().map(String::as_str).collect(),
+        resources: form.resources.iter().map(String::as_str).collect(),
         key: client.key.as_ref(),
         ..Default::default()
     };
@@ -252,12 +231,9 @@ pub(crate) fn require_tls_for(
 /// present it must be the same user.
 async fn jwt_bearer_client(
     state: &AppState,
-    headers: &HeaderMap,
-    params: &Params,
+    assertion: &str,
+    client_auth: &ClientAuth,
 ) -> Result<Client, OAuthError> {
-    let assertion = params
-        .one("assertion")?
-        .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "assertion is required"))?;
     let asserted = assertion::check(state, assertion, None)
         .await
         .map_err(|e| {
@@ -267,11 +243,8 @@ async fn jwt_bearer_client(
             tracing::info!(reason = %e, "assertion refused");
             OAuthError::new(OAuthErrorCode::InvalidGrant, "the assertion is not valid")
         })?;
-    let has_client_auth = headers.contains_key(AUTHORIZATION)
-        || params.one("client_secret")?.is_some()
-        || params.one("client_assertion")?.is_some();
-    if has_client_auth {
-        let client = authenticate_client(state, headers, params).await?;
+    if *client_auth != ClientAuth::None {
+        let client = authenticate_client(state, client_auth).await?;
         if client.principal.user.id != asserted.principal.user.id {
             return Err(OAuthError::new(
                 OAuthErrorCode::InvalidGrant,
@@ -294,76 +267,45 @@ pub(crate) struct Client {
     key: Option<VerifiedKey>,
 }
 
-/// Authenticates the client by `client_secret_basic` or `client_secret_post`,
-/// with a client secret or an API key of the user as the secret. Every
-/// failure is the same `invalid_client`.
+/// Checks the client authentication a request carries (parsed by
+/// [`ClientAuth::parse`]): `private_key_jwt`, or `client_secret_basic` /
+/// `client_secret_post` with a client secret or an API key of the user as
+/// the secret. Every failure is the same `invalid_client`.
 pub(crate) async fn authenticate_client(
     state: &AppState,
-    headers: &HeaderMap,
-    params: &Params,
+    client_auth: &ClientAuth,
 ) -> Result<Client, OAuthError> {
-    let basic = basic_credentials(headers)?;
-    let used_basic = basic.is_some();
-    let post_id = params.one("client_id")?;
-    let post_secret = params.one("client_secret")?;
-    let assertion_type = params.one("client_assertion_type")?;
-    let client_assertion = params.one("client_assertion")?;
-    if assertion_type.is_some() || client_assertion.is_some() {
-        if used_basic || post_secret.is_some() {
-            return Err(OAuthError::new(
-                OAuthErrorCode::InvalidRequest,
-                "use one client authentication method, not several",
-            ));
+    let (client_id, secret) = match client_auth {
+        ClientAuth::None => return Err(OAuthError::invalid_client(false)),
+        ClientAuth::Assertion {
+            client_id,
+            assertion,
+        } => {
+            return match assertion::check(state, assertion.expose(), client_id.as_deref()).await {
+                Ok(asserted) => Ok(Client {
+                    mode: asserted.mode,
+                    principal: asserted.principal,
+                    key: None,
+                }),
+                Err(AssertionError::Store(e)) => Err(e.into()),
+                Err(e) => {
+                    tracing::info!(reason = %e, "client assertion refused");
+                    Err(OAuthError::invalid_client(false))
+                }
+            };
         }
-        if assertion_type != Some(CLIENT_ASSERTION_TYPE) {
-            return Err(OAuthError::new(
-                OAuthErrorCode::InvalidRequest,
-                format!("client_assertion_type must be {CLIENT_ASSERTION_TYPE}"),
-            ));
+        ClientAuth::Basic { client_id, secret } | ClientAuth::Post { client_id, secret } => {
+            (client_id.as_str(), secret.expose())
         }
-        let assertion = client_assertion.ok_or_else(|| {
-            OAuthError::new(
-                OAuthErrorCode::InvalidRequest,
-                "client_assertion is required",
-            )
-        })?;
-        return match assertion::check(state, assertion, post_id).await {
-            Ok(asserted) => Ok(Client {
-                mode: asserted.mode,
-                principal: asserted.principal,
-                key: None,
-            }),
-            Err(AssertionError::Store(e)) => Err(e.into()),
-            Err(e) => {
-                tracing::info!(reason = %e, "client assertion refused");
-                Err(OAuthError::invalid_client(false))
-            }
-        };
-    }
-    let (client_id, secret) = match (basic, post_id, post_secret) {
-        (Some(_), _, Some(_)) => {
-            return Err(OAuthError::new(
-                OAuthErrorCode::InvalidRequest,
-                "use one client authentication method, not several",
-            ))
-        }
-        (Some((id, _)), Some(body_id), None) if body_id != id => {
-            return Err(OAuthError::new(
-                OAuthErrorCode::InvalidRequest,
-                "client_id differs from the authenticated client",
-            ))
-        }
-        (Some((id, secret)), _, None) => (id, secret),
-        (None, Some(id), Some(secret)) => (id.to_owned(), secret.to_owned()),
-        (None, _, _) => return Err(OAuthError::invalid_client(false)),
     };
+    let used_basic = client_auth.used_basic();
     let fail = || OAuthError::invalid_client(used_basic);
-    let presented = CredentialDigest::of(&secret);
-    let info = credential::parse(&secret).ok();
+    let presented = CredentialDigest::of(secret);
+    let info = credential::parse(secret).ok();
     if info.is_some_and(|i| i.kind == CredentialKind::ApiKey) {
         // An API key of this user used as its client secret: the token is
         // scoped to the key's tenant and roles, and the use counts.
-        return match keycheck::check(state, &secret, None).await? {
+        return match keycheck::check(state, secret, None).await? {
             Ok(key) if key.key.user_id() == client_id => Ok(Client {
                 mode: key.key.mode,
                 principal: key.principal.clone(),
@@ -377,10 +319,10 @@ pub(crate) async fn authenticate_client(
         _ => None,
     };
     let principal = match mode {
-        Some(mode) if ids::has_id_shape(&client_id, "usr") => {
+        Some(mode) if ids::has_id_shape(client_id, "usr") => {
             state
                 .caches
-                .principal(&state.store, mode, &client_id)
+                .principal(&state.store, mode, client_id)
                 .await?
         }
         _ => None,
@@ -408,65 +350,37 @@ pub(crate) async fn authenticate_client(
     })
 }
 
-/// Decodes `Authorization: Basic` (RFC 6749 §2.3.1: both parts are
-/// form-urlencoded before base64). `None` when the header is absent or not
-/// Basic.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers.get(AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let fail = || OAuthError::invalid_client(true);
-    let value = value.to_str().map_err(|_| fail())?;
-    let Some((scheme, encoded)) = value.split_once(' ') else {
-        return Err(fail());
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Ok(None);
-    }
-    if encoded.len() > 2048 {
-        return Err(fail());
-    }
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| fail())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| fail())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(fail)?;
-    Ok(Some((
-        form_decode(id).ok_or_else(fail)?,
-        form_decode(secret).ok_or_else(fail)?,
-    )))
-}
-
-fn form_decode(s: &str) -> Option<String> {
-    let plus_free = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus_free)
-        .decode_utf8()
-        .ok()
-        .map(|c| c.into_owned())
-}
-
 #[cfg(test)]
 mod tests {
+    use latchkey_core::oauth_form::{basic_credentials, FormError};
+
     use super::*;
 
+    /// The core reads the raw header bytes; it must refuse exactly what
+    /// `HeaderValue::to_str` refuses, as the server did when it read the
+    /// header as text.
     #[test]
-    fn basic_credentials_are_form_decoded() {
-        let mut headers = HeaderMap::new();
-        let raw = STANDARD.encode("usr_a%2Bb:s%3Acret+x");
-        headers.insert(AUTHORIZATION, format!("Basic {raw}").parse().unwrap());
-        let (id, secret) = basic_credentials(&headers).unwrap().unwrap();
-        assert_eq!(id, "usr_a+b");
-        assert_eq!(secret, "s:cret x");
-    }
-
-    #[test]
-    fn broken_basic_headers_are_invalid_client() {
-        for value in ["Basic !!!", "Basic", "Basic bm9jb2xvbg=="] {
+    fn header_bytes_are_refused_exactly_where_to_str_fails() {
+        let mut checked = 0;
+        for b in 0..=u8::MAX {
+            let Ok(value) = HeaderValue::from_bytes(&[b'X', b' ', b]) else {
+                continue;
+            };
             let mut headers = HeaderMap::new();
-            headers.insert(AUTHORIZATION, value.parse().unwrap());
-            let err = basic_credentials(&headers).unwrap_err();
-            assert_eq!(err.code(), OAuthErrorCode::InvalidClient, "{value}");
+            headers.insert(AUTHORIZATION, value);
+            let got = basic_credentials(authorization(&headers));
+            if headers[AUTHORIZATION].to_str().is_ok() {
+                assert_eq!(got, Ok(None), "byte {b}");
+            } else {
+                assert_eq!(
+                    got,
+                    Err(FormError::InvalidClient { basic: true }),
+                    "byte {b}"
+                );
+            }
+            checked += 1;
         }
-        let mut bearer = HeaderMap::new();
-        bearer.insert(AUTHORIZATION, "Bearer x".parse().unwrap());
-        assert!(basic_credentials(&bearer).unwrap().is_none());
+        assert!(checked > 200, "{checked}");
+        assert_eq!(authorization(&HeaderMap::new()), None);
     }
 }

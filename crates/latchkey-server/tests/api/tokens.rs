@@ -292,11 +292,81 @@ async fn each_algorithm_can_be_chosen_per_mode() {
     }
 }
 
+/// The form rules (`latchkey_core::oauth_form`) answer with their own
+/// descriptions, the Basic challenge only where Basic was used.
+async fn form_rules_answer_with_their_descriptions(app: TestApp) {
+    let m = app.machine("m").await;
+    let secret = app.secret(&m).await;
+    let basic = Some((m.as_str(), secret.as_str()));
+    let cc = ("grant_type", "client_credentials");
+    type Case<'a> = (Option<(&'a str, &'a str)>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 6] = [
+        (
+            basic,
+            vec![cc, cc],
+            "the parameter grant_type must not repeat",
+        ),
+        (
+            basic,
+            vec![cc, ("client_secret", &secret)],
+            "use one client authentication method, not several",
+        ),
+        (
+            basic,
+            vec![cc, ("client_id", "usr_someone_else")],
+            "client_id differs from the authenticated client",
+        ),
+        (
+            None,
+            vec![
+                cc,
+                ("client_assertion_type", "jwt"),
+                ("client_assertion", "a.b.c"),
+            ],
+            "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        (basic, vec![], "grant_type is required"),
+        // RFC 6749 §3.2 holds for the endpoint's parameters even where this
+        // grant does not read them.
+        (
+            basic,
+            vec![cc, ("assertion", "x"), ("assertion", "y")],
+            "the parameter assertion must not repeat",
+        ),
+    ];
+    for (auth, form, description) in cases {
+        let r = app.token(auth, &form).await;
+        r.expect_oauth_error(400, "invalid_request");
+        assert_eq!(r.body["error_description"], description, "{form:?}");
+    }
+    // Audiences and resources may repeat.
+    app.token(basic, &[cc, ("audience", "a"), ("audience", "b")])
+        .await
+        .expect(200);
+
+    let broken_basic = app
+        .client
+        .post(app.url("/oauth/token"))
+        .header("authorization", "Basic !!!")
+        .form(&[cc])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken_basic.status(), 401);
+    let challenge = broken_basic.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.starts_with("Basic "), "{challenge}");
+    let r = app.token(None, &[cc, ("client_id", &m)]).await;
+    r.expect_oauth_error(401, "invalid_client");
+    let challenge = r.headers["www-authenticate"].to_str().unwrap();
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+}
+
 crate::on_both_stores!(
     wrong_secret_unknown_client_and_malformed_secret_look_the_same,
     client_secret_post_and_basic_both_work_but_not_together,
     grant_and_parameter_errors_use_the_oauth_codes,
     several_resources_become_an_audience_list,
+    form_rules_answer_with_their_descriptions,
     metadata_and_jwks_describe_the_server,
     tokens_verify_against_the_jwks_with_a_standard_library,
 );
