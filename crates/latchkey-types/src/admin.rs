@@ -189,6 +189,7 @@ pub struct CreateUser {
     /// Create the user disabled.
     pub disabled: Option<bool>,
     /// Token lifetime for this user, in seconds.
+    #[serde(default, deserialize_with = "crate::whole::option")]
     pub token_ttl_seconds: Option<i64>,
 }
 
@@ -233,7 +234,7 @@ pub struct UpdateUser {
     /// New token lifetime (`null` falls back to the workspace's).
     #[serde(
         default,
-        deserialize_with = "crate::nullable::deserialize",
+        deserialize_with = "crate::whole::nullable",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(value_type = Option<i64>)]

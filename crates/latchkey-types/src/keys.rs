@@ -12,8 +12,10 @@ use crate::{JsonObject, Mode};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimit {
     /// Uses allowed per window (1 or more).
+    #[serde(deserialize_with = "crate::whole::deserialize")]
     pub limit: i64,
     /// Window length in seconds (1 or more).
+    #[serde(deserialize_with = "crate::whole::deserialize")]
     pub window_seconds: i64,
 }
 
@@ -95,6 +97,7 @@ pub struct CreateApiKey {
     /// Per-key rate limit.
     pub ratelimit: Option<RateLimit>,
     /// A budget of uses; each successful verification or token spends one.
+    #[serde(default, deserialize_with = "crate::whole::option")]
     pub remaining: Option<i64>,
 }
 
@@ -103,6 +106,7 @@ pub struct CreateApiKey {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateApiKey {
     /// How long the previous value keeps working (default 0: it stops now).
+    #[serde(default, deserialize_with = "crate::whole::option")]
     pub grace_period_seconds: Option<i64>,
 }
 

@@ -243,6 +243,7 @@ pub struct CreateToken {
     /// Space-separated permissions, each granted by a role the user holds.
     pub scope: Option<String>,
     /// Lifetime, capped by the server's `custom_token_max_ttl_seconds`.
+    #[serde(default, deserialize_with = "crate::whole::option")]
     pub ttl_seconds: Option<i64>,
     /// Extra claims; reserved claim names are refused.
     #[schema(value_type = Option<Object>)]

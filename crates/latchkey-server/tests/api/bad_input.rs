@@ -405,7 +405,56 @@ async fn bodies_that_are_not_objects_are_400(app: TestApp) {
     assert!(keys.iter().all(|k| k["status"] != "next"), "{keys:?}");
 }
 
+/// JSON has one number type, and JSON Schema's `integer` is any number
+/// without a fraction, so `3600.0` is an integer the document admits; serde
+/// refused it (found by schemathesis). A real fraction is still refused.
+async fn integers_may_be_written_with_a_zero_fraction(app: TestApp) {
+    let user = setup(&app).await;
+    let r = app
+        .post(
+            "/v1/users",
+            json!({"name": "U", "tokenTtlSeconds": 600.0}),
+        )
+        .await;
+    assert_eq!(r.expect(201)["tokenTtlSeconds"], 600);
+    let r = app
+        .post(
+            "/v1/api-keys",
+            json!({"userId": user, "remaining": 5.0,
+                   "ratelimit": {"limit": 10.0, "windowSeconds": 6e1}}),
+        )
+        .await;
+    let key = r.expect(201).clone();
+    assert_eq!(key["remaining"], 5);
+    assert_eq!(key["ratelimit"], json!({"limit": 10, "windowSeconds": 60}));
+    let id = key["id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/api-keys/{id}/rotate"),
+        json!({"gracePeriodSeconds": 0.0}),
+    )
+    .await
+    .expect(200);
+    let before = app.snapshot().await;
+    for (path, body) in [
+        ("/v1/users", json!({"name": "U", "tokenTtlSeconds": 600.5})),
+        (
+            "/v1/api-keys",
+            json!({"userId": user, "remaining": 1e300}),
+        ),
+        (
+            "/v1/tokens",
+            json!({"userId": user, "ttlSeconds": 60.25}),
+        ),
+    ] {
+        app.post(path, body)
+            .await
+            .expect_problem(400, "invalid_request");
+    }
+    assert_eq!(app.snapshot().await, before);
+}
+
 crate::on_both_stores!(
+    integers_may_be_written_with_a_zero_fraction,
     bodies_that_are_not_objects_are_400,
     malformed_json_unknown_fields_and_wrong_types_are_400,
     oversized_bodies_are_413,
