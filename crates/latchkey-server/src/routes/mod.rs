@@ -36,6 +36,8 @@ pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequ
                 .decode(c)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
+                // Keys never hold U+0000, so no cursor the server issued does.
+                .filter(|after| !after.contains('\0'))
                 .ok_or_else(|| ApiError::InvalidRequest("cursor is not valid".into()))
         })
         .transpose()?;
@@ -50,24 +52,36 @@ pub fn to_page<T>(result: PageResult<T>) -> Page<T> {
     }
 }
 
-/// Checks a display name: 1 to 200 characters, not only whitespace.
+/// Checks a display name: 1 to 200 characters, not only whitespace, no
+/// U+0000 (which PostgreSQL cannot store; refused on every store alike).
 pub fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() || name.chars().count() > 200 {
         return Err(ApiError::InvalidRequest(format!(
             "{field} must be 1 to 200 characters"
         )));
     }
-    Ok(())
+    check_no_nul(field, name)
 }
 
-/// Checks an optional short text field (email, username, phone, labels).
+/// Checks an optional short text field (email, username, phone, labels)
+/// by the rule of [`check_name`].
 pub fn check_optional_text(field: &str, value: Option<&str>) -> Result<(), ApiError> {
     match value {
         Some(v) if v.trim().is_empty() || v.chars().count() > 200 => Err(ApiError::InvalidRequest(
             format!("{field} must be 1 to 200 characters when given"),
         )),
-        _ => Ok(()),
+        Some(v) => check_no_nul(field, v),
+        None => Ok(()),
     }
+}
+
+fn check_no_nul(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::InvalidRequest(format!(
+            "{field} must not contain U+0000"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a free-form JSON object stays small (8 KiB serialised).

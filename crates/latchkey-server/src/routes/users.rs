@@ -436,8 +436,8 @@ fn public_jwk(raw: &JsonObject) -> Result<Jwk, ApiError> {
     }
     let mut jwk = jwk;
     jwk.kid = match text("kid") {
-        Some(kid) if !kid.is_empty() && kid.len() <= 128 => kid,
-        Some(_) => return Err(bad("jwk.kid must be 1 to 128 characters")),
+        Some(kid) if !kid.is_empty() && kid.len() <= 128 && !kid.contains('\0') => kid,
+        Some(_) => return Err(bad("jwk.kid must be 1 to 128 characters, without U+0000")),
         None => latchkey_core::signing::thumbprint(&jwk),
     };
     // The key must actually parse as a verification key.
