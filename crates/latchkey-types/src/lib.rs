@@ -6,6 +6,7 @@ pub mod admin;
 pub mod error;
 pub mod keys;
 pub mod oauth;
+pub mod schema;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -139,7 +140,9 @@ pub mod whole {
                 }
                 fn visit_f64<E: de::Error>(self, v: f64) -> Result<WholeI64, E> {
                     // -2^63 and 2^63 are exact as f64; the range is half-open.
-                    if v.fract() != 0.0 || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v) {
+                    if v.fract() != 0.0
+                        || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v)
+                    {
                         return Err(E::invalid_type(de::Unexpected::Float(v), &self));
                     }
                     Ok(WholeI64(v as i64))
@@ -176,8 +179,15 @@ pub mod whole {
 
         #[test]
         fn whole_numbers_are_integers_in_any_spelling() {
-            for (text, n) in [("3600", 3600), ("3600.0", 3600), ("-5.0", -5), ("1e3", 1000), ("-0.0", 0)] {
-                let t: T = serde_json::from_str(&format!(r#"{{"n": {text}, "o": {text}}}"#)).unwrap();
+            for (text, n) in [
+                ("3600", 3600),
+                ("3600.0", 3600),
+                ("-5.0", -5),
+                ("1e3", 1000),
+                ("-0.0", 0),
+            ] {
+                let t: T =
+                    serde_json::from_str(&format!(r#"{{"n": {text}, "o": {text}}}"#)).unwrap();
                 assert_eq!((t.n, t.o), (n, Some(n)), "{text}");
             }
             let t: T = serde_json::from_str(r#"{"n": 1, "o": null}"#).unwrap();
@@ -188,7 +198,15 @@ pub mod whole {
 
         #[test]
         fn fractions_out_of_range_values_and_other_types_are_refused() {
-            for text in ["1.5", "1e19", "-1e19", "9223372036854775808", "\"1\"", "true", "[]"] {
+            for text in [
+                "1.5",
+                "1e19",
+                "-1e19",
+                "9223372036854775808",
+                "\"1\"",
+                "true",
+                "[]",
+            ] {
                 let r = serde_json::from_str::<T>(&format!(r#"{{"n": {text}}}"#));
                 assert!(r.is_err(), "{text} was accepted");
             }

@@ -13,6 +13,7 @@ use latchkey_types::admin::{
 };
 use latchkey_types::error::Problem;
 use latchkey_types::oauth::{Jwk, RESERVED_CLAIMS};
+use latchkey_types::schema::Cursor;
 use latchkey_types::{JsonObject, Page, UserKind};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -61,7 +62,7 @@ fn check_ttl(ttl: Option<i64>) -> Result<(), ApiError> {
     }
 }
 
-fn check_email(email: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn check_email(email: Option<&str>) -> Result<(), ApiError> {
     check_optional_text("email", email)?;
     match email {
         Some(e) if !e.contains('@') || e.contains(char::is_whitespace) => Err(
@@ -131,8 +132,10 @@ struct UserListQuery {
     /// Only users holding roles directly in this tenant.
     tenant_id: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
+    #[param(value_type = Option<Cursor>, inline)]
     cursor: Option<String>,
 }
 
@@ -313,8 +316,10 @@ async fn create_secret(
 #[into_params(parameter_in = Query)]
 struct SecretListQuery {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
+    #[param(value_type = Option<Cursor>, inline)]
     cursor: Option<String>,
 }
 
