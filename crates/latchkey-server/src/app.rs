@@ -216,9 +216,27 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().1
 }
 
+/// Sets the documented maximum of `POST /v1/tokens`' `ttlSeconds` to this
+/// server's `custom_token_max_ttl_seconds`, so the served document states
+/// the bound this server enforces (the static one states the ceiling).
+fn document_custom_token_cap(api: &mut utoipa::openapi::OpenApi, cap: i64) {
+    use utoipa::openapi::{RefOr, Schema};
+    let create = api
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("CreateToken"));
+    let Some(RefOr::T(Schema::Object(create))) = create else {
+        return;
+    };
+    if let Some(RefOr::T(Schema::Object(ttl))) = create.properties.get_mut("ttlSeconds") {
+        ttl.maximum = isize::try_from(cap).ok().map(utoipa::Number::Int);
+    }
+}
+
 /// The complete application.
 pub fn app(state: AppState) -> Router {
-    let (router, api) = routes();
+    let (router, mut api) = routes();
+    document_custom_token_cap(&mut api, state.config.custom_token_max_ttl_seconds);
     let request_timeout = state.config.connections.request_timeout;
     let json = api.to_json().unwrap_or_else(|_| "{}".to_owned());
     router

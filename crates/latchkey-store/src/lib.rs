@@ -60,6 +60,13 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if is_connection_failure(db.as_ref()) => {
                 StoreError::Unavailable(e)
             }
+            // PostgreSQL cannot hold U+0000 in text (SQLite can). The API
+            // refuses it in every text it stores, and no id or name has it,
+            // so one that reaches a statement is a key or a reference that
+            // names nothing: the answer is the one for any unknown key.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
+                StoreError::NotFound("record")
+            }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
@@ -325,9 +332,15 @@ struct Conditions {
 }
 
 impl Conditions {
-    /// Adds `column <op> $n` bound to `value`.
+    /// Adds `column <op> $n` bound to `value`. A value with U+0000, which
+    /// no stored key has (and PostgreSQL cannot compare), matches nothing.
     fn push(&mut self, clause: &str, value: impl Into<String>) {
-        self.args.push(value.into());
+        let value = value.into();
+        if value.contains('\0') {
+            self.push_raw("1 = 0");
+            return;
+        }
+        self.args.push(value);
         let placeholder = format!("${}", self.args.len());
         self.sql.push_str(" AND ");
         self.sql.push_str(&clause.replace("{}", &placeholder));

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use crate::schema::{EmailAddress, RoleName, ScopeToken, ShortText, TenantId};
 use crate::{JsonObject, Mode, UserKind};
 
 /// `GET /v1/workspace`: the root tenant, seen from one mode.
@@ -53,14 +54,16 @@ pub struct Tenant {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTenant {
     /// Chosen id; 8 random lowercase letters and digits when absent.
+    #[schema(value_type = Option<TenantId>)]
     pub id: Option<String>,
     /// Display name.
+    #[schema(value_type = ShortText)]
     pub name: String,
     /// Parent tenant; the workspace when absent.
     pub parent_id: Option<String>,
     /// Inherit the parent's roles (default `true`).
     pub cascade: Option<bool>,
-    /// Free-form JSON object.
+    /// Free-form JSON object, at most 8 KiB as JSON.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<JsonObject>,
 }
@@ -71,6 +74,7 @@ pub struct CreateTenant {
 pub struct UpdateTenant {
     /// New display name.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ShortText>)]
     pub name: Option<String>,
     /// New parent (a move). Moving under the tenant itself or a descendant is 409.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,7 +82,7 @@ pub struct UpdateTenant {
     /// New cascade flag.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cascade: Option<bool>,
-    /// Replaces the metadata object.
+    /// Replaces the metadata object (at most 8 KiB as JSON).
     #[schema(value_type = Option<Object>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<JsonObject>,
@@ -88,7 +92,9 @@ pub struct UpdateTenant {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetRoles {
-    /// The roles the user holds directly in the tenant; empty ends the membership.
+    /// The roles the user holds directly in the tenant (at most 100);
+    /// empty ends the membership.
+    #[schema(value_type = Vec<RoleName>, max_items = 100)]
     pub roles: Vec<String>,
 }
 
@@ -111,9 +117,12 @@ pub struct Membership {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PutRole {
-    /// OAuth scope tokens the role grants, such as `telemetry:write`.
+    /// OAuth scope tokens the role grants, such as `telemetry:write` (at
+    /// most 200).
+    #[schema(value_type = Vec<ScopeToken>, max_items = 200)]
     pub permissions: Vec<String>,
     /// What the role is for.
+    #[schema(value_type = Option<ShortText>)]
     pub description: Option<String>,
 }
 
@@ -177,22 +186,29 @@ pub struct CreateUser {
     /// `machine` (default) or `human`.
     pub kind: Option<UserKind>,
     /// Display name.
+    #[schema(value_type = ShortText)]
     pub name: String,
     /// Email address.
+    #[schema(value_type = Option<EmailAddress>)]
     pub email: Option<String>,
     /// Unique user name within the mode.
+    #[schema(value_type = Option<ShortText>)]
     pub username: Option<String>,
     /// Phone number.
+    #[schema(value_type = Option<ShortText>)]
     pub phone_number: Option<String>,
-    /// Free-form JSON object.
+    /// Free-form JSON object, at most 8 KiB as JSON.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<JsonObject>,
-    /// Claims added to this user's tokens; reserved claim names are refused.
+    /// Claims added to this user's tokens, at most 8 KiB as JSON; reserved
+    /// claim names are refused.
     #[schema(value_type = Option<Object>)]
     pub custom_claims: Option<JsonObject>,
     /// Create the user disabled.
     pub disabled: Option<bool>,
-    /// Token lifetime for this user, in seconds.
+    /// Token lifetime for this user, in seconds (at most a day).
+    #[serde(default, deserialize_with = "crate::whole::option")]
+    #[schema(minimum = 1, maximum = 86400)]
     pub token_ttl_seconds: Option<i64>,
 }
 
@@ -202,6 +218,7 @@ pub struct CreateUser {
 pub struct UpdateUser {
     /// New display name.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ShortText>)]
     pub name: Option<String>,
     /// New email (`null` clears).
     #[serde(
@@ -209,7 +226,7 @@ pub struct UpdateUser {
         deserialize_with = "crate::nullable::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<EmailAddress>)]
     pub email: Option<Option<String>>,
     /// New user name (`null` clears).
     #[serde(
@@ -217,7 +234,7 @@ pub struct UpdateUser {
         deserialize_with = "crate::nullable::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<ShortText>)]
     pub username: Option<Option<String>>,
     /// New phone number (`null` clears).
     #[serde(
@@ -225,26 +242,28 @@ pub struct UpdateUser {
         deserialize_with = "crate::nullable::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<ShortText>)]
     pub phone_number: Option<Option<String>>,
-    /// Replaces the metadata object.
+    /// Replaces the metadata object (at most 8 KiB as JSON).
     #[schema(value_type = Option<Object>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<JsonObject>,
-    /// Replaces the custom claims.
+    /// Replaces the custom claims (at most 8 KiB as JSON; reserved claim
+    /// names are refused).
     #[schema(value_type = Option<Object>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_claims: Option<JsonObject>,
     /// Disable or enable every credential of the user.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
-    /// New token lifetime (`null` falls back to the workspace's).
+    /// New token lifetime in seconds, at most a day (`null` falls back to
+    /// the workspace's).
     #[serde(
         default,
-        deserialize_with = "crate::nullable::deserialize",
+        deserialize_with = "crate::whole::nullable",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 86400)]
     pub token_ttl_seconds: Option<Option<i64>>,
 }
 
@@ -253,8 +272,9 @@ pub struct UpdateUser {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSecret {
     /// A label, such as the host the secret is deployed to.
+    #[schema(value_type = Option<ShortText>)]
     pub name: Option<String>,
-    /// When the secret stops working.
+    /// When the secret stops working (in the future).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
 }

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::admin::Authorization;
+use crate::schema::{RoleName, ShortText};
 use crate::{JsonObject, Mode};
 
 /// A per-key rate limit: at most `limit` verifications per window.
@@ -12,8 +13,12 @@ use crate::{JsonObject, Mode};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimit {
     /// Uses allowed per window (1 or more).
+    #[serde(deserialize_with = "crate::whole::deserialize")]
+    #[schema(minimum = 1)]
     pub limit: i64,
-    /// Window length in seconds (1 or more).
+    /// Window length in seconds, 1 to 86400 (a day).
+    #[serde(deserialize_with = "crate::whole::deserialize")]
+    #[schema(minimum = 1, maximum = 86400)]
     pub window_seconds: i64,
 }
 
@@ -83,18 +88,22 @@ pub struct CreateApiKey {
     /// The tenant the key is scoped to; the workspace when absent.
     pub tenant_id: Option<String>,
     /// Label.
+    #[schema(value_type = Option<ShortText>)]
     pub name: Option<String>,
-    /// Narrows the roles the user holds in the tenant.
+    /// Narrows the roles the user holds in the tenant (at most 100).
+    #[schema(value_type = Option<Vec<RoleName>>, max_items = 100)]
     pub roles: Option<Vec<String>>,
-    /// When the key stops working.
+    /// When the key stops working (in the future).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
-    /// Free-form JSON object.
+    /// Free-form JSON object, at most 8 KiB as JSON.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<JsonObject>,
     /// Per-key rate limit.
     pub ratelimit: Option<RateLimit>,
     /// A budget of uses; each successful verification or token spends one.
+    #[serde(default, deserialize_with = "crate::whole::option")]
+    #[schema(minimum = 0)]
     pub remaining: Option<i64>,
 }
 
@@ -102,7 +111,10 @@ pub struct CreateApiKey {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateApiKey {
-    /// How long the previous value keeps working (default 0: it stops now).
+    /// How long the previous value keeps working, in seconds, at most 30
+    /// days (default 0: it stops now).
+    #[serde(default, deserialize_with = "crate::whole::option")]
+    #[schema(minimum = 0, maximum = 2592000)]
     pub grace_period_seconds: Option<i64>,
 }
 

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod error;
 pub mod keys;
 pub mod oauth;
+pub mod schema;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -107,5 +108,111 @@ pub mod nullable {
         T: Deserialize<'de>,
     {
         Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// Serde helpers for integer fields: JSON has one number type, and JSON
+/// Schema's `integer` is any number without a fractional part, so `3600.0`
+/// is the integer 3600 as much as `3600` is (clients in languages with
+/// one float type send it so). serde alone refuses it; these take it.
+/// A fraction, or a value out of range, is still an error.
+pub mod whole {
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::Deserialize;
+
+    /// An `i64` read from any whole JSON number.
+    struct WholeI64(i64);
+
+    impl<'de> Deserialize<'de> for WholeI64 {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = WholeI64;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an integer")
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<WholeI64, E> {
+                    Ok(WholeI64(v))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<WholeI64, E> {
+                    i64::try_from(v)
+                        .map(WholeI64)
+                        .map_err(|_| E::custom("integer out of range"))
+                }
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<WholeI64, E> {
+                    // -2^63 and 2^63 are exact as f64; the range is half-open.
+                    if v.fract() != 0.0
+                        || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v)
+                    {
+                        return Err(E::invalid_type(de::Unexpected::Float(v), &self));
+                    }
+                    Ok(WholeI64(v as i64))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    /// For an `i64` field.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        WholeI64::deserialize(d).map(|w| w.0)
+    }
+
+    /// For an `Option<i64>` field (with `#[serde(default)]`).
+    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Option::<WholeI64>::deserialize(d).map(|o| o.map(|w| w.0))
+    }
+
+    /// For an `Option<Option<i64>>` PATCH field, as [`crate::nullable`].
+    pub fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+        option(d).map(Some)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[derive(Debug, serde::Deserialize)]
+        struct T {
+            #[serde(deserialize_with = "super::deserialize")]
+            n: i64,
+            #[serde(default, deserialize_with = "super::option")]
+            o: Option<i64>,
+        }
+
+        #[test]
+        fn whole_numbers_are_integers_in_any_spelling() {
+            for (text, n) in [
+                ("3600", 3600),
+                ("3600.0", 3600),
+                ("-5.0", -5),
+                ("1e3", 1000),
+                ("-0.0", 0),
+            ] {
+                let t: T =
+                    serde_json::from_str(&format!(r#"{{"n": {text}, "o": {text}}}"#)).unwrap();
+                assert_eq!((t.n, t.o), (n, Some(n)), "{text}");
+            }
+            let t: T = serde_json::from_str(r#"{"n": 1, "o": null}"#).unwrap();
+            assert_eq!(t.o, None);
+            let t: T = serde_json::from_str(r#"{"n": 1}"#).unwrap();
+            assert_eq!(t.o, None);
+        }
+
+        #[test]
+        fn fractions_out_of_range_values_and_other_types_are_refused() {
+            for text in [
+                "1.5",
+                "1e19",
+                "-1e19",
+                "9223372036854775808",
+                "\"1\"",
+                "true",
+                "[]",
+            ] {
+                let r = serde_json::from_str::<T>(&format!(r#"{{"n": {text}}}"#));
+                assert!(r.is_err(), "{text} was accepted");
+            }
+            let t: T = serde_json::from_str(r#"{"n": 9223372036854775807}"#).unwrap();
+            assert_eq!(t.n, i64::MAX);
+        }
     }
 }

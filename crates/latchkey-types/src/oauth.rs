@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::admin::Authorization;
+use crate::schema::{ScopeList, SigningAlgorithm};
 use crate::{JsonObject, Mode, UserKind};
 
 /// `POST /oauth/token` success (RFC 6749 §5.1).
@@ -223,6 +224,7 @@ pub struct SigningKeyInfo {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateSigningKey {
     /// Algorithm of the new key (default: the current key's).
+    #[schema(value_type = Option<SigningAlgorithm>)]
     pub alg: Option<String>,
     /// Sign with the new key at once instead of after the publish-ahead
     /// delay (verifiers with a cached JWKS may then meet an unknown `kid`).
@@ -241,10 +243,15 @@ pub struct CreateToken {
     /// The audience (default: the issuer).
     pub audience: Option<String>,
     /// Space-separated permissions, each granted by a role the user holds.
+    #[schema(value_type = Option<ScopeList>)]
     pub scope: Option<String>,
-    /// Lifetime, capped by the server's `custom_token_max_ttl_seconds`.
+    /// Lifetime in seconds, at most the server's
+    /// `custom_token_max_ttl_seconds` (the served document says this
+    /// server's; the setting's ceiling is a day).
+    #[serde(default, deserialize_with = "crate::whole::option")]
+    #[schema(minimum = 1, maximum = 86400)]
     pub ttl_seconds: Option<i64>,
-    /// Extra claims; reserved claim names are refused.
+    /// Extra claims, at most 8 KiB as JSON; reserved claim names are refused.
     #[schema(value_type = Option<Object>)]
     pub claims: Option<JsonObject>,
 }

@@ -11,6 +11,7 @@ use latchkey_types::keys::{
     ApiKey, CreateApiKey, CreatedApiKey, KeyInvalidCode, RotateApiKey, VerifyApiKeyRequest,
     VerifyApiKeyResponse,
 };
+use latchkey_types::schema::Cursor;
 use latchkey_types::Page;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -31,11 +32,25 @@ const MAX_GRACE_SECONDS: i64 = 30 * 86_400;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let mut router = OpenApiRouter::new()
         .routes(routes!(create_api_key, list_api_keys))
         .routes(routes!(verify_api_key))
         .routes(routes!(get_api_key, revoke_api_key))
-        .routes(routes!(rotate_api_key))
+        .routes(routes!(rotate_api_key));
+    // The verify body is optional (the key may come in X-Api-Key) but, when
+    // sent, an object: utoipa can only say "optional" by also allowing a
+    // JSON `null` body, which the server refuses.
+    if let Some(body) = router
+        .get_openapi_mut()
+        .paths
+        .paths
+        .get_mut("/v1/api-keys/verify")
+        .and_then(|item| item.post.as_mut())
+        .and_then(|op| op.request_body.as_mut())
+    {
+        body.required = Some(utoipa::openapi::Required::False);
+    }
+    router
 }
 
 fn check_key_id(id: &str) -> Result<(), ApiError> {
@@ -142,8 +157,10 @@ struct KeyListQuery {
     /// Only keys scoped to this tenant.
     tenant_id: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
+    #[param(value_type = Option<Cursor>, inline)]
     cursor: Option<String>,
 }
 
@@ -258,8 +275,9 @@ async fn rotate_api_key(
 /// the same mode. Always 200 with `valid` true or false.
 #[utoipa::path(post, path = "/v1/api-keys/verify", tag = "api-keys",
     security(("adminKey" = []), ("apiKey" = []), ("accessToken" = [])),
-    request_body(content = Option<VerifyApiKeyRequest>, description = "the key, unless in X-Api-Key"),
-    params(("X-Api-Key" = Option<String>, Header, description = "the key to check")),
+    request_body(content = VerifyApiKeyRequest, description = "the key, unless in X-Api-Key (optional)"),
+    params(("X-Api-Key" = Option<String>, Header, pattern = "^[\t -~]*$",
+        description = "the key to check (visible ASCII)")),
     responses((status = 200, body = VerifyApiKeyResponse), (status = 400, body = Problem),
         (status = 401, body = Problem)))]
 async fn verify_api_key(

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_core::oauth_form::{ClientAuth, Params};
 use latchkey_types::error::OAuthErrorBody;
+use latchkey_types::schema::NonBlank;
 use latchkey_types::Mode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -112,11 +113,14 @@ async fn caller(
     })
 }
 
-/// The form of introspection and revocation.
+/// The form of introspection and revocation. (Not `TokenForm`: that name
+/// is the token endpoint's, and two schemas of one name are one in the
+/// document.)
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)] // Documents the form for OpenAPI; parsing is by hand.
-struct TokenForm {
+struct TokenHintForm {
     /// The access token or API key.
+    #[schema(value_type = NonBlank)]
     token: String,
     /// `access_token` or `api_key` (a hint; both are tried).
     token_type_hint: Option<String>,
@@ -158,7 +162,7 @@ fn token_param(params: &Params) -> Result<String, OAuthError> {
 
 /// Checks a token or key and says whether it is active (RFC 7662).
 #[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
-    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = TokenHintForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = IntrospectionResponse),
         (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 async fn introspect(
@@ -224,7 +228,7 @@ async fn introspect(
 /// Revokes an access token (until it would have expired) or an API key
 /// (at once). Unknown or invalid tokens are not an error (RFC 7009 §2.2).
 #[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
-    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = TokenHintForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "revoked, or nothing to revoke"),
         (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 async fn revoke(

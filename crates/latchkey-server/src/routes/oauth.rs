@@ -16,6 +16,7 @@ use latchkey_core::oauth_form::{ClientAuth, Grant, Params, TokenRequestForm};
 use latchkey_core::signing::Algorithm;
 use latchkey_types::error::OAuthErrorBody;
 use latchkey_types::oauth::{JwkSet, ServerMetadata, TokenResponse};
+use latchkey_types::schema::{GrantType, ScopeList};
 use latchkey_types::Mode;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -111,13 +112,23 @@ async fn jwks(State(state): State<AppState>) -> Response {
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)] // Documents the form for OpenAPI; parsing is by hand.
 struct TokenForm {
-    /// `client_credentials`.
+    /// The grant.
+    #[schema(value_type = GrantType)]
     grant_type: String,
+    /// The signed JWT (JWT-bearer grant, RFC 7523 §2.1).
+    assertion: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` (for
+    /// `private_key_jwt`).
+    #[schema(pattern = "^urn:ietf:params:oauth:client-assertion-type:jwt-bearer$")]
+    client_assertion_type: Option<String>,
+    /// The signed client assertion (for `private_key_jwt`).
+    client_assertion: Option<String>,
     /// The user id (for `client_secret_post`).
     client_id: Option<String>,
     /// The client secret (for `client_secret_post`).
     client_secret: Option<String>,
     /// Space-separated permissions.
+    #[schema(value_type = Option<ScopeList>)]
     scope: Option<String>,
     /// Audience of the token (may repeat).
     audience: Option<String>,

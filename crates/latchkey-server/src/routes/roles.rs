@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 use latchkey_core::ids;
 use latchkey_types::admin::{PutRole, Role};
 use latchkey_types::error::Problem;
+use latchkey_types::schema::{Cursor, RoleName};
 use latchkey_types::Page;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -29,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Creates or replaces a role (201 when new, 200 when replaced).
 #[utoipa::path(put, path = "/v1/roles/{name}", tag = "roles",
-    security(("adminKey" = [])), params(("name" = String, Path)),
+    security(("adminKey" = [])), params(("name" = inline(RoleName), Path)),
     request_body = PutRole,
     responses((status = 200, body = Role), (status = 201, body = Role),
         (status = 400, body = Problem)))]
@@ -98,8 +99,10 @@ async fn put_role(
 #[into_params(parameter_in = Query)]
 struct RoleListQuery {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
+    #[param(value_type = Option<Cursor>, inline)]
     cursor: Option<String>,
 }
 
@@ -120,7 +123,7 @@ async fn list_roles(
 
 /// One role.
 #[utoipa::path(get, path = "/v1/roles/{name}", tag = "roles",
-    security(("adminKey" = [])), params(("name" = String, Path)),
+    security(("adminKey" = [])), params(("name" = inline(RoleName), Path)),
     responses((status = 200, body = Role), (status = 404, body = Problem)))]
 async fn get_role(
     State(state): State<AppState>,
@@ -133,7 +136,7 @@ async fn get_role(
 /// Removes a role from the catalog; users keep the name, which then grants
 /// no permission.
 #[utoipa::path(delete, path = "/v1/roles/{name}", tag = "roles",
-    security(("adminKey" = [])), params(("name" = String, Path)),
+    security(("adminKey" = [])), params(("name" = inline(RoleName), Path)),
     responses((status = 204), (status = 404, body = Problem)))]
 async fn delete_role(
     State(state): State<AppState>,

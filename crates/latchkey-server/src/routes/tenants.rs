@@ -7,6 +7,7 @@ use latchkey_core::ids;
 use latchkey_store::NewTenant;
 use latchkey_types::admin::{CreateTenant, Membership, SetRoles, Tenant, UpdateTenant, Workspace};
 use latchkey_types::error::Problem;
+use latchkey_types::schema::Cursor;
 use latchkey_types::Page;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -104,8 +105,10 @@ struct TenantListQuery {
     /// Only the direct children of this tenant.
     parent_id: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
+    #[param(value_type = Option<Cursor>, inline)]
     cursor: Option<String>,
 }
 
@@ -256,8 +259,10 @@ async fn set_roles(
 #[into_params(parameter_in = Query)]
 struct MemberListQuery {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
+    #[param(value_type = Option<Cursor>, inline)]
     cursor: Option<String>,
 }
 

@@ -13,6 +13,7 @@ use latchkey_types::admin::{
 };
 use latchkey_types::error::Problem;
 use latchkey_types::oauth::{Jwk, RESERVED_CLAIMS};
+use latchkey_types::schema::Cursor;
 use latchkey_types::{JsonObject, Page, UserKind};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -62,7 +63,7 @@ fn check_ttl(ttl: Option<i64>) -> Result<(), ApiError> {
     }
 }
 
-fn check_email(email: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn check_email(email: Option<&str>) -> Result<(), ApiError> {
     check_optional_text("email", email)?;
     match email {
         Some(e) if !e.contains('@') || e.contains(char::is_whitespace) => Err(
@@ -141,8 +142,10 @@ struct UserListQuery {
     /// Only users holding roles directly in this tenant.
     tenant_id: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
+    #[param(value_type = Option<Cursor>, inline)]
     cursor: Option<String>,
 }
 
@@ -350,8 +353,10 @@ async fn create_secret(
 #[into_params(parameter_in = Query)]
 struct SecretListQuery {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
+    #[param(value_type = Option<Cursor>, inline)]
     cursor: Option<String>,
 }
 
@@ -486,8 +491,8 @@ fn public_jwk(raw: &JsonObject) -> Result<Jwk, ApiError> {
     }
     let mut jwk = jwk;
     jwk.kid = match text("kid") {
-        Some(kid) if !kid.is_empty() && kid.len() <= 128 => kid,
-        Some(_) => return Err(bad("jwk.kid must be 1 to 128 characters")),
+        Some(kid) if !kid.is_empty() && kid.len() <= 128 && !kid.contains('\0') => kid,
+        Some(_) => return Err(bad("jwk.kid must be 1 to 128 characters, without U+0000")),
         None => latchkey_core::signing::thumbprint(&jwk),
     };
     // The key must actually parse as a verification key.

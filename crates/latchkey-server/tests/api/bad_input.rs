@@ -405,7 +405,162 @@ async fn bodies_that_are_not_objects_are_400(app: TestApp) {
     assert!(keys.iter().all(|k| k["status"] != "next"), "{keys:?}");
 }
 
+/// PostgreSQL cannot hold U+0000 in text, and every statement given one
+/// failed with a 500 (found by schemathesis' NUL strings, then on PostgreSQL
+/// by hand). Now stored text refuses it with 400 on both stores, and a key,
+/// reference or filter holding it names nothing, as on SQLite.
+async fn nul_characters_are_refused_in_text_and_match_nothing_in_keys(app: TestApp) {
+    let user = setup(&app).await;
+    let before = app.snapshot().await;
+    let refused: Vec<(Method, String, Value)> = vec![
+        (Method::POST, "/v1/users".into(), json!({"name": "a\u{0}b"})),
+        (
+            Method::POST,
+            "/v1/users".into(),
+            json!({"name": "U", "username": "x\u{0}"}),
+        ),
+        (
+            Method::POST,
+            "/v1/users".into(),
+            json!({"name": "U", "email": "a@b\u{0}"}),
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/users/{user}"),
+            json!({"phoneNumber": "\u{0}1"}),
+        ),
+        (Method::POST, "/v1/tenants".into(), json!({"name": "\u{0}"})),
+        (
+            Method::PATCH,
+            "/v1/tenants/acme".into(),
+            json!({"name": "A\u{0}"}),
+        ),
+        (
+            Method::PUT,
+            "/v1/roles/viewer".into(),
+            json!({"permissions": [], "description": "d\u{0}"}),
+        ),
+        (
+            Method::POST,
+            format!("/v1/users/{user}/secrets"),
+            json!({"name": "n\u{0}"}),
+        ),
+        (
+            Method::POST,
+            "/v1/api-keys".into(),
+            json!({"userId": user, "name": "n\u{0}"}),
+        ),
+    ];
+    for (method, path, body) in refused {
+        let r = app
+            .send(method.clone(), &path, Some(&app.test_admin), Some(body))
+            .await;
+        assert_eq!(r.status.as_u16(), 400, "{method} {path}: {}", r.text);
+        r.expect_problem(400, "invalid_request");
+    }
+    let unknown: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, "/v1/tenants/a%00b".into(), None),
+        (
+            Method::PATCH,
+            "/v1/tenants/a%00b".into(),
+            Some(json!({"name": "x"})),
+        ),
+        (Method::DELETE, "/v1/tenants/a%00b".into(), None),
+        (Method::GET, "/v1/tenants/a%00b/users".into(), None),
+        (
+            Method::PUT,
+            format!("/v1/tenants/a%00b/users/{user}/roles"),
+            Some(json!({"roles": ["a"]})),
+        ),
+        (
+            Method::POST,
+            "/v1/tenants".into(),
+            Some(json!({"name": "x", "parentId": "a\u{0}"})),
+        ),
+        (
+            Method::PATCH,
+            "/v1/tenants/acme".into(),
+            Some(json!({"parentId": "a\u{0}"})),
+        ),
+        (
+            Method::POST,
+            "/v1/api-keys".into(),
+            Some(json!({"userId": user, "tenantId": "a\u{0}"})),
+        ),
+        (Method::GET, "/v1/roles/a%00b".into(), None),
+        (Method::DELETE, "/v1/roles/a%00b".into(), None),
+        (
+            Method::DELETE,
+            format!("/v1/users/{user}/secrets/a%00b"),
+            None,
+        ),
+        (Method::DELETE, format!("/v1/users/{user}/keys/a%00b"), None),
+    ];
+    for (method, path, body) in unknown {
+        let r = app
+            .send(method.clone(), &path, Some(&app.test_admin), body)
+            .await;
+        assert_eq!(r.status.as_u16(), 404, "{method} {path}: {}", r.text);
+        r.expect_problem(404, "not_found");
+    }
+    for path in [
+        "/v1/tenants?parentId=a%00b",
+        "/v1/users?tenantId=a%00b",
+        "/v1/api-keys?userId=a%00b",
+        "/v1/api-keys?tenantId=a%00b",
+    ] {
+        let r = app.get(path).await;
+        assert_eq!(r.expect(200)["data"], json!([]), "{path}");
+    }
+    // "AA" is base64url of one NUL byte: no cursor the server issued.
+    for path in ["/v1/users?cursor=AA", "/v1/tenants?cursor=YQA"] {
+        app.get(path).await.expect_problem(400, "invalid_request");
+    }
+    assert_eq!(app.snapshot().await, before);
+}
+
+/// JSON has one number type, and JSON Schema's `integer` is any number
+/// without a fraction, so `3600.0` is an integer the document admits; serde
+/// refused it (found by schemathesis). A real fraction is still refused.
+async fn integers_may_be_written_with_a_zero_fraction(app: TestApp) {
+    let user = setup(&app).await;
+    let r = app
+        .post("/v1/users", json!({"name": "U", "tokenTtlSeconds": 600.0}))
+        .await;
+    assert_eq!(r.expect(201)["tokenTtlSeconds"], 600);
+    let r = app
+        .post(
+            "/v1/api-keys",
+            json!({"userId": user, "remaining": 5.0,
+                   "ratelimit": {"limit": 10.0, "windowSeconds": 6e1}}),
+        )
+        .await;
+    let key = r.expect(201).clone();
+    assert_eq!(key["remaining"], 5);
+    assert_eq!(key["ratelimit"], json!({"limit": 10, "windowSeconds": 60}));
+    let id = key["id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/api-keys/{id}/rotate"),
+        json!({"gracePeriodSeconds": 0.0}),
+    )
+    .await
+    .expect(200);
+    let before = app.snapshot().await;
+    for (path, body) in [
+        ("/v1/users", json!({"name": "U", "tokenTtlSeconds": 600.5})),
+        ("/v1/api-keys", json!({"userId": user, "remaining": 1e300})),
+        ("/v1/tokens", json!({"userId": user, "ttlSeconds": 60.25})),
+    ] {
+        app.post(path, body)
+            .await
+            .expect_problem(400, "invalid_request");
+    }
+    assert_eq!(app.snapshot().await, before);
+}
+
 crate::on_both_stores!(
+    nul_characters_are_refused_in_text_and_match_nothing_in_keys,
+    integers_may_be_written_with_a_zero_fraction,
     bodies_that_are_not_objects_are_400,
     malformed_json_unknown_fields_and_wrong_types_are_400,
     oversized_bodies_are_413,

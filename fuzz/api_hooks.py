@@ -1,0 +1,68 @@
+"""Schemathesis hooks for fuzz/api.sh.
+
+A few request rules cannot be written in the OpenAPI document, because they
+depend on the clock, on state, or on two places of one request at once.
+Schemathesis draws "positive" cases from the schema alone and expects every
+one of them to be accepted, so for these rules it would draw values the
+server rightly refuses. Here each positive case is made to follow them, the
+way a real client does; negative cases are left as drawn, so the server's
+refusal of the same values is still tested.
+
+- `expiresAt` must lie in the future (a date-time in the document).
+- `cursor` must be a `nextCursor` the server issued: base64url of text.
+  The document states its alphabet; an arbitrary string of that alphabet
+  need not decode, so the drawn text is encoded instead.
+- `POST /v1/tokens`: a `scope` is granted only by roles the user holds
+  (state the document cannot know), so positive cases ask for none.
+- `POST /v1/api-keys/verify`: the key comes in `X-Api-Key` or in the body,
+  exactly one of them; OpenAPI has no rule across a header and the body.
+"""
+
+import base64
+from datetime import datetime, timedelta, timezone
+
+import schemathesis
+from schemathesis import GenerationMode
+
+# Far enough ahead that a slow run does not reach it.
+FUTURE = timedelta(days=1)
+
+
+def _positive(case):
+    meta = case.meta
+    return meta is None or meta.generation.mode == GenerationMode.POSITIVE
+
+
+def _in_future(value):
+    try:
+        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return at.tzinfo is not None and at > datetime.now(timezone.utc) + timedelta(minutes=5)
+    except ValueError:
+        return False
+
+
+@schemathesis.hook
+def map_case(context, case):
+    if not _positive(case):
+        return case
+    operation = context.operation
+    body = case.body if isinstance(case.body, dict) else None
+    if body is not None and body.get("expiresAt") is not None and not _in_future(body["expiresAt"]):
+        body["expiresAt"] = (datetime.now(timezone.utc) + FUTURE).isoformat().replace("+00:00", "Z")
+    query = case.query if isinstance(case.query, dict) else None
+    if query is not None and isinstance(query.get("cursor"), str):
+        query["cursor"] = base64.urlsafe_b64encode(query["cursor"].encode()).decode().rstrip("=")
+    if operation is None:
+        return case
+    if operation.method.upper() == "POST" and operation.path == "/v1/tokens" and body is not None:
+        body.pop("scope", None)
+    if operation.method.upper() == "POST" and operation.path == "/v1/api-keys/verify":
+        headers = case.headers if isinstance(case.headers, dict) else {}
+        in_header = {name for name, value in headers.items() if name.lower() == "x-api-key" and value is not None}
+        in_body = body is not None and body.get("key") is not None
+        if in_header and in_body:
+            for name in in_header:
+                del headers[name]
+        elif not in_header and not in_body:
+            case.headers = {**headers, "X-Api-Key": "lk_test_key_not_a_real_one"}
+    return case
