@@ -118,6 +118,18 @@ impl Store {
         page: &PageRequest,
     ) -> StoreResult<PageResult<AuditEvent>> {
         let _timer = self.timed("list_audit_events");
+        // No event holds U+0000 (PostgreSQL cannot store it): such a filter
+        // matches nothing.
+        let texts = [&filter.actor_id, &filter.target_id, &filter.tenant_id];
+        if texts
+            .iter()
+            .any(|t| t.as_deref().is_some_and(|t| t.contains('\0')))
+        {
+            return Ok(PageResult {
+                items: Vec::new(),
+                next_after: None,
+            });
+        }
         let mut sql =
             format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE (mode = $1 OR mode IS NULL)");
         let mut args = vec![Arg::Text(mode.as_str().to_owned())];

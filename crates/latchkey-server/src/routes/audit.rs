@@ -7,6 +7,7 @@ use axum::extract::State;
 use latchkey_store::AuditFilter;
 use latchkey_types::audit::{AuditAction, AuditEvent};
 use latchkey_types::error::Problem;
+use latchkey_types::schema::Cursor;
 use latchkey_types::Page;
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
@@ -43,12 +44,16 @@ struct AuditQuery {
     /// Only events about this tenant.
     tenant_id: Option<String>,
     /// Only events at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
     /// Only events before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     until: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
+    #[param(value_type = Option<Cursor>, inline)]
     cursor: Option<String>,
 }
 
@@ -78,11 +83,12 @@ async fn list_audit_events(
     admin: Admin,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<axum::Json<Page<AuditEvent>>, ApiError> {
+    // The log's cursor holds the position of the last event seen.
     let page = page_request(q.limit, q.cursor.as_deref())?;
     if page
         .after
         .as_deref()
-        .is_some_and(|a| a.parse::<i64>().is_err())
+        .is_some_and(|a| a.len() > 18 || a.parse::<u64>().is_err())
     {
         return Err(ApiError::InvalidRequest("cursor is not valid".into()));
     }

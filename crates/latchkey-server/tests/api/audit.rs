@@ -380,6 +380,7 @@ async fn the_log_filters_and_pages(app: TestApp) {
         "/v1/audit-events?until=2026-13-01T00:00:00Z",
         "/v1/audit-events?action=user.exploded",
         "/v1/audit-events?cursor=bm90LWEtbnVtYmVy",
+        "/v1/audit-events?cursor=MTIzNDU2Nzg5MDEyMzQ1Njc4OQ",
         "/v1/audit-events?cursor=!!!",
         "/v1/audit-events?limit=0",
         "/v1/audit-events?limit=1001",
@@ -387,6 +388,9 @@ async fn the_log_filters_and_pages(app: TestApp) {
     ] {
         app.get(bad).await.expect_problem(400, "invalid_request");
     }
+    // U+0000 names nothing (PostgreSQL cannot even compare it).
+    let r = app.get("/v1/audit-events?targetId=usr_%00").await;
+    assert_eq!(r.expect(200)["data"], json!([]));
     // Only admin keys may read it.
     let r = app.send(Method::GET, "/v1/audit-events", None, None).await;
     r.expect_problem(401, "unauthenticated");
