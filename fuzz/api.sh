@@ -115,8 +115,11 @@ set +e
 # One worker: Schemathesis' threads have crashed inside Python 3.11's
 # parser (a SystemError from ast.parse, no fault of the server) and the
 # second core is the server's.
-# Run in the scratch directory, where Schemathesis keeps its cache.
-(cd "$work" && SCHEMATHESIS_HOOKS="$here/api_hooks.py" python3 -m schemathesis.cli \
+# Run in the scratch directory, where Schemathesis keeps its cache. The
+# bound is far above a normal run (one to four minutes on two busy cores)
+# and keeps a hang from eating CI's time.
+limit=${API_FUZZ_TIMEOUT:-900}
+(cd "$work" && SCHEMATHESIS_HOOKS="$here/api_hooks.py" timeout "$limit" python3 -m schemathesis.cli \
   --config-file "$here/schemathesis.toml" --no-color \
   run "$base/openapi.json" \
   --workers 1 --max-examples "$examples" --request-timeout 30 \
@@ -124,6 +127,9 @@ set +e
 status=$?
 set -e
 echo "api-fuzz: schemathesis exited $status after $((SECONDS - started)) s"
+if [ "$status" -eq 124 ]; then
+  echo "api-fuzz: Schemathesis did not finish within $limit s" >&2
+fi
 
 # Panics are answered 500 (and so already fail the run), but say so plainly;
 # a server that died is a failure whatever Schemathesis saw.
