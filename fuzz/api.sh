@@ -113,10 +113,12 @@ echo "api-fuzz: $version, $examples cases per operation, against $base on $backe
 started=$SECONDS
 set +e
 # One worker: Schemathesis' threads have crashed inside Python 3.11's
-# parser (a SystemError from ast.parse, no fault of the server) and the
-# second core is the server's.
-# Run in the scratch directory, where Schemathesis keeps its cache.
-(cd "$work" && SCHEMATHESIS_HOOKS="$here/api_hooks.py" python3 -m schemathesis.cli \
+# parser (a SystemError from ast.parse, no fault of the server), and the
+# second core is the server's. It runs in the scratch directory, where it
+# keeps its cache. The time bound is far above a normal run (one to four
+# minutes on two busy cores) and keeps a hang from eating CI's time.
+limit=${API_FUZZ_TIMEOUT:-900}
+(cd "$work" && SCHEMATHESIS_HOOKS="$here/api_hooks.py" timeout "$limit" python3 -m schemathesis.cli \
   --config-file "$here/schemathesis.toml" --no-color \
   run "$base/openapi.json" \
   --workers 1 --max-examples "$examples" --request-timeout 30 \
@@ -124,6 +126,9 @@ set +e
 status=$?
 set -e
 echo "api-fuzz: schemathesis exited $status after $((SECONDS - started)) s"
+if [ "$status" -eq 124 ]; then
+  echo "api-fuzz: Schemathesis did not finish within $limit s" >&2
+fi
 
 # Panics are answered 500 (and so already fail the run), but say so plainly;
 # a server that died is a failure whatever Schemathesis saw.
@@ -136,5 +141,8 @@ if ! kill -0 "$server" 2>/dev/null; then
   echo "api-fuzz: the server exited during the run; its log:" >&2
   tail -n 40 "$work/server.log" >&2
   status=1
+elif [ "$status" -ne 0 ]; then
+  # The server logs the cause of a 500 (never a secret); show the last ones.
+  grep -E "ERROR|WARN" "$work/server.log" | tail -n 20 >&2 || true
 fi
 exit "$status"
