@@ -298,6 +298,12 @@ async fn verify_api_key(
     let from_body = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
+        // An object only: serde would also read the struct from an array.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ApiError::InvalidRequest(
+                "the body must be a JSON object {\"key\": \"…\"}".into(),
+            ));
+        }
         let parsed: VerifyApiKeyRequest = serde_json::from_slice(&body).map_err(|e| {
             ApiError::InvalidRequest(format!("the body must be {{\"key\": \"…\"}}: {e}"))
         })?;

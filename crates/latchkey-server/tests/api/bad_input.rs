@@ -399,6 +399,21 @@ async fn bodies_that_are_not_objects_are_400(app: TestApp) {
         let problem: serde_json::Value = r.json().await.unwrap();
         assert_eq!(problem["code"], "invalid_request", "{path} {body}");
     }
+    // The verify body too (found by schemathesis: `[null]` beside an
+    // X-Api-Key header was read as an empty object and accepted).
+    for body in ["[null]", "[\"lk_test_key_x\"]", "null", "7"] {
+        let r = app
+            .client
+            .post(app.url("/v1/api-keys/verify"))
+            .bearer_auth(&app.test_admin)
+            .header("x-api-key", "lk_test_key_not_a_real_one")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "verify {body}");
+    }
     // Nothing was rotated.
     let keys = app.get("/v1/signing-keys").await;
     let keys = keys.expect(200)["data"].as_array().unwrap().clone();
