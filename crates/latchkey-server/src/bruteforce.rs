@@ -282,7 +282,7 @@ async fn record_exceeded(
     reached: Vec<Exceeded>,
     ip: IpAddr,
     client: Option<String>,
-    path: String,
+    endpoint: &'static str,
 ) {
     for exceeded in reached {
         let (mode, target) = match (exceeded, client.as_deref()) {
@@ -305,8 +305,8 @@ async fn record_exceeded(
         .with_detail("limit", exceeded.name())
         .with_detail("failures", exceeded.limit())
         .with_detail("windowSeconds", WINDOW_SECONDS)
-        .with_detail("endpoint", path.as_str());
-        tracing::warn!(limit = exceeded.name(), address = %ip, endpoint = %path, "brute-force limit reached");
+        .with_detail("endpoint", endpoint);
+        tracing::warn!(limit = exceeded.name(), address = %ip, endpoint, "brute-force limit reached");
         state.audit.try_record(event);
     }
 }
@@ -330,9 +330,10 @@ fn too_many(oauth: bool, seconds: u64) -> Response {
 
 /// The middleware (on the credential-checking routes only).
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !GUARDED.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    let Some(&endpoint) = GUARDED.iter().find(|guarded| **guarded == path) else {
         return next.run(request).await;
-    }
+    };
     // The client's address (behind a trusted proxy, the one it forwarded
     // for), else the peer.
     let source = request
@@ -378,7 +379,6 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         state.metrics.bruteforce_refused();
         return too_many(oauth, seconds);
     }
-    let request_path = request.uri().path().to_owned();
     let attempt = Arc::new(Attempt::default());
     request.extensions_mut().insert(Arc::clone(&attempt));
     let response = next.run(request).await;
@@ -392,7 +392,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
                 reached,
                 ip,
                 client,
-                request_path,
+                endpoint,
             ));
         }
     }

@@ -119,14 +119,15 @@ fn source_address(parts: &axum::http::request::Parts, trusted: &[IpNet]) -> Opti
     if !trusted.iter().any(|net| net.contains(&ip)) {
         return Some(ip);
     }
-    let forwarded: Vec<&str> = parts
+    // Right to left: the last header's last hop first.
+    let hops = parts
         .headers
         .get_all("x-forwarded-for")
         .iter()
+        .rev()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect();
-    for hop in forwarded.iter().rev() {
+        .flat_map(|v| v.rsplit(','));
+    for hop in hops {
         let Ok(hop) = hop.trim().parse::<IpAddr>() else {
             break;
         };

@@ -10,7 +10,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::records::{json_of, to_json};
-use crate::{PageRequest, PageResult, Store, StoreError, StoreResult};
+use crate::{Conditions, PageRequest, PageResult, Store, StoreError, StoreResult};
 
 const AUDIT_COLUMNS: &str = "seq, id, mode, occurred_at, action, actor_type, actor_id, \
      target_type, target_id, tenant_id, source_address, details";
@@ -33,12 +33,6 @@ pub struct AuditFilter {
     pub since: Option<OffsetDateTime>,
     /// Only events before this time.
     pub until: Option<OffsetDateTime>,
-}
-
-/// A value bound to a dynamic statement.
-enum Arg {
-    Text(String),
-    Int(i64),
 }
 
 fn event_of(row: &AnyRow) -> StoreResult<(i64, AuditEvent)> {
@@ -118,59 +112,41 @@ impl Store {
         page: &PageRequest,
     ) -> StoreResult<PageResult<AuditEvent>> {
         let _timer = self.timed("list_audit_events");
-        // No event holds U+0000 (PostgreSQL cannot store it): such a filter
-        // matches nothing.
-        let texts = [&filter.actor_id, &filter.target_id, &filter.tenant_id];
-        if texts
-            .iter()
-            .any(|t| t.as_deref().is_some_and(|t| t.contains('\0')))
-        {
-            return Ok(PageResult {
-                items: Vec::new(),
-                next_after: None,
-            });
-        }
-        let mut sql =
-            format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE (mode = $1 OR mode IS NULL)");
-        let mut args = vec![Arg::Text(mode.as_str().to_owned())];
-        let mut push = |sql: &mut String, clause: &str, arg: Arg| {
-            args.push(arg);
-            sql.push_str(" AND ");
-            sql.push_str(&clause.replace("{}", &format!("${}", args.len())));
-        };
+        // Text filters holding U+0000 match nothing (see `Conditions::push`).
+        let mut c = Conditions::default();
+        c.push("(mode = {} OR mode IS NULL)", mode.as_str());
         if let Some(a) = filter.action {
-            push(&mut sql, "action = {}", Arg::Text(a.as_str().to_owned()));
+            c.push("action = {}", a.as_str());
         }
         if let Some(id) = &filter.actor_id {
-            push(&mut sql, "actor_id = {}", Arg::Text(id.clone()));
+            c.push("actor_id = {}", id.as_str());
         }
         if let Some(id) = &filter.target_id {
-            push(&mut sql, "target_id = {}", Arg::Text(id.clone()));
+            c.push("target_id = {}", id.as_str());
         }
         if let Some(id) = &filter.tenant_id {
-            push(&mut sql, "tenant_id = {}", Arg::Text(id.clone()));
+            c.push("tenant_id = {}", id.as_str());
         }
         if let Some(t) = filter.since {
-            push(&mut sql, "occurred_at >= {}", Arg::Int(to_unix_ms(t)));
+            c.push_int("occurred_at >= {}", to_unix_ms(t));
         }
         if let Some(t) = filter.until {
-            push(&mut sql, "occurred_at < {}", Arg::Int(to_unix_ms(t)));
+            c.push_int("occurred_at < {}", to_unix_ms(t));
         }
         if let Some(after) = &page.after {
             let seq: i64 = after
                 .parse()
-                .map_err(|_| StoreError::Conflict("the cursor is not valid".into()))?;
-            push(&mut sql, "seq < {}", Arg::Int(seq));
+                .map_err(|_| StoreError::Internal("the audit cursor is not a position".into()))?;
+            c.push_int("seq < {}", seq);
         }
-        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", args.len() + 1));
-        let mut q = sqlx::query(&sql);
-        for a in &args {
-            q = match a {
-                Arg::Text(s) => q.bind(s),
-                Arg::Int(i) => q.bind(*i),
-            };
-        }
-        let rows = q
+        // Newest first, so not `Conditions::fetch_page` (ascending by a text key).
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1 = 1{} ORDER BY seq DESC LIMIT ${}",
+            c.sql,
+            c.args.len() + 1
+        );
+        let rows = c
+            .query(&sql)
             .bind(i64::from(page.limit) + 1)
             .fetch_all(&self.pool)
             .await?;

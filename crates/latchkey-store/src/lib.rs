@@ -328,7 +328,14 @@ impl<T> PageResult<T> {
 #[derive(Debug, Default)]
 struct Conditions {
     sql: String,
-    args: Vec<String>,
+    args: Vec<Arg>,
+}
+
+/// A value bound to a dynamic statement.
+#[derive(Debug)]
+enum Arg {
+    Text(String),
+    Int(i64),
 }
 
 impl Conditions {
@@ -340,10 +347,34 @@ impl Conditions {
             self.push_raw("1 = 0");
             return;
         }
+        self.push_arg(clause, Arg::Text(value));
+    }
+
+    /// Adds `column <op> $n` bound to the integer `value`.
+    fn push_int(&mut self, clause: &str, value: i64) {
+        self.push_arg(clause, Arg::Int(value));
+    }
+
+    fn push_arg(&mut self, clause: &str, value: Arg) {
         self.args.push(value);
         let placeholder = format!("${}", self.args.len());
         self.sql.push_str(" AND ");
         self.sql.push_str(&clause.replace("{}", &placeholder));
+    }
+
+    /// `sql` with every pushed value bound, in order.
+    fn query<'q>(
+        &'q self,
+        sql: &'q str,
+    ) -> sqlx::query::Query<'q, Any, <Any as sqlx::Database>::Arguments<'q>> {
+        let mut q = sqlx::query(sql);
+        for a in &self.args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.as_str()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
     }
 
     /// Adds a condition without a bound value.
@@ -377,11 +408,8 @@ impl Conditions {
             self.sql,
             self.args.len() + 1
         );
-        let mut q = sqlx::query(&sql);
-        for a in &self.args {
-            q = q.bind(a);
-        }
-        let rows = q
+        let rows = self
+            .query(&sql)
             .bind(i64::from(page.limit) + 1)
             .fetch_all(executor)
             .await?;
