@@ -9,7 +9,14 @@
 //!   connection), so a slow or silent peer cannot hold a slot;
 //! - **requests:** a request (reading its body included) must be answered
 //!   within `request_timeout`, else 408 (the app's timeout layer);
-//! - **TLS handshake:** 10 s.
+//! - **TLS handshake:** 10 s;
+//! - **lingering close:** when a connection ends, what the client sent and
+//!   nobody read (the body of a request answered without reading it: a GET
+//!   with a body, a request refused before its body was needed) is read and
+//!   discarded, within [`LINGER_BYTES`] and [`LINGER_TIME`], before the
+//!   socket closes. Closing a socket with unread bytes makes the kernel
+//!   answer with a reset, and a reset destroys the part of the response the
+//!   client has not read yet.
 //!
 //! Handlers see the peer as `ConnectInfo<SocketAddr>`; requests that came
 //! over native TLS also carry [`NativeTls`]. On shutdown the loop stops
@@ -18,7 +25,9 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -27,9 +36,9 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 
 use crate::tls::{NativeTls, TlsReloader, HANDSHAKE_TIMEOUT};
@@ -57,6 +66,14 @@ impl Default for ConnLimits {
 
 /// How long open connections get to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most unread bytes a closing connection reads and discards (four times
+/// the body limit: an oversized body refused with 413 is drained too).
+pub const LINGER_BYTES: usize = 4 * crate::app::MAX_BODY_BYTES;
+
+/// Longest a closing connection waits for the client's unread bytes and
+/// its close.
+pub const LINGER_TIME: Duration = Duration::from_secs(2);
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets open
 /// connections finish: over TLS when `tls` is given, else plain HTTP.
@@ -107,6 +124,7 @@ where
             continue;
         };
         let _ = tcp.set_nodelay(true);
+        let tcp = Lingering::new(tcp, permit);
         let app = app.clone();
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
@@ -114,7 +132,6 @@ where
             None => {
                 tokio::spawn(async move {
                     run_connection(&builder, tcp, peer, app, watcher).await;
-                    drop(permit);
                 });
             }
             Some(tls) => {
@@ -133,7 +150,6 @@ where
                             }
                         };
                     run_connection(&builder, stream, peer, app, watcher).await;
-                    drop(permit);
                 });
             }
         }
@@ -169,6 +185,119 @@ async fn run_connection<S>(
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
+}
+
+/// A connection's socket that closes gracefully. It holds the connection's
+/// slot; when hyper drops it (after its shutdown has sent FIN), a task reads
+/// and discards whatever the client still sends, until the client closes
+/// its side, [`LINGER_BYTES`] were read or [`LINGER_TIME`] passed, and only
+/// then closes the socket and frees the slot (as Apache's and nginx's
+/// lingering close do).
+#[derive(Debug)]
+struct Lingering {
+    /// `None` only once dropped.
+    stream: Option<TcpStream>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Lingering {
+    fn new(stream: TcpStream, permit: OwnedSemaphorePermit) -> Self {
+        Lingering {
+            stream: Some(stream),
+            permit: Some(permit),
+        }
+    }
+
+    fn stream(&mut self) -> io::Result<Pin<&mut TcpStream>> {
+        self.stream
+            .as_mut()
+            .map(Pin::new)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut().stream() {
+            Ok(s) => s.poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut().stream() {
+            Ok(s) => s.poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut().stream() {
+            Ok(s) => s.poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.as_ref().is_some_and(|s| s.is_write_vectored())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().stream() {
+            Ok(s) => s.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().stream() {
+            Ok(s) => s.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let (Some(stream), permit) = (self.stream.take(), self.permit.take()) else {
+            return;
+        };
+        // Outside a runtime (never, in the server) the socket just closes.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(linger(stream, permit));
+        }
+    }
+}
+
+/// Sends FIN (if hyper has not), then reads and discards until the client
+/// closes, within [`LINGER_BYTES`] and [`LINGER_TIME`].
+async fn linger(mut stream: TcpStream, permit: Option<OwnedSemaphorePermit>) {
+    let _ = stream.shutdown().await;
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    let mut buf = [0u8; 8192];
+    let mut drained = 0usize;
+    while drained <= LINGER_BYTES {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            _ => break,
+        }
+    }
+    drop(stream);
+    drop(permit);
 }
 
 /// As axum does: a connection that died before it was accepted is ignored;

@@ -8,6 +8,7 @@ mod attacks;
 mod audit;
 mod bad_input;
 mod bruteforce;
+mod closing;
 mod custom_tokens;
 mod flow;
 mod helpers;
