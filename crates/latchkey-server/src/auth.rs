@@ -112,7 +112,9 @@ impl FromRequestParts<AppState> for Caller {
                 Ok(Caller { mode: admin.mode() })
             }
             Ok(info) if info.kind == CredentialKind::ApiKey => {
-                match crate::keycheck::check(state, &credential, None).await? {
+                match crate::keycheck::check(state, &credential, None, crate::keycheck::Check::Use)
+                    .await?
+                {
                     Ok(verified) => Ok(Caller {
                         mode: verified.key.mode,
                     }),

@@ -3,6 +3,12 @@
 //! lookup for a bad key), then the cached key record and principal, the
 //! per-key rate limit, and the `remaining` budget (the one store write, and
 //! only for keys that have a budget). Last-used times are batched.
+//!
+//! A check is either a use ([`Check::Use`]: the verify endpoint, a key as a
+//! client secret or as a verify caller), which counts against the rate
+//! limit, spends one of `remaining` and updates `lastUsedAt`; or a look
+//! ([`Check::Inspect`]: introspection, RFC 7662), which reports the key as
+//! it stands and changes nothing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -41,14 +47,26 @@ impl VerifiedKey {
     }
 }
 
+/// Whether a check uses the key or only looks at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// A use: rate limit, `remaining` and `lastUsedAt` all count it.
+    Use,
+    /// A look (introspection): nothing is counted or spent. A key with no
+    /// use left is reported as `usage_exceeded`; the rate limit is not
+    /// consulted, since a window's count says nothing about the key.
+    Inspect,
+}
+
 /// Checks `value` as an API key. `expected_mode` is the caller's mode, when
 /// there is a caller; a key of the other mode is `WrongMode`.
 pub async fn check(
     state: &AppState,
     value: &str,
     expected_mode: Option<Mode>,
+    how: Check,
 ) -> Result<Result<VerifiedKey, KeyInvalidCode>, StoreError> {
-    let result = check_uncounted(state, value, expected_mode).await?;
+    let result = check_uncounted(state, value, expected_mode, how).await?;
     state
         .metrics
         .key_checked(result.as_ref().map(|_| ()).map_err(|c| *c));
@@ -59,6 +77,7 @@ async fn check_uncounted(
     state: &AppState,
     value: &str,
     expected_mode: Option<Mode>,
+    how: Check,
 ) -> Result<Result<VerifiedKey, KeyInvalidCode>, StoreError> {
     let info = match credential::parse(value) {
         Ok(info) if info.kind == CredentialKind::ApiKey => info,
@@ -88,6 +107,22 @@ async fn check_uncounted(
     };
     if principal.user.disabled {
         return Ok(Err(KeyInvalidCode::Disabled));
+    }
+    if how == Check::Inspect {
+        // What is left is read, not spent: one store read, for keys with a
+        // budget only.
+        let remaining = match found.has_budget {
+            false => None,
+            true => match state.store.get_api_key(mode, found.id()).await?.remaining {
+                Some(left) if left <= 0 => return Ok(Err(KeyInvalidCode::UsageExceeded)),
+                left => left,
+            },
+        };
+        return Ok(Ok(VerifiedKey {
+            key: found,
+            principal,
+            remaining,
+        }));
     }
     if let Some(limit) = found.ratelimit() {
         if !state

@@ -322,7 +322,14 @@ async fn verify_api_key(
             ))
         }
     };
-    let answer = match keycheck::check(&state, key.trim(), Some(caller.mode())).await? {
+    let answer = match keycheck::check(
+        &state,
+        key.trim(),
+        Some(caller.mode()),
+        keycheck::Check::Use,
+    )
+    .await?
+    {
         Ok(verified) => VerifyApiKeyResponse::Valid(keycheck::describe(&state, &verified).await?),
         Err(code) => {
             // Guessing: an unknown or malformed key counts as a failure.

@@ -180,7 +180,7 @@ async fn introspect(
         details: Map::new(),
     };
     let answer = if credential::parse(&token).is_ok() {
-        match keycheck::check(&state, &token, Some(mode)).await? {
+        match keycheck::check(&state, &token, Some(mode), keycheck::Check::Inspect).await? {
             Ok(verified) => {
                 let described = keycheck::describe(&state, &verified).await?;
                 let mut details = Map::new();

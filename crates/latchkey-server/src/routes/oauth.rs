@@ -316,7 +316,7 @@ pub(crate) async fn authenticate_client(
     if info.is_some_and(|i| i.kind == CredentialKind::ApiKey) {
         // An API key of this user used as its client secret: the token is
         // scoped to the key's tenant and roles, and the use counts.
-        return match keycheck::check(state, secret, None).await? {
+        return match keycheck::check(state, secret, None, keycheck::Check::Use).await? {
             Ok(key) if key.key.user_id() == client_id => Ok(Client {
                 mode: key.key.mode,
                 principal: key.principal.clone(),

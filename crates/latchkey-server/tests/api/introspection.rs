@@ -232,6 +232,60 @@ async fn revoking_an_api_key_through_oauth_stops_it_at_once(app: TestApp) {
     assert_eq!(app.verify(&key).await["code"], "revoked");
 }
 
+/// Introspection is a read (RFC 7662): looking at a key spends no use of
+/// its budget and no slot of its rate limit, and does not mark it used; the
+/// verify endpoint and use as a client secret still spend.
+async fn introspecting_an_api_key_spends_nothing(app: TestApp) {
+    let m = app.machine("introspected").await;
+    let secret = app.secret(&m).await;
+    let (key_id, key) = app
+        .api_key(json!({"userId": m, "remaining": 3,
+            "ratelimit": {"limit": 2, "windowSeconds": 3600}}))
+        .await;
+    let introspect = || async {
+        app.oauth_form(
+            "/oauth/introspect",
+            Some((&m, &secret)),
+            None,
+            &[("token", &key)],
+        )
+        .await
+        .expect(200)
+        .clone()
+    };
+    // Far more looks than the budget and the rate limit allow uses.
+    for _ in 0..10 {
+        let body = introspect().await;
+        assert_eq!(body["active"], true, "{body}");
+        assert_eq!(body["remaining"], 3, "{body}");
+    }
+    // Past the last-used writer's period (1 s), so a use would show.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let stored = app.get(&format!("/v1/api-keys/{key_id}")).await;
+    let stored = stored.expect(200);
+    assert_eq!(stored["remaining"], 3, "{stored}");
+    assert_eq!(stored["lastUsedAt"], Value::Null, "{stored}");
+    // Uses still count: the rate limit allows two in the window, and each
+    // spends one of the budget.
+    assert_eq!(app.verify(&key).await["remaining"], 2);
+    assert_eq!(app.verify(&key).await["remaining"], 1);
+    assert_eq!(app.verify(&key).await["code"], "rate_limited");
+    let body = introspect().await;
+    assert_eq!(
+        body["active"], true,
+        "rate limiting is not inactivity: {body}"
+    );
+    assert_eq!(body["remaining"], 1, "{body}");
+    // The last use, as a client secret, in a new window; then the key is
+    // spent and introspection says so.
+    app.clock.advance(3600);
+    app.token(Some((&m, &key)), &[("grant_type", "client_credentials")])
+        .await
+        .expect(200);
+    assert_eq!(introspect().await, json!({"active": false}));
+    assert_eq!(app.verify(&key).await["code"], "usage_exceeded");
+}
+
 async fn metadata_lists_introspection_and_revocation(app: TestApp) {
     let meta = app.get("/.well-known/oauth-authorization-server").await;
     let meta = meta.expect(200);
@@ -250,5 +304,6 @@ crate::on_both_stores!(
     introspection_and_revocation_require_an_authenticated_caller,
     a_revoked_access_token_is_inactive_everywhere_until_it_expires,
     revoking_an_api_key_through_oauth_stops_it_at_once,
+    introspecting_an_api_key_spends_nothing,
     metadata_lists_introspection_and_revocation,
 );
