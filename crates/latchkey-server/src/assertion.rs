@@ -96,7 +96,7 @@ pub async fn check(
     let (_, claims) = verify_jws(assertion, &principal.keys)
         .map_err(|e| AssertionError::Signature(e.to_string()))?;
     let now = state.clock.now();
-    let exp = check_claims(state, &claims, &client_id, now.unix_timestamp())?;
+    let exp = check_claims(state, mode, &claims, &client_id, now.unix_timestamp())?;
     let jti = claims
         .get("jti")
         .and_then(Value::as_str)
@@ -141,8 +141,14 @@ fn unverified_subject(assertion: &str) -> Result<String, AssertionError> {
 }
 
 /// Checks `iss`, `sub`, `aud`, `exp`, `nbf` and `iat`; returns `exp`.
+///
+/// `aud` may name the token endpoint, the client's mode's issuer, or the
+/// configured issuer URL (which test clients named before each mode had its
+/// own issuer; the assertion is signed by a key of one mode's client, so
+/// naming the shared URL cannot carry it into the other mode).
 fn check_claims(
     state: &AppState,
+    mode: Mode,
     claims: &Value,
     client_id: &str,
     now: i64,
@@ -152,8 +158,9 @@ fn check_claims(
         return Err(AssertionError::Claims("iss and sub must be the client id"));
     }
     let issuer = state.config.issuer.as_str();
+    let mode_issuer = state.config.issuer_of(mode);
     let token_endpoint = format!("{issuer}/oauth/token");
-    let audience_ok = |a: &str| a == issuer || a == token_endpoint;
+    let audience_ok = |a: &str| a == issuer || a == mode_issuer || a == token_endpoint;
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => audience_ok(a),
         Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(audience_ok),

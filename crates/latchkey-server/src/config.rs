@@ -190,8 +190,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The database.
     pub database: Database,
-    /// Issuer URL, without a trailing slash.
+    /// The configured issuer URL, without a trailing slash: live mode's
+    /// issuer, and the base of every URL the server names.
     pub issuer: String,
+    /// Test mode's issuer, `{issuer}/test`: each mode is its own issuer,
+    /// so a token of one never verifies as the other's.
+    pub test_issuer: String,
     /// Default token lifetime in seconds.
     pub token_ttl_seconds: i64,
     /// First signing-key algorithm per mode: (test, live).
@@ -227,6 +231,17 @@ pub struct Config {
     pub tls: Option<TlsSource>,
     /// Peers whose `X-Forwarded-Proto: https` marks a request as TLS.
     pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Config {
+    /// The issuer of `mode`: the configured URL for live, `{issuer}/test`
+    /// for test.
+    pub fn issuer_of(&self, mode: latchkey_types::Mode) -> &str {
+        match mode {
+            latchkey_types::Mode::Live => &self.issuer,
+            latchkey_types::Mode::Test => &self.test_issuer,
+        }
+    }
 }
 
 /// Longest token lifetime accepted anywhere: one day.
@@ -420,6 +435,7 @@ impl Config {
         Ok(Config {
             listen,
             database,
+            test_issuer: latchkey_types::Mode::Test.issuer(&issuer),
             issuer,
             token_ttl_seconds,
             signing_algs,
@@ -458,6 +474,35 @@ fn parse_cidr(text: &str) -> Result<IpNet, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_mode_has_its_own_issuer_under_the_configured_url() {
+        use latchkey_types::Mode;
+        for (given, live, test) in [
+            (None, "http://127.0.0.1:8080", "http://127.0.0.1:8080/test"),
+            (
+                Some("https://auth.example/"),
+                "https://auth.example",
+                "https://auth.example/test",
+            ),
+            (
+                Some("https://example.com/auth"),
+                "https://example.com/auth",
+                "https://example.com/auth/test",
+            ),
+        ] {
+            let config = Config::resolve(
+                Settings {
+                    issuer: given.map(str::to_owned),
+                    ..Default::default()
+                },
+                BootstrapKeys::default(),
+            )
+            .unwrap();
+            assert_eq!(config.issuer_of(Mode::Live), live);
+            assert_eq!(config.issuer_of(Mode::Test), test);
+        }
+    }
 
     #[test]
     fn database_and_redis_passwords_stay_out_of_debug() {

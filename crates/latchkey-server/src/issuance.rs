@@ -89,7 +89,7 @@ pub async fn issue(
             Some(accepted.join(" "))
         }
     };
-    let audience = audience(state, request)?;
+    let audience = audience(state, mode, request)?;
     let ttl = request.ttl_seconds.unwrap_or(
         principal
             .user
@@ -107,7 +107,7 @@ pub async fn issue(
         None => &principal.user.custom_claims,
     };
     let claims = token::build_claims(TokenGrant {
-        issuer: &state.config.issuer,
+        issuer: state.config.issuer_of(mode),
         user_id: &principal.user.id,
         kind: principal.user.kind,
         mode,
@@ -143,8 +143,13 @@ pub async fn issue(
     })
 }
 
-/// The `aud` claim: every `audience` and `resource` given, or the issuer.
-fn audience(state: &AppState, request: &TokenRequest<'_>) -> Result<Audience, OAuthError> {
+/// The `aud` claim: every `audience` and `resource` given, or the mode's
+/// issuer.
+fn audience(
+    state: &AppState,
+    mode: Mode,
+    request: &TokenRequest<'_>,
+) -> Result<Audience, OAuthError> {
     let mut all: Vec<String> = Vec::new();
     for a in &request.audiences {
         if a.is_empty() || a.len() > 512 || a.contains(char::is_whitespace) {
@@ -175,7 +180,7 @@ fn audience(state: &AppState, request: &TokenRequest<'_>) -> Result<Audience, OA
     all.sort();
     all.dedup();
     Ok(match all.len() {
-        0 => Audience::One(state.config.issuer.clone()),
+        0 => Audience::One(state.config.issuer_of(mode).to_owned()),
         1 => Audience::One(all.remove(0)),
         _ => Audience::Many(all),
     })

@@ -50,8 +50,9 @@ pub struct KeyRing {
     computed_at: i64,
     /// The signing key of each mode.
     signing: HashMap<Mode, Arc<LoadedKey>>,
-    /// The JWKS document.
-    pub jwks_json: String,
+    /// The JWKS document of each mode: each mode is its own issuer, and
+    /// its `jwks_uri` holds only its keys.
+    jwks_json: HashMap<Mode, axum::body::Bytes>,
     /// The published keys of each mode, parsed for verifying our own
     /// tokens: a token of a mode verifies only with that mode's keys, so a
     /// test key can never vouch for a token that says `mode: live`.
@@ -166,14 +167,21 @@ impl KeyManager {
             .iter()
             .filter_map(|(mode, kid)| loaded.get(kid).map(|k| (*mode, k.clone())))
             .collect();
-        let jwks = JwkSet {
-            keys: plan
-                .published()
-                .filter_map(|s| loaded.get(&s.kid))
-                .map(|k| k.key.public_jwk().clone())
-                .collect(),
-        };
-        let jwks_json = serde_json::to_string(&jwks).unwrap_or_else(|_| "{\"keys\":[]}".into());
+        let jwks_json = Mode::ALL
+            .into_iter()
+            .map(|mode| {
+                let jwks = JwkSet {
+                    keys: plan
+                        .published()
+                        .filter_map(|s| loaded.get(&s.kid))
+                        .filter(|k| k.mode == mode)
+                        .map(|k| k.key.public_jwk().clone())
+                        .collect(),
+                };
+                let json = serde_json::to_vec(&jwks).unwrap_or_else(|_| EMPTY_JWKS.to_vec());
+                (mode, axum::body::Bytes::from(json))
+            })
+            .collect();
         let verifying = Mode::ALL
             .into_iter()
             .map(|mode| {
@@ -224,7 +232,18 @@ impl KeyManager {
     }
 }
 
+/// The JWKS of a mode without keys.
+const EMPTY_JWKS: &[u8] = b"{\"keys\":[]}";
+
 impl KeyRing {
+    /// The JWKS document of `mode`: its published keys only.
+    pub fn jwks_json(&self, mode: Mode) -> axum::body::Bytes {
+        self.jwks_json
+            .get(&mode)
+            .cloned()
+            .unwrap_or_else(|| axum::body::Bytes::from_static(EMPTY_JWKS))
+    }
+
     /// The published keys of `mode` (none before the first load).
     pub fn verifying(&self, mode: Mode) -> Option<&KeySet> {
         self.verifying.get(&mode)
@@ -235,7 +254,7 @@ impl KeyRing {
             valid_until: i64::MIN,
             computed_at: i64::MIN,
             signing: HashMap::new(),
-            jwks_json: "{\"keys\":[]}".into(),
+            jwks_json: HashMap::new(),
             verifying: HashMap::new(),
             plan: keyplan::plan(&[], 0, 0),
         }

@@ -87,7 +87,7 @@ impl AppState {
     /// Verifies one of our own access tokens of `mode`: signature (by a key
     /// of that mode), expiry, issuer, type, mode, and the deny-list. `None` when it is not active.
     pub fn verify_access_token(&self, token: &str, mode: Mode) -> Option<Claims> {
-        let expectations = Expectations::new(self.config.issuer.clone()).mode(mode);
+        let expectations = Expectations::new(self.config.issuer_of(mode).to_owned()).mode(mode);
         let now = self.clock.now();
         let ring = self.keys.ring(now);
         let keys = ring.verifying(mode)?;

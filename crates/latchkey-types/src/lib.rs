@@ -45,7 +45,22 @@ impl Mode {
             _ => None,
         }
     }
+
+    /// This mode's issuer on the Latchkey server whose configured issuer
+    /// URL is `server` (no trailing slash): `server` itself for live,
+    /// `{server}/test` for test. Each mode is its own issuer, with its own
+    /// metadata and JWKS, so a standard JWT library configured for one
+    /// never accepts the other's tokens.
+    pub fn issuer(self, server: &str) -> String {
+        match self {
+            Mode::Live => server.to_owned(),
+            Mode::Test => format!("{server}{TEST_ISSUER_PATH}"),
+        }
+    }
 }
+
+/// The path test mode's issuer adds to the server's issuer URL.
+pub const TEST_ISSUER_PATH: &str = "/test";
 
 impl std::fmt::Display for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -12,7 +12,7 @@
 //! (`client_credentials`, audience = the other service's URL), caches it and
 //! renews it shortly before it expires ([`TokenSource`], [`Peer`]).
 //! **As a receiver** it verifies the caller's token with `latchkey-verify`
-//! (Latchkey as issuer, its own URL as audience, the configured mode) and
+//! (the configured mode's Latchkey issuer, its own URL as audience) and
 //! checks the caller's role ([`telemetry_app`], [`fleet_app`]).
 //!
 //! Run it against a Latchkey server (the crate README shows how to create
@@ -52,10 +52,12 @@ pub const TELEMETRY_READER: &str = "telemetry-reader";
 /// it accepts.
 #[derive(Clone)]
 pub struct ServiceConfig {
-    /// Latchkey's issuer URL, exactly as in its tokens' `iss`.
-    pub issuer: String,
-    /// The mode of the tokens this service accepts (`test` while
-    /// developing, `live` in production).
+    /// Latchkey's URL (its configured issuer URL): live mode's issuer,
+    /// and where its token endpoint is.
+    pub latchkey_url: String,
+    /// The mode of the tokens this service accepts and asks for (`test`
+    /// while developing, `live` in production). Each mode is its own
+    /// issuer: `{latchkey_url}/test` for test.
     pub mode: Mode,
     /// This service's URL as its callers know it: the audience their tokens
     /// must name.
@@ -72,7 +74,7 @@ pub struct ServiceConfig {
 impl std::fmt::Debug for ServiceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceConfig")
-            .field("issuer", &self.issuer)
+            .field("latchkey_url", &self.latchkey_url)
             .field("mode", &self.mode)
             .field("own_url", &self.own_url)
             .field("peer_url", &self.peer_url)
@@ -85,7 +87,7 @@ impl ServiceConfig {
     /// The tokens this service presents to its peer.
     pub fn tokens_for_peer(&self) -> TokenSource {
         TokenSource::new(
-            &self.issuer,
+            &self.latchkey_url,
             &self.client_id,
             &self.client_secret,
             &self.peer_url,
@@ -102,12 +104,11 @@ impl ServiceConfig {
 // The receiving side: latchkey-verify.
 // ---------------------------------------------------------------------------
 
-/// Accepts access tokens of `cfg.issuer`, in `cfg.mode`, addressed to
+/// Accepts access tokens of `cfg.mode`'s Latchkey issuer addressed to
 /// `cfg.own_url`; answers 401 with `WWW-Authenticate` for anything else.
 pub async fn auth_layer(cfg: &ServiceConfig) -> Result<AuthLayer, DiscoveryError> {
-    let verifier = Verifier::builder(&cfg.issuer)
+    let verifier = Verifier::for_mode(&cfg.latchkey_url, cfg.mode)
         .audience(&cfg.own_url)
-        .mode(cfg.mode)
         .build() // discovery and the first JWKS fetch
         .await?;
     Ok(AuthLayer::new(Authenticator::new().tokens(verifier)))
@@ -231,11 +232,13 @@ impl std::fmt::Debug for TokenSource {
 }
 
 impl TokenSource {
-    /// Tokens of the machine `client_id` for `audience`, from `issuer`.
-    pub fn new(issuer: &str, client_id: &str, client_secret: &str, audience: &str) -> Self {
+    /// Tokens of the machine `client_id` for `audience`, from the Latchkey
+    /// server at `latchkey_url` (one token endpoint serves both modes: the
+    /// secret's prefix says which).
+    pub fn new(latchkey_url: &str, client_id: &str, client_secret: &str, audience: &str) -> Self {
         TokenSource {
             http: reqwest::Client::new(),
-            token_endpoint: format!("{issuer}/oauth/token"),
+            token_endpoint: format!("{latchkey_url}/oauth/token"),
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             audience: audience.into(),
@@ -348,13 +351,13 @@ pub async fn send_command(telemetry: &Peer, command: &Command) -> Result<Receipt
 #[allow(dead_code)] // unused where tests/it/mutual.rs includes this file
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let issuer = env_or("LATCHKEY_URL", "http://127.0.0.1:8080");
+    let latchkey_url = env_or("LATCHKEY_URL", "http://127.0.0.1:8080");
     let mode =
         Mode::parse(&env_or("LATCHKEY_MODE", "test")).ok_or("LATCHKEY_MODE: test or live")?;
     let telemetry_url = env_or("TELEMETRY_URL", "http://127.0.0.1:3001");
     let fleet_url = env_or("FLEET_URL", "http://127.0.0.1:3002");
     let telemetry = ServiceConfig {
-        issuer: issuer.clone(),
+        latchkey_url: latchkey_url.clone(),
         mode,
         own_url: telemetry_url.clone(),
         peer_url: fleet_url.clone(),
@@ -362,7 +365,7 @@ async fn main() -> Result<(), Error> {
         client_secret: env("TELEMETRY_CLIENT_SECRET")?,
     };
     let fleet = ServiceConfig {
-        issuer,
+        latchkey_url,
         mode,
         own_url: fleet_url,
         peer_url: telemetry_url,

@@ -308,6 +308,15 @@ impl Verifier {
         }
     }
 
+    /// Starts configuring a verifier for `mode`'s tokens of the Latchkey
+    /// server whose issuer URL is `server`: its issuer is
+    /// [`Mode::issuer`] (`server` for live, `{server}/test` for test), and
+    /// only tokens of `mode` are accepted. Each mode is its own issuer with
+    /// its own keys, so a verifier of one never accepts the other's tokens.
+    pub fn for_mode(server: &str, mode: Mode) -> VerifierBuilder {
+        Self::builder(mode.issuer(server.trim_end_matches('/'))).mode(mode)
+    }
+
     /// Verifies `token` and returns its claims.
     ///
     /// Takes no lock and does no I/O while the cached keys are fresh and

@@ -371,9 +371,12 @@ impl std::fmt::Debug for RemoteKeyVerifier {
 }
 
 impl RemoteKeyVerifier {
-    /// Starts configuring a verifier that asks `issuer` (its base URL),
-    /// authenticating with `caller_credential`: an admin key, an API key or
-    /// an access token of the same mode as the keys it will check.
+    /// Starts configuring a verifier that asks the Latchkey server at
+    /// `issuer` (its base URL, the configured issuer URL: one verify
+    /// endpoint serves both modes, so this is the same for test keys,
+    /// whose token issuer is `{url}/test`), authenticating with
+    /// `caller_credential`: an admin key, an API key or an access token of
+    /// the same mode as the keys it will check.
     pub fn builder(
         issuer: impl Into<String>,
         caller_credential: impl Into<String>,

@@ -85,8 +85,9 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// Issuer URL put in tokens and metadata [default: http://<listen>, or
-    /// https://<listen> with TLS].
+    /// Issuer URL of live mode, put in its tokens and metadata; test mode's
+    /// issuer is this URL with `/test` after it [default: http://<listen>,
+    /// or https://<listen> with TLS].
     #[arg(long, env = "LATCHKEY_ISSUER", value_name = "URL")]
     pub issuer: Option<String>,
     /// Default access-token lifetime in seconds [default: 3600].
@@ -810,11 +811,13 @@ impl From<ModeArg> for Mode {
 /// `latchkey verify`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-An access token is checked locally: the issuer's metadata \
-(/.well-known/oauth-authorization-server) and keys (its jwks_uri) are fetched \
-from --url, then the signature (with the algorithm of the key, never the \
-token's), typ at+jwt, iss, mode, aud, exp and nbf are checked. The mode the \
-token claims is NOT trusted: tokens must be live unless --mode test is given.
+An access token is checked locally: the metadata of the mode's issuer \
+(live: /.well-known/oauth-authorization-server, test: \
+/.well-known/oauth-authorization-server/test) and its keys (its jwks_uri, \
+which holds that mode's keys only) are fetched from --url, then the \
+signature (with the algorithm of the key, never the token's), typ at+jwt, \
+iss, mode, aud, exp and nbf are checked. The mode the token claims is NOT \
+trusted: tokens must be live unless --mode test is given.
 
 An API key (lk_<mode>_key_…) is checked by the server's verify endpoint, \
 which also spends a use of its budget and counts against its rate limit. The \
@@ -843,7 +846,8 @@ pub struct VerifyArgs {
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
     /// The issuer the token must name [default: the issuer of the server's
-    /// metadata].
+    /// metadata for the mode: the server's URL for live, with `/test` after
+    /// it for test].
     #[arg(long, value_name = "URL")]
     pub issuer: Option<String>,
     /// The credential that calls the verify endpoint for an API key. Prefer

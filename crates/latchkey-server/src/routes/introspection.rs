@@ -187,7 +187,7 @@ async fn introspect(
                 details.insert("token_type".into(), json!("api_key"));
                 details.insert("client_id".into(), json!(described.user_id));
                 details.insert("sub".into(), json!(described.user_id));
-                details.insert("iss".into(), json!(state.config.issuer));
+                details.insert("iss".into(), json!(state.config.issuer_of(mode)));
                 if let Some(at) = described.expires_at {
                     details.insert("exp".into(), json!(at.unix_timestamp()));
                 }

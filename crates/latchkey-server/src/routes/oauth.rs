@@ -39,6 +39,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(oauth_metadata))
         .routes(routes!(openid_configuration))
         .routes(routes!(jwks))
+        .routes(routes!(test_oauth_metadata))
+        .routes(routes!(test_oauth_metadata_appended))
+        .routes(routes!(test_openid_configuration))
+        .routes(routes!(test_openid_configuration_inserted))
+        .routes(routes!(test_jwks))
         .routes(routes!(token))
 }
 
@@ -50,14 +55,18 @@ fn auth_methods() -> Vec<String> {
     ]
 }
 
-fn metadata(state: &AppState) -> ServerMetadata {
-    let issuer = &state.config.issuer;
-    ServerMetadata {
-        issuer: issuer.clone(),
-        token_endpoint: format!("{issuer}/oauth/token"),
+/// The metadata of `mode`'s issuer. The endpoints are shared (a
+/// credential's prefix says its mode); the issuer and the JWKS are the
+/// mode's own.
+fn metadata(state: &AppState, mode: Mode) -> axum::Json<ServerMetadata> {
+    let base = &state.config.issuer;
+    let issuer = state.config.issuer_of(mode);
+    axum::Json(ServerMetadata {
+        issuer: issuer.to_owned(),
+        token_endpoint: format!("{base}/oauth/token"),
         jwks_uri: format!("{issuer}/.well-known/jwks.json"),
-        introspection_endpoint: format!("{issuer}/oauth/introspect"),
-        revocation_endpoint: format!("{issuer}/oauth/revoke"),
+        introspection_endpoint: format!("{base}/oauth/introspect"),
+        revocation_endpoint: format!("{base}/oauth/revoke"),
         introspection_endpoint_auth_methods_supported: auth_methods(),
         revocation_endpoint_auth_methods_supported: auth_methods(),
         grant_types_supported: vec!["client_credentials".into(), JWT_BEARER_GRANT.into()],
@@ -71,33 +80,66 @@ fn metadata(state: &AppState) -> ServerMetadata {
             .iter()
             .map(|a| a.as_str().to_owned())
             .collect(),
-        service_documentation: format!("{issuer}/openapi.json"),
+        service_documentation: format!("{base}/openapi.json"),
         latchkey_access_token_lifetime: state.config.token_ttl_seconds,
-    }
+    })
 }
 
-/// RFC 8414 authorization server metadata.
+/// RFC 8414 metadata of the live issuer (the configured issuer URL).
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
     responses((status = 200, body = ServerMetadata)))]
 async fn oauth_metadata(State(state): State<AppState>) -> axum::Json<ServerMetadata> {
-    axum::Json(metadata(&state))
+    metadata(&state, Mode::Live)
 }
 
-/// The same metadata at the OpenID Connect discovery path, for clients that
-/// only look there.
+/// The live issuer's metadata at the OpenID Connect discovery path, for
+/// clients that only look there.
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oauth",
     responses((status = 200, body = ServerMetadata)))]
 async fn openid_configuration(State(state): State<AppState>) -> axum::Json<ServerMetadata> {
-    axum::Json(metadata(&state))
+    metadata(&state, Mode::Live)
 }
 
-/// The public signing keys of both modes.
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth",
-    responses((status = 200, body = JwkSet,
-        headers(("Cache-Control" = String, description = "public, max-age=300")))))]
-async fn jwks(State(state): State<AppState>) -> Response {
+/// RFC 8414 metadata of the test issuer (`{issuer}/test`), at the path
+/// RFC 8414 §3.1 derives from it (the well-known segment inserted before
+/// the issuer's path).
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server/test", tag = "oauth",
+    responses((status = 200, body = ServerMetadata)))]
+async fn test_oauth_metadata(State(state): State<AppState>) -> axum::Json<ServerMetadata> {
+    metadata(&state, Mode::Test)
+}
+
+/// The test issuer's RFC 8414 metadata at the appended path, for
+/// verifiers (and proxies that serve Latchkey under a path) that look there.
+#[utoipa::path(get, path = "/test/.well-known/oauth-authorization-server", tag = "oauth",
+    responses((status = 200, body = ServerMetadata)))]
+async fn test_oauth_metadata_appended(State(state): State<AppState>) -> axum::Json<ServerMetadata> {
+    metadata(&state, Mode::Test)
+}
+
+/// The test issuer's metadata at the OpenID Connect discovery path
+/// (`{issuer}/.well-known/openid-configuration`).
+#[utoipa::path(get, path = "/test/.well-known/openid-configuration", tag = "oauth",
+    responses((status = 200, body = ServerMetadata)))]
+async fn test_openid_configuration(State(state): State<AppState>) -> axum::Json<ServerMetadata> {
+    metadata(&state, Mode::Test)
+}
+
+/// The test issuer's OpenID Connect metadata at the RFC 8414 inserted path.
+#[utoipa::path(get, path = "/.well-known/openid-configuration/test", tag = "oauth",
+    responses((status = 200, body = ServerMetadata)))]
+async fn test_openid_configuration_inserted(
+    State(state): State<AppState>,
+) -> axum::Json<ServerMetadata> {
+    metadata(&state, Mode::Test)
+}
+
+/// The JWKS of `mode`: its published keys (the signing key, a key
+/// published ahead of its turn, and retired keys whose tokens may still be
+/// alive), nothing of the other mode.
+fn jwks_of(state: &AppState, mode: Mode) -> Response {
     let ring = state.keys.ring(state.clock.now());
-    let mut response = ring.jwks_json.clone().into_response();
+    let mut response = ring.jwks_json(mode).into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(
@@ -106,6 +148,22 @@ async fn jwks(State(state): State<AppState>) -> Response {
             .unwrap_or(HeaderValue::from_static("public, max-age=300")),
     );
     response
+}
+
+/// The live issuer's public signing keys.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth",
+    responses((status = 200, body = JwkSet,
+        headers(("Cache-Control" = String, description = "public, max-age=300")))))]
+async fn jwks(State(state): State<AppState>) -> Response {
+    jwks_of(&state, Mode::Live)
+}
+
+/// The test issuer's public signing keys.
+#[utoipa::path(get, path = "/test/.well-known/jwks.json", tag = "oauth",
+    responses((status = 200, body = JwkSet,
+        headers(("Cache-Control" = String, description = "public, max-age=300")))))]
+async fn test_jwks(State(state): State<AppState>) -> Response {
+    jwks_of(&state, Mode::Test)
 }
 
 /// The form of `POST /oauth/token` (RFC 6749 §4.4, RFC 8707).

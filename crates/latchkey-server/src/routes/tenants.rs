@@ -41,7 +41,7 @@ async fn get_workspace(State(state): State<AppState>, admin: Admin) -> axum::Jso
         id: state.workspace.id.clone(),
         name: state.workspace.name.clone(),
         mode: admin.mode(),
-        issuer: state.config.issuer.clone(),
+        issuer: state.config.issuer_of(admin.mode()).to_owned(),
         token_ttl_seconds: state.config.token_ttl_seconds,
     })
 }

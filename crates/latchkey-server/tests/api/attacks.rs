@@ -800,7 +800,7 @@ async fn forged_access_tokens_are_inactive_at_introspection(app: TestApp) {
     );
 
     // HMAC keyed with the public key, as published.
-    let jwks_text = app.get("/.well-known/jwks.json").await.text;
+    let jwks_text = app.get(TestApp::jwks_path(Mode::Test)).await.text;
     let jwks: Value = serde_json::from_str(&jwks_text).unwrap();
     let published = jwks["keys"]
         .as_array()

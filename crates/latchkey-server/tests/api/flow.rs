@@ -12,11 +12,12 @@ async fn the_workspace_reports_its_id_mode_and_issuer(app: TestApp) {
     let body = ws.expect(200);
     assert_eq!(body["id"], app.workspace_id);
     assert_eq!(body["mode"], "test");
-    assert_eq!(body["issuer"], app.base);
+    assert_eq!(body["issuer"], format!("{}/test", app.base));
     let live = app
         .send(Method::GET, "/v1/workspace", Some(&app.live_admin), None)
         .await;
     assert_eq!(live.expect(200)["mode"], "live");
+    assert_eq!(live.expect(200)["issuer"], app.base);
     let root = app.get(&format!("/v1/tenants/{}", app.workspace_id)).await;
     assert_eq!(root.expect(200)["parentId"], serde_json::Value::Null);
 }
@@ -115,7 +116,7 @@ async fn a_tenant_tree_with_roles_yields_cascaded_authorization_in_tokens(app: T
         .await;
     assert_eq!(claims["tenantId"], "acme");
     assert_eq!(claims["aud"], "https://api.acme.example");
-    assert_eq!(claims["iss"], app.base);
+    assert_eq!(claims["iss"], app.issuer(Mode::Test));
     assert_eq!(claims["sub"], sensor);
     assert_eq!(claims["userId"], sensor);
     assert_eq!(claims["client_id"], sensor);

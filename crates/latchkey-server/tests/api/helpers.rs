@@ -183,6 +183,23 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// The issuer of `mode`: the server's URL for live, `{url}/test` for
+    /// test.
+    pub fn issuer(&self, mode: Mode) -> String {
+        match mode {
+            Mode::Live => self.base.clone(),
+            Mode::Test => format!("{}/test", self.base),
+        }
+    }
+
+    /// The path of `mode`'s JWKS (its metadata's `jwks_uri`).
+    pub fn jwks_path(mode: Mode) -> &'static str {
+        match mode {
+            Mode::Live => "/.well-known/jwks.json",
+            Mode::Test => "/test/.well-known/jwks.json",
+        }
+    }
+
     pub fn admin(&self, mode: Mode) -> &str {
         match mode {
             Mode::Test => &self.test_admin,

@@ -6,11 +6,17 @@ use jsonwebtoken::{decode, decode_header, DecodingKey, Validation};
 use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
+use latchkey_types::Mode;
 
 impl TestApp {
+    /// The test issuer's JWKS (these tests rotate test mode's keys).
     async fn jwks(&self) -> JwkSet {
+        self.jwks_of(Mode::Test).await
+    }
+
+    async fn jwks_of(&self, mode: Mode) -> JwkSet {
         self.client
-            .get(self.url("/.well-known/jwks.json"))
+            .get(self.url(TestApp::jwks_path(mode)))
             .send()
             .await
             .unwrap()
@@ -49,7 +55,8 @@ async fn rotation_publishes_ahead_and_no_verifier_meets_an_unknown_kid(app: Test
     let secret = app.secret(&m).await;
     let (before, _) = app.access_token(&m, &secret, &[]).await;
     let old_kid = kid_of(&before);
-    let live_kids_before = app.kids().await.len();
+    let kids_before = app.kids().await.len();
+    let live_jwks = app.jwks_of(Mode::Live).await;
 
     // Two verifiers that cache the JWKS and refresh it when max-age passed:
     // the jsonwebtoken crate with a cache kept here, and latchkey-verify
@@ -58,7 +65,7 @@ async fn rotation_publishes_ahead_and_no_verifier_meets_an_unknown_kid(app: Test
     let mut cached_at = 0i64;
     let max_age = 300i64;
     let clock = app.clock.clone();
-    let verifier = latchkey_verify::Verifier::builder(app.base.clone())
+    let verifier = latchkey_verify::Verifier::builder(app.issuer(Mode::Test))
         .mode(latchkey_types::Mode::Test)
         .clock(move || latchkey_core::clock::Clock::now(&*clock).unix_timestamp())
         .build()
@@ -71,7 +78,7 @@ async fn rotation_publishes_ahead_and_no_verifier_meets_an_unknown_kid(app: Test
     assert_eq!(created["status"], "next");
     assert_ne!(new_kid, old_kid);
     assert!(app.kids().await.contains(&new_kid), "published at once");
-    assert_eq!(app.kids().await.len(), live_kids_before + 1);
+    assert_eq!(app.kids().await.len(), kids_before + 1);
 
     // Walk through the publish-ahead period minute by minute.
     let mut tokens = vec![before.clone()];
@@ -89,7 +96,7 @@ async fn rotation_publishes_ahead_and_no_verifier_meets_an_unknown_kid(app: Test
             cached.find(&kid).is_some(),
             "at +{elapsed}s the verifier's cached JWKS lacks kid {kid}"
         );
-        assert!(verifies(&t, &cached, &app.base));
+        assert!(verifies(&t, &cached, &app.issuer(Mode::Test)));
         // From its cache alone: no unknown kid, no extra fetch needed.
         let claims = verifier
             .verify_cached(&t)
@@ -106,11 +113,13 @@ async fn rotation_publishes_ahead_and_no_verifier_meets_an_unknown_kid(app: Test
         elapsed += 60;
     }
     assert!(signed_by_new);
+    // Rotating test mode's keys leaves the live issuer's JWKS as it was.
+    assert_eq!(app.jwks_of(Mode::Live).await, live_jwks);
     // Every token verifies against the current JWKS while unexpired.
     let now_jwks = app.jwks().await;
     verifier.refresh().await.unwrap();
     for t in &tokens {
-        assert!(verifies(t, &now_jwks, &app.base));
+        assert!(verifies(t, &now_jwks, &app.issuer(Mode::Test)));
         verifier.verify_cached(t).unwrap();
     }
     let listed = app.get("/v1/signing-keys").await;
@@ -147,7 +156,7 @@ async fn rotation_publishes_ahead_and_no_verifier_meets_an_unknown_kid(app: Test
 async fn an_immediate_rotation_signs_at_once_with_the_chosen_algorithm(app: TestApp) {
     let m = app.machine("m").await;
     let secret = app.secret(&m).await;
-    let verifier = latchkey_verify::Verifier::builder(app.base.clone())
+    let verifier = latchkey_verify::Verifier::builder(app.issuer(Mode::Test))
         .mode(latchkey_types::Mode::Test)
         .build()
         .await

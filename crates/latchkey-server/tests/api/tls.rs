@@ -162,7 +162,7 @@ async fn a_tls_client_trusting_the_development_ca_gets_health_a_test_token_and_a
     let secret = app.secret(&m).await;
     let (_, claims) = app.access_token(&m, &secret, &[]).await;
     assert_eq!(claims["mode"], "test");
-    assert_eq!(claims["iss"], app.base);
+    assert_eq!(claims["iss"], format!("{}/test", app.base));
 
     let live = live_data(&app).await;
     let (token, claims) = app.access_token(&live.user, &live.secret, &[]).await;

@@ -6,6 +6,7 @@ use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
 use crate::helpers::TestApp;
+use latchkey_types::Mode;
 
 async fn wrong_secret_unknown_client_and_malformed_secret_look_the_same(app: TestApp) {
     let m = app.machine("m").await;
@@ -178,51 +179,83 @@ async fn several_resources_become_an_audience_list(app: TestApp) {
     );
     let (_, claims) = app.access_token(&m, &secret, &[]).await;
     assert_eq!(
-        claims["aud"], app.base,
-        "the default audience is the issuer"
+        claims["aud"],
+        app.issuer(Mode::Test),
+        "the default audience is the mode's issuer"
     );
 }
 
 async fn metadata_and_jwks_describe_the_server(app: TestApp) {
-    for path in [
-        "/.well-known/oauth-authorization-server",
-        "/.well-known/openid-configuration",
+    // Each mode is its own issuer, with its metadata where RFC 8414 (path
+    // insertion) and OpenID Connect discovery (appended) look for it.
+    for (mode, paths) in [
+        (
+            Mode::Live,
+            &[
+                "/.well-known/oauth-authorization-server",
+                "/.well-known/openid-configuration",
+            ][..],
+        ),
+        (
+            Mode::Test,
+            &[
+                "/.well-known/oauth-authorization-server/test",
+                "/test/.well-known/oauth-authorization-server",
+                "/test/.well-known/openid-configuration",
+                "/.well-known/openid-configuration/test",
+            ][..],
+        ),
     ] {
-        let r = app.get(path).await;
-        let meta = r.expect(200);
-        assert_eq!(meta["issuer"], app.base);
-        assert_eq!(meta["token_endpoint"], format!("{}/oauth/token", app.base));
-        assert_eq!(
-            meta["jwks_uri"],
-            format!("{}/.well-known/jwks.json", app.base)
-        );
-        assert_eq!(
-            meta["grant_types_supported"],
-            json!([
-                "client_credentials",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer"
-            ])
-        );
-        assert_eq!(
-            meta["token_endpoint_auth_methods_supported"],
-            json!([
-                "client_secret_basic",
-                "client_secret_post",
-                "private_key_jwt"
-            ])
-        );
+        for path in paths {
+            let r = app.get(path).await;
+            let meta = r.expect(200);
+            assert_eq!(meta["issuer"], app.issuer(mode), "{path}");
+            assert_eq!(meta["token_endpoint"], format!("{}/oauth/token", app.base));
+            assert_eq!(
+                meta["jwks_uri"],
+                format!("{}/.well-known/jwks.json", app.issuer(mode)),
+                "{path}"
+            );
+            assert_eq!(
+                meta["grant_types_supported"],
+                json!([
+                    "client_credentials",
+                    "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                ])
+            );
+            assert_eq!(
+                meta["token_endpoint_auth_methods_supported"],
+                json!([
+                    "client_secret_basic",
+                    "client_secret_post",
+                    "private_key_jwt"
+                ])
+            );
+        }
     }
-    let r = app.get("/.well-known/jwks.json").await;
-    let cache = r.headers["cache-control"].to_str().unwrap().to_owned();
-    assert!(cache.contains("max-age=300"), "{cache}");
-    let keys = r.expect(200)["keys"].as_array().unwrap().clone();
-    assert_eq!(keys.len(), 2, "one key per mode");
-    for k in &keys {
-        assert_eq!(k["alg"], "EdDSA");
-        assert_eq!(k["use"], "sig");
-        assert!(k["kid"].is_string());
-        assert!(k.get("d").is_none(), "no private part");
+    let mut kids = Vec::new();
+    for mode in Mode::ALL {
+        let r = app.get(TestApp::jwks_path(mode)).await;
+        let cache = r.headers["cache-control"].to_str().unwrap().to_owned();
+        assert!(cache.contains("max-age=300"), "{cache}");
+        let keys = r.expect(200)["keys"].as_array().unwrap().clone();
+        assert_eq!(keys.len(), 1, "{mode}: one key, the mode's own");
+        for k in &keys {
+            assert_eq!(k["alg"], "EdDSA");
+            assert_eq!(k["use"], "sig");
+            assert!(k["kid"].is_string());
+            assert!(k.get("d").is_none(), "no private part");
+            kids.push(k["kid"].as_str().unwrap().to_owned());
+        }
     }
+    assert_ne!(kids[0], kids[1], "the modes share no key");
+    // The key that signs test tokens is the one the test JWKS publishes.
+    let m = app.machine("m").await;
+    let secret = app.secret(&m).await;
+    let (token, _) = app.access_token(&m, &secret, &[]).await;
+    let kid = decode_header(&token).unwrap().kid.unwrap();
+    let test_jwks = app.get(TestApp::jwks_path(Mode::Test)).await;
+    assert_eq!(test_jwks.expect(200)["keys"][0]["kid"], kid.as_str());
 }
 
 async fn tokens_verify_against_the_jwks_with_a_standard_library(app: TestApp) {
@@ -236,7 +269,7 @@ async fn tokens_verify_against_the_jwks_with_a_standard_library(app: TestApp) {
     assert_eq!(header.alg, Algorithm::EdDSA);
     let jwks: JwkSet = app
         .client
-        .get(app.url("/.well-known/jwks.json"))
+        .get(app.url(TestApp::jwks_path(Mode::Test)))
         .send()
         .await
         .unwrap()
@@ -248,7 +281,7 @@ async fn tokens_verify_against_the_jwks_with_a_standard_library(app: TestApp) {
         .expect("kid in JWKS");
     let key = DecodingKey::from_jwk(jwk).unwrap();
     let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.set_issuer(&[&app.base]);
+    validation.set_issuer(&[app.issuer(Mode::Test)]);
     validation.set_audience(&["https://api.example"]);
     let data = decode::<Value>(&token, &key, &validation).unwrap();
     assert_eq!(data.claims["sub"], m);
@@ -276,7 +309,7 @@ async fn each_algorithm_can_be_chosen_per_mode() {
         assert_eq!(header.alg, jalg);
         let jwks: JwkSet = app
             .client
-            .get(app.url("/.well-known/jwks.json"))
+            .get(app.url(TestApp::jwks_path(Mode::Test)))
             .send()
             .await
             .unwrap()
@@ -286,8 +319,8 @@ async fn each_algorithm_can_be_chosen_per_mode() {
         let key =
             DecodingKey::from_jwk(jwks.find(header.kid.as_deref().unwrap()).unwrap()).unwrap();
         let mut v = Validation::new(jalg);
-        v.set_issuer(&[&app.base]);
-        v.set_audience(&[&app.base]);
+        v.set_issuer(&[app.issuer(Mode::Test)]);
+        v.set_audience(&[app.issuer(Mode::Test)]);
         decode::<Value>(&token, &key, &v).unwrap();
     }
 }

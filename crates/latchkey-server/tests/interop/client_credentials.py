@@ -1,6 +1,7 @@
 """Interop check with libraries Latchkey did not write.
 
-Discovers the server from its RFC 8414 metadata, gets a token with Authlib's
+Discovers the issuer from its RFC 8414 metadata (at the path RFC 8414 §3.1
+derives from the issuer URL: test mode's issuer is `{server}/test`), gets a token with Authlib's
 OAuth 2.0 client (client_credentials, client_secret_basic), and verifies it
 against jwks_uri with PyJWT, checking issuer and audience, then introspects
 it with Authlib (RFC 7662). Prints the verified claims as JSON. Configured by ISSUER, CLIENT_ID, CLIENT_SECRET and
@@ -13,12 +14,19 @@ import sys
 
 import jwt
 import requests
+from urllib.parse import urlsplit
 from authlib.integrations.requests_client import OAuth2Session
 
 issuer = os.environ["ISSUER"]
 audience = os.environ["AUDIENCE"]
 
-meta = requests.get(f"{issuer}/.well-known/oauth-authorization-server", timeout=10).json()
+def metadata_url(issuer: str) -> str:
+    """RFC 8414 §3.1: the well-known segment goes between host and path."""
+    parts = urlsplit(issuer)
+    return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{parts.path}"
+
+
+meta = requests.get(metadata_url(issuer), timeout=10).json()
 assert meta["issuer"] == issuer, meta
 
 session = OAuth2Session(

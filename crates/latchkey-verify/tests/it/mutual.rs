@@ -120,7 +120,7 @@ async fn deploy() -> Deployment {
     let (telemetry_listener, telemetry_url) = listen().await;
     let (fleet_listener, fleet_url) = listen().await;
     let telemetry = ServiceConfig {
-        issuer: latchkey.url.clone(),
+        latchkey_url: latchkey.url.clone(),
         mode: Mode::Test,
         own_url: telemetry_url.clone(),
         peer_url: fleet_url.clone(),
@@ -128,7 +128,7 @@ async fn deploy() -> Deployment {
         client_secret: telemetry_secret,
     };
     let fleet = ServiceConfig {
-        issuer: latchkey.url.clone(),
+        latchkey_url: latchkey.url.clone(),
         mode: Mode::Test,
         own_url: fleet_url,
         peer_url: telemetry_url,
@@ -205,7 +205,8 @@ async fn a_token_minted_for_another_audience_gets_401_even_with_the_right_role()
     // fleet holds fleet-operator, but this token names fleet itself as its
     // audience: telemetry must not accept a token meant for someone else.
     let f = &d.fleet;
-    let misaddressed = TokenSource::new(&f.issuer, &f.client_id, &f.client_secret, &f.own_url);
+    let misaddressed =
+        TokenSource::new(&f.latchkey_url, &f.client_id, &f.client_secret, &f.own_url);
     let to_telemetry = Peer::new(&d.telemetry.own_url, misaddressed);
     let response = to_telemetry
         .post("/commands", &calibrate("dev-1"))

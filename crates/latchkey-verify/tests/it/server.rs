@@ -25,6 +25,8 @@ const AUD: &str = "https://telemetry.example";
 
 struct Server {
     base: String,
+    /// Test mode's issuer (these tests' machines are of test mode).
+    issuer: String,
     client: reqwest::Client,
     admin: String,
     workspace: String,
@@ -57,6 +59,7 @@ async fn spawn(adjust: impl FnOnce(&mut Settings)) -> Server {
         .unwrap();
     Server {
         base: format!("http://{addr}"),
+        issuer: format!("http://{addr}/test"),
         client: reqwest::Client::new(),
         admin: admin.expose().to_owned(),
         workspace: "acme-ws".into(),
@@ -145,7 +148,7 @@ impl Server {
     }
 
     async fn verifier(&self, clock: &TestClock) -> Verifier {
-        Verifier::builder(&self.base)
+        Verifier::builder(&self.issuer)
             .audience(AUD)
             .mode(Mode::Test)
             .clock(clock.source())
@@ -172,12 +175,12 @@ async fn a_token_from_a_real_server_verifies_with_its_roles_scope_and_custom_cla
     assert_eq!(claims.user_id(), user);
     assert_eq!(claims.tenant_id(), s.workspace);
     assert_eq!(claims.mode(), Mode::Test);
-    assert_eq!(claims.issuer(), s.base);
+    assert_eq!(claims.issuer(), s.issuer);
     assert!(claims.has_role(&s.workspace, "operator"));
     assert!(!claims.has_role(&s.workspace, "admin"));
     assert!(claims.has_scope("telemetry:write"));
     assert_eq!(claims.custom("region"), Some(&json!("eu")));
-    assert_eq!(v.jwks_uri(), format!("{}/.well-known/jwks.json", s.base));
+    assert_eq!(v.jwks_uri(), format!("{}/.well-known/jwks.json", s.issuer));
 }
 
 #[tokio::test]
@@ -201,7 +204,7 @@ async fn wrong_audience_issuer_and_mode_are_refused() {
     let (user, secret) = s.machine().await;
     let clock = s.verifier_clock();
 
-    // Without `audience` the server sets aud to its issuer URL.
+    // Without `audience` the server sets aud to the mode's issuer URL.
     let token = s.token(&user, &secret, &[]).await;
     let v = s.verifier(&clock).await;
     assert_eq!(
@@ -216,22 +219,36 @@ async fn wrong_audience_issuer_and_mode_are_refused() {
         VerifyError::WrongAudience
     );
 
-    // A live-mode verifier (the default) refuses test tokens.
+    // A verifier of the live issuer (the server's URL) refuses test
+    // tokens: its JWKS does not even hold their key.
     let token = s.token(&user, &secret, &[("audience", AUD)]).await;
     let live = Verifier::builder(&s.base)
         .audience(AUD)
         .build()
         .await
         .unwrap();
-    assert_eq!(
+    assert!(matches!(
         live.verify(&token).await.unwrap_err(),
+        VerifyError::UnknownKid(_)
+    ));
+    // One configured for the test issuer but told to accept live tokens
+    // refuses them by their mode claim.
+    let misconfigured = Verifier::builder(&s.issuer)
+        .audience(AUD)
+        .mode(Mode::Live)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        misconfigured.verify(&token).await.unwrap_err(),
         VerifyError::WrongMode
     );
 
-    // The issuer's genuine keys, but another expected issuer.
+    // The issuer's genuine keys, but another expected issuer: the live
+    // issuer, or a stranger.
     let jwks: JwkSet = s
         .client
-        .get(format!("{}/.well-known/jwks.json", s.base))
+        .get(format!("{}/.well-known/jwks.json", s.issuer))
         .send()
         .await
         .unwrap()
@@ -239,13 +256,15 @@ async fn wrong_audience_issuer_and_mode_are_refused() {
         .await
         .unwrap();
     let keys = KeySet::from_jwks(&jwks).unwrap();
-    assert_eq!(keys.len(), 2, "one key per mode");
-    let elsewhere = Expectations::new("https://auth.elsewhere.example").mode(Mode::Test);
-    assert_eq!(
-        verify_jwt(&token, &keys, &elsewhere, clock.now()).unwrap_err(),
-        VerifyError::WrongIssuer
-    );
-    let here = Expectations::new(&s.base).mode(Mode::Test).audience(AUD);
+    assert_eq!(keys.len(), 1, "test mode's key only");
+    for elsewhere in [s.base.as_str(), "https://auth.elsewhere.example"] {
+        let elsewhere = Expectations::new(elsewhere).mode(Mode::Test);
+        assert_eq!(
+            verify_jwt(&token, &keys, &elsewhere, clock.now()).unwrap_err(),
+            VerifyError::WrongIssuer
+        );
+    }
+    let here = Expectations::new(&s.issuer).mode(Mode::Test).audience(AUD);
     assert!(verify_jwt(&token, &keys, &here, clock.now()).is_ok());
 
     // A token of another Latchkey server names a key this one never had.
@@ -303,14 +322,16 @@ async fn the_jwks_is_fetched_once_and_cached_for_the_servers_max_age() {
 #[tokio::test]
 async fn discovery_requires_the_exact_issuer_url() {
     let s = spawn(|_| {}).await;
-    let err = Verifier::builder(format!("{}/", s.base))
-        .build()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, DiscoveryError::IssuerMismatch { ref found, .. } if *found == s.base),
-        "{err:?}"
-    );
+    for issuer in [&s.base, &s.issuer] {
+        let err = Verifier::builder(format!("{issuer}/"))
+            .build()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, DiscoveryError::IssuerMismatch { ref found, .. } if found == issuer),
+            "{err:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -226,11 +226,17 @@ async fn jwt(args: &VerifyArgs, token: &str) -> anyhow::Result<ExitCode> {
     // A value that is not even shaped like a JWT is invalid without asking
     // the network anything.
     if let Err(e) = latchkey_verify::jwt::peek_kid(token) {
-        return report_jwt(args, &Err(e), mode);
+        return report_jwt(args, token, &Err(e), mode);
     }
     let client = Client::new(&args.url)?;
+    // Each mode is its own issuer: test's is `{url}/test`, whose RFC 8414
+    // metadata is at the well-known path with `/test` after it.
+    let metadata_path: &[&str] = match mode {
+        Mode::Live => &[".well-known", "oauth-authorization-server"],
+        Mode::Test => &[".well-known", "oauth-authorization-server", "test"],
+    };
     let metadata: Metadata = client
-        .get(&[".well-known", "oauth-authorization-server"], &[])
+        .get(metadata_path, &[])
         .await
         .context("fetching the issuer's metadata")?
         .parse()?;
@@ -249,12 +255,13 @@ async fn jwt(args: &VerifyArgs, token: &str) -> anyhow::Result<ExitCode> {
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let result = verify_jwt(token, &keys, &expect, now).map(|c| c.into_raw());
-    report_jwt(args, &result, mode)
+    report_jwt(args, token, &result, mode)
 }
 
 /// Prints the verdict on a token and returns the exit status.
 fn report_jwt(
     args: &VerifyArgs,
+    token: &str,
     result: &Result<latchkey_verify::AccessTokenClaims, VerifyError>,
     mode: Mode,
 ) -> anyhow::Result<ExitCode> {
@@ -271,7 +278,7 @@ fn report_jwt(
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            let reason = describe(e, mode, args);
+            let reason = describe(e, mode, args, token);
             if args.json {
                 emit(&json!({"valid": false, "code": code(e), "reason": reason}).to_string())?;
             } else {
@@ -283,15 +290,27 @@ fn report_jwt(
 }
 
 /// The error, with a hint where the fix is on this side of the check.
-fn describe(e: &VerifyError, mode: Mode, args: &VerifyArgs) -> String {
+fn describe(e: &VerifyError, mode: Mode, args: &VerifyArgs, token: &str) -> String {
+    let other = match mode {
+        Mode::Live => Mode::Test,
+        Mode::Test => Mode::Live,
+    };
     match e {
         VerifyError::WrongMode => {
-            let other = match mode {
-                Mode::Live => "test",
-                Mode::Test => "live",
-            };
             format!(
                 "{e}: expected a {mode} token (pass --mode {other} to accept {other}-mode tokens)"
+            )
+        }
+        // Each mode is its own issuer with its own keys, so a token of the
+        // other mode fails by key. Its (unverified) claim says why.
+        VerifyError::UnknownKid(_)
+            if decode_jwt(token).is_ok_and(|(_, claims)| claims["mode"] == other.as_str()) =>
+        {
+            format!(
+                "{e} among the {mode} issuer's keys at {}: the token says it is a {other}-mode \
+                 token, and each mode has its own issuer and keys (pass --mode {other} to \
+                 check it as one)",
+                args.url
             )
         }
         VerifyError::WrongIssuer if args.issuer.is_some() => {
@@ -407,15 +426,40 @@ mod tests {
 
     #[test]
     fn a_wrong_mode_says_which_flag_accepts_the_other_mode() {
-        let text = describe(&VerifyError::WrongMode, Mode::Live, &args(&[]));
+        let text = describe(&VerifyError::WrongMode, Mode::Live, &args(&[]), "x");
         assert!(text.contains("expected a live token"), "{text}");
         assert!(text.contains("--mode test"), "{text}");
         let text = describe(
             &VerifyError::WrongAudience,
             Mode::Live,
             &args(&["--audience", "https://api.example"]),
+            "x",
         );
         assert!(text.contains("https://api.example"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_key_of_a_token_claiming_the_other_mode_says_so() {
+        use base64::Engine as _;
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let token = |mode: &str| {
+            format!(
+                "{}.{}.c2ln",
+                b64(json!({"alg": "EdDSA", "kid": "k"})),
+                b64(json!({"mode": mode}))
+            )
+        };
+        let unknown = VerifyError::UnknownKid("k".into());
+        let text = describe(&unknown, Mode::Live, &args(&[]), &token("test"));
+        assert!(text.contains("says it is a test-mode token"), "{text}");
+        assert!(text.contains("--mode test"), "{text}");
+        let text = describe(&unknown, Mode::Test, &args(&[]), &token("live"));
+        assert!(text.contains("--mode live"), "{text}");
+        // A token of this very mode with an unknown key gets no such hint.
+        let text = describe(&unknown, Mode::Live, &args(&[]), &token("live"));
+        assert!(!text.contains("--mode"), "{text}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ async fn workspace_prints_a_record_with_the_issuer() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("\nissuer:          {}\n", server.url)),
+        text.contains(&format!("\nissuer:          {}/test\n", server.url)),
         "{text}"
     );
     assert!(text.contains("\nmode:            test\n"), "{text}");
@@ -28,7 +28,7 @@ async fn json_prints_the_body_as_the_server_sent_it() {
     let server = TestServer::spawn().await;
     let body = server.admin_json(&["workspace"]).await;
     assert_eq!(body["id"], WORKSPACE);
-    assert_eq!(body["issuer"], server.url.as_str());
+    assert_eq!(body["issuer"], format!("{}/test", server.url));
     assert_eq!(body["tokenTtlSeconds"], 3600);
 }
 

@@ -44,7 +44,7 @@ async fn a_valid_token_is_valid_and_its_claims_are_printed() {
     assert_eq!(verdict, "valid: access token");
     let claims: Value = serde_json::from_str(claims).unwrap();
     assert_eq!(claims["sub"], user.as_str());
-    assert_eq!(claims["iss"], server.url.as_str());
+    assert_eq!(claims["iss"], format!("{}/test", server.url));
     assert_eq!(claims["mode"], "test");
     assert_eq!(claims["tenantId"], WORKSPACE);
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
@@ -77,8 +77,14 @@ async fn a_test_token_is_invalid_unless_test_mode_is_asked_for() {
     let out = verify(&server, &token, &[]).await;
     assert_exit(&out, 1);
     let text = stdout(&out);
-    assert!(text.starts_with("invalid: wrong mode"), "{text}");
+    // The live issuer does not even hold the key that signed it.
+    assert!(text.starts_with("invalid: no key with kid"), "{text}");
+    assert!(text.contains("says it is a test-mode token"), "{text}");
     assert!(text.contains("--mode test"), "{text}");
+    let out = verify(&server, &token, &["--json"]).await;
+    assert_exit(&out, 1);
+    let body: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(body["code"], "unknown_kid");
 }
 
 #[tokio::test(flavor = "multi_thread")]

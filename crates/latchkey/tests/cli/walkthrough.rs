@@ -206,7 +206,7 @@ async fn the_readme_walk_through_works_command_by_command() {
             assert_eq!(&claims[name], value, "claim {name}");
         }
     }
-    assert_eq!(claims["iss"], server.url.as_str());
+    assert_eq!(claims["iss"], format!("{}/test", server.url));
     assert_eq!(claims["sub"], user.as_str());
 
     // `latchkey verify` agrees, as a test-mode token for that audience.
