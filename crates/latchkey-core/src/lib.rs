@@ -3,6 +3,7 @@
 //! OAuth endpoints' forms. It does no I/O; time comes through the
 //! [`clock::Clock`] trait so every rule can be tested with a fixed clock.
 
+pub mod authorization;
 pub mod clock;
 pub mod credential;
 pub mod ids;

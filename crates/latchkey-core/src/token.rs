@@ -31,6 +31,9 @@ pub struct TokenGrant<'a> {
     pub scope: Option<String>,
     /// The `authorization` claim.
     pub authorization: Authorization,
+    /// Whether entries were left out of it for its byte budget
+    /// ([`crate::authorization::bounded`]).
+    pub authorization_truncated: bool,
     /// The user's custom claims.
     pub custom_claims: &'a JsonObject,
     /// Lifetime in seconds.
@@ -64,6 +67,7 @@ pub fn build_claims(grant: TokenGrant<'_>) -> AccessTokenClaims {
         user_id: grant.user_id.to_owned(),
         kind: grant.kind,
         authorization: grant.authorization,
+        authorization_truncated: grant.authorization_truncated,
         custom,
     }
 }
@@ -126,6 +130,7 @@ mod tests {
             audience: Audience::One("https://api.example".into()),
             scope: Some("telemetry:write".into()),
             authorization,
+            authorization_truncated: false,
             custom_claims: custom,
             ttl_seconds: 600,
             now: OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),

@@ -40,6 +40,9 @@ pub struct Settings {
     pub signing_key_rotation_days: Option<i64>,
     /// Longest lifetime of a custom token from `POST /v1/tokens` (3600).
     pub custom_token_max_ttl_seconds: Option<i64>,
+    /// Most bytes of JSON a token's `authorization` claim may take (4096);
+    /// descendants that do not fit are left out, nearest kept first.
+    pub token_authorization_max_bytes: Option<usize>,
     /// Most API-key values cached in memory, per mode (1000000).
     pub cache_api_keys: Option<usize>,
     /// Most users cached in memory, per mode (100000).
@@ -105,6 +108,9 @@ impl Settings {
             custom_token_max_ttl_seconds: self
                 .custom_token_max_ttl_seconds
                 .or(lower.custom_token_max_ttl_seconds),
+            token_authorization_max_bytes: self
+                .token_authorization_max_bytes
+                .or(lower.token_authorization_max_bytes),
             cache_api_keys: self.cache_api_keys.or(lower.cache_api_keys),
             cache_principals: self.cache_principals.or(lower.cache_principals),
             cache_ttl_seconds: self.cache_ttl_seconds.or(lower.cache_ttl_seconds),
@@ -214,6 +220,8 @@ pub struct Config {
     pub rotation_days: Option<i64>,
     /// Cap on custom-token lifetimes, in seconds.
     pub custom_token_max_ttl_seconds: i64,
+    /// The byte budget of a token's `authorization` claim.
+    pub token_authorization_max_bytes: usize,
     /// How long cached credentials, roles and tenants are served before
     /// they are re-read (the bound on how long another node's write goes
     /// unseen here if its notification is lost).
@@ -287,6 +295,17 @@ impl Config {
         if !(1..=MAX_TOKEN_TTL_SECONDS).contains(&custom_token_max_ttl_seconds) {
             return Err(ConfigError(format!(
                 "custom_token_max_ttl_seconds must be between 1 and {MAX_TOKEN_TTL_SECONDS}"
+            )));
+        }
+        use latchkey_core::authorization::{
+            DEFAULT_BUDGET_BYTES, MAX_BUDGET_BYTES, MIN_BUDGET_BYTES,
+        };
+        let token_authorization_max_bytes = settings
+            .token_authorization_max_bytes
+            .unwrap_or(DEFAULT_BUDGET_BYTES);
+        if !(MIN_BUDGET_BYTES..=MAX_BUDGET_BYTES).contains(&token_authorization_max_bytes) {
+            return Err(ConfigError(format!(
+                "token_authorization_max_bytes must be between {MIN_BUDGET_BYTES} and {MAX_BUDGET_BYTES}"
             )));
         }
         let cache_sizes = crate::cache::CacheSizes {
@@ -448,6 +467,7 @@ impl Config {
             publish_ahead_seconds,
             rotation_days,
             custom_token_max_ttl_seconds,
+            token_authorization_max_bytes,
             cache_ttl,
             cache_sizes,
             redis_url: redis_url.map(Secret::new),

@@ -3,8 +3,8 @@
 //! build the claims and sign. Everything here reads from the caches; once
 //! warm, issuance touches no database.
 
-use latchkey_core::rbac;
 use latchkey_core::token::{self, TokenGrant};
+use latchkey_core::{authorization, rbac};
 use latchkey_types::oauth::{Audience, TokenResponse};
 use latchkey_types::{JsonObject, Mode};
 
@@ -106,6 +106,22 @@ pub async fn issue(
         }
         None => &principal.user.custom_claims,
     };
+    let authorization = authorization::bounded(
+        &tree,
+        &principal.direct,
+        tenant,
+        allowed.as_ref(),
+        state.config.token_authorization_max_bytes,
+    )
+    .map_err(|e| {
+        OAuthError::new(
+            OAuthErrorCode::InvalidTarget,
+            format!("tenant_id: {e} (token_authorization_max_bytes)"),
+        )
+    })?;
+    if authorization.truncated {
+        state.metrics.authorization_truncated(mode);
+    }
     let claims = token::build_claims(TokenGrant {
         issuer: state.config.issuer_of(mode),
         user_id: &principal.user.id,
@@ -114,14 +130,8 @@ pub async fn issue(
         tenant_id: tenant,
         audience,
         scope: scope.clone(),
-        authorization: match &allowed {
-            Some(allowed) => rbac::narrow(
-                rbac::authorization(&tree, &principal.direct, tenant),
-                tenant,
-                allowed,
-            ),
-            None => rbac::authorization(&tree, &principal.direct, tenant),
-        },
+        authorization: authorization.claim,
+        authorization_truncated: authorization.truncated,
         custom_claims,
         ttl_seconds: ttl,
         now: state.clock.now(),

@@ -15,9 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
-use latchkey_core::rbac;
+use latchkey_core::{authorization, rbac};
 use latchkey_store::{Store, StoreError};
-use latchkey_types::admin::Authorization;
 use latchkey_types::keys::{KeyInvalidCode, ValidApiKey};
 use latchkey_types::Mode;
 use parking_lot::Mutex;
@@ -153,12 +152,30 @@ pub async fn describe(state: &AppState, verified: &VerifiedKey) -> Result<ValidA
     let key = &verified.key;
     let tree = state.caches.tree(&state.store, key.mode).await?;
     let direct = &verified.principal.direct;
+    let allowed = verified.allowed_roles();
     let mut roles = rbac::effective_roles(&tree, direct, key.tenant_id());
-    let mut authorization: Authorization = rbac::authorization(&tree, direct, key.tenant_id());
-    if let Some(allowed) = verified.allowed_roles() {
+    if let Some(allowed) = &allowed {
         roles.retain(|r| allowed.contains(r));
-        authorization = rbac::narrow(authorization, key.tenant_id(), &allowed);
     }
+    // The token tenant's entry is `roles`; a budget too small for it alone
+    // shows what fits of the rest: none.
+    let authorization = authorization::bounded(
+        &tree,
+        direct,
+        key.tenant_id(),
+        allowed.as_ref(),
+        state.config.token_authorization_max_bytes,
+    )
+    .unwrap_or_else(|_| authorization::BoundedAuthorization {
+        claim: [(
+            key.tenant_id().to_owned(),
+            latchkey_types::admin::TenantRoles {
+                roles: roles.iter().cloned().collect(),
+            },
+        )]
+        .into(),
+        truncated: true,
+    });
     Ok(ValidApiKey {
         valid: true,
         key_id: key.id().to_owned(),
@@ -166,7 +183,8 @@ pub async fn describe(state: &AppState, verified: &VerifiedKey) -> Result<ValidA
         tenant_id: key.tenant_id().to_owned(),
         mode: key.mode,
         roles: roles.into_iter().collect(),
-        authorization,
+        authorization: authorization.claim,
+        authorization_truncated: authorization.truncated,
         expires_at: key.expires_at(),
         remaining: verified.remaining,
     })

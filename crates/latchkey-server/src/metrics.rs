@@ -113,6 +113,8 @@ pub struct Metrics {
     /// keys, so counting a request allocates nothing once its series exists.
     http: RwLock<HashMap<String, RouteSeries>>,
     tokens: [AtomicU64; 2],
+    /// Tokens whose `authorization` claim was cut to its byte budget.
+    truncated: [AtomicU64; 2],
     key_checks: [AtomicU64; KEY_RESULTS.len()],
     /// Store operation → latency.
     store: RwLock<HashMap<&'static str, Arc<Histogram>>>,
@@ -181,6 +183,11 @@ impl Metrics {
     /// Counts an issued access token.
     pub fn token_issued(&self, mode: Mode) {
         self.tokens[mode_index(mode)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a token whose `authorization` claim was cut to its budget.
+    pub fn authorization_truncated(&self, mode: Mode) {
+        self.truncated[mode_index(mode)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an API-key check by its result.
@@ -258,6 +265,18 @@ impl Metrics {
                 out,
                 "latchkey_tokens_issued_total{{mode=\"{mode}\"}} {}",
                 get(&self.tokens[mode_index(mode)])
+            );
+        }
+        out.push_str(
+            "# HELP latchkey_tokens_authorization_truncated_total Access tokens whose \
+             authorization claim left descendants out for its byte budget, by mode.\n",
+        );
+        out.push_str("# TYPE latchkey_tokens_authorization_truncated_total counter\n");
+        for mode in Mode::ALL {
+            let _ = writeln!(
+                out,
+                "latchkey_tokens_authorization_truncated_total{{mode=\"{mode}\"}} {}",
+                get(&self.truncated[mode_index(mode)])
             );
         }
         out.push_str("# HELP latchkey_api_key_verifications_total API-key checks, by result.\n");

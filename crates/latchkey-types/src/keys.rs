@@ -171,8 +171,14 @@ pub struct ValidApiKey {
     /// Roles effective in the key's tenant (narrowed by the key's `roles`).
     pub roles: Vec<String>,
     /// As the `authorization` claim of a token scoped to the key's tenant
-    /// (each entry narrowed by the key's `roles`).
+    /// (each entry narrowed by the key's `roles`), within the same byte
+    /// budget.
     pub authorization: Authorization,
+    /// Present and `true` when descendants with roles were left out of
+    /// `authorization` for its byte budget (see the token claim of the same
+    /// name).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub authorization_truncated: bool,
     /// When the key expires (`null`: never).
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,

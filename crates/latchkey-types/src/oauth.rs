@@ -69,6 +69,7 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "userId",
     "kind",
     "authorization",
+    "authorizationTruncated",
     // Registered by RFC 7519/9068/OIDC and too easy to misread if set freely.
     "typ",
     "auth_time",
@@ -112,8 +113,19 @@ pub struct AccessTokenClaims {
     pub user_id: String,
     /// Machine or human.
     pub kind: UserKind,
-    /// Roles effective in the token's tenant and its descendants.
+    /// Roles effective in the token's tenant and its descendants, within
+    /// the server's byte budget (nearest descendants first).
     pub authorization: Authorization,
+    /// `true` when descendants where the user holds roles were left out of
+    /// `authorization` to keep the token within its byte budget (absent
+    /// otherwise). Missing entries only ever under-grant; a token scoped to
+    /// a deeper tenant carries that tenant's entry.
+    #[serde(
+        rename = "authorizationTruncated",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub authorization_truncated: bool,
     /// The user's custom claims.
     #[serde(flatten)]
     #[schema(value_type = Object)]

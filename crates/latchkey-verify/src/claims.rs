@@ -29,6 +29,15 @@ impl Claims {
         self.roles(tenant).iter().any(|r| r == role)
     }
 
+    /// Whether the `authorization` claim lists every descendant where the
+    /// user holds roles. When it is not (`authorizationTruncated`: the
+    /// server's byte budget left the farthest entries out), a tenant below
+    /// the token's that has no entry may still hold roles: ask for a token
+    /// scoped to that tenant. The token's own tenant is always listed.
+    pub fn authorization_is_complete(&self) -> bool {
+        !self.raw.authorization_truncated
+    }
+
     /// The roles effective in `tenant` (empty when the claim has no entry
     /// for it).
     pub fn roles(&self, tenant: &str) -> &[String] {

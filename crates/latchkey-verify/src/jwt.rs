@@ -708,6 +708,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
         let mut user_id: Option<String> = None;
         let mut kind: Option<UserKind> = None;
         let mut authorization: Option<Authorization> = None;
+        let mut authorization_truncated: Option<bool> = None;
         let mut custom = JsonObject::new();
         while let Some(Key(key)) = map.next_key()? {
             match &*key {
@@ -728,6 +729,9 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
                     &mut authorization,
                     map.next_value::<StrictAuthorization>()?.0,
                 )?,
+                "authorizationTruncated" => {
+                    set_once(&mut authorization_truncated, map.next_value()?)?
+                }
                 _ => {
                     if custom.contains_key(&*key) {
                         return Err(duplicate());
@@ -755,6 +759,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
             user_id: required(user_id, "userId")?,
             kind: required(kind, "kind")?,
             authorization: required(authorization, "authorization")?,
+            authorization_truncated: authorization_truncated.unwrap_or(false),
             custom,
         })
     }
@@ -1245,6 +1250,37 @@ mod tests {
             r#""acme":{"roles":["operator"],"roles":["admin"]}"#,
         );
         assert!(payload.contains(r#""roles":["admin"]"#));
+        let token = key.token_with(&key.header().to_string(), &payload);
+        assert!(matches!(
+            verify(&token, &key),
+            Err(VerifyError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_truncated_authorization_claim_is_reported_and_read_strictly() {
+        let key = TestKey::ed25519("k");
+        let complete = verify(&key.token(&sample_claims(NOW)), &key).unwrap();
+        assert!(complete.authorization_is_complete());
+        let claims = with_claims(|c| c["authorizationTruncated"] = json!(true));
+        let cut = verify(&key.token(&claims), &key).unwrap();
+        assert!(!cut.authorization_is_complete());
+        assert!(cut.has_role("acme", "operator"));
+        assert_eq!(
+            cut.custom("authorizationTruncated"),
+            None,
+            "a claim, not custom"
+        );
+        // Not a boolean, or said twice: refused.
+        let claims = with_claims(|c| c["authorizationTruncated"] = json!("yes"));
+        assert!(matches!(
+            verify(&key.token(&claims), &key),
+            Err(VerifyError::InvalidClaims(_))
+        ));
+        let payload = format!(
+            r#"{{"authorizationTruncated":false,"authorizationTruncated":true,{}"#,
+            &sample_claims(NOW).to_string()[1..]
+        );
         let token = key.token_with(&key.header().to_string(), &payload);
         assert!(matches!(
             verify(&token, &key),

@@ -122,6 +122,15 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub custom_token_max_ttl_seconds: Option<i64>,
+    /// Most bytes of JSON a token's `authorization` claim may take; the
+    /// farthest descendants that do not fit are left out and the token says
+    /// `authorizationTruncated: true` [default: 4096, 512 to 12288].
+    #[arg(
+        long,
+        env = "LATCHKEY_TOKEN_AUTHORIZATION_MAX_BYTES",
+        value_name = "BYTES"
+    )]
+    pub token_authorization_max_bytes: Option<usize>,
     /// Most API-key values cached in memory, per mode [default: 1000000].
     #[arg(long, env = "LATCHKEY_CACHE_API_KEYS", value_name = "N")]
     pub cache_api_keys: Option<usize>,

@@ -40,6 +40,7 @@ pub fn realistic_grant(custom: &JsonObject, now: OffsetDateTime) -> TokenGrant<'
         audience: Audience::One(AUD.into()),
         scope: Some("telemetry:write device:command".into()),
         authorization,
+        authorization_truncated: false,
         custom_claims: custom,
         ttl_seconds: 3600,
         now,

@@ -196,6 +196,9 @@ async fn introspect(
                 details.insert("tenantId".into(), json!(described.tenant_id));
                 details.insert("roles".into(), json!(described.roles));
                 details.insert("authorization".into(), json!(described.authorization));
+                if described.authorization_truncated {
+                    details.insert("authorizationTruncated".into(), json!(true));
+                }
                 if let Some(left) = described.remaining {
                     details.insert("remaining".into(), json!(left));
                 }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
-use latchkey_core::{ids, rbac};
+use latchkey_core::ids;
 use latchkey_store::{NewSecret, NewUser};
 use latchkey_types::admin::{
     Authorization, ClientSecret, CreateSecret, CreateUser, CreateUserKey, CreatedSecret,
@@ -262,17 +262,26 @@ struct AuthorizationQuery {
     tenant_id: Option<String>,
 }
 
+/// The header that says the claim was cut to the server's byte budget.
+const TRUNCATED_HEADER: &str = "latchkey-authorization-truncated";
+
 /// Exactly the `authorization` claim a token of this user scoped to the
-/// tenant would carry.
+/// tenant would carry: within the server's byte budget, nearest
+/// descendants first. When descendants were left out, the answer carries
+/// `Latchkey-Authorization-Truncated: true` (the token carries
+/// `authorizationTruncated: true`); when the tenant's own roles exceed the
+/// budget, no token can be issued for it and the answer is 409.
 #[utoipa::path(get, path = "/v1/users/{id}/authorization", tag = "users",
     security(("adminKey" = [])), params(("id" = String, Path), AuthorizationQuery),
-    responses((status = 200, body = Authorization), (status = 404, body = Problem)))]
+    responses((status = 200, body = Authorization, headers(("Latchkey-Authorization-Truncated" = String,
+            description = "`true` when descendants with roles were left out for the claim's byte budget"))),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn get_authorization(
     State(state): State<AppState>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<AuthorizationQuery>,
-) -> Result<axum::Json<Authorization>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     check_user_id(&id)?;
     let mode = admin.mode();
     let principal = state
@@ -285,11 +294,22 @@ async fn get_authorization(
     if !tree.contains(&tenant) {
         return Err(ApiError::not_found("tenant"));
     }
-    Ok(axum::Json(rbac::authorization(
+    let bounded = latchkey_core::authorization::bounded(
         &tree,
         &principal.direct,
         &tenant,
-    )))
+        None,
+        state.config.token_authorization_max_bytes,
+    )
+    .map_err(|e| ApiError::Conflict(format!("no token can be scoped to this tenant: {e}")))?;
+    let mut response = axum::Json::<Authorization>(bounded.claim).into_response();
+    if bounded.truncated {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_static(TRUNCATED_HEADER),
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
 }
 
 /// Adds a client secret; the value is in this response only.

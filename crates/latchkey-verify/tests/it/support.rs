@@ -184,6 +184,7 @@ pub fn mint(key: &SigningKey, m: &Mint<'_>) -> String {
         audience: Audience::One(m.audience.into()),
         scope: Some("telemetry:write".into()),
         authorization,
+        authorization_truncated: false,
         custom_claims: &custom,
         ttl_seconds: m.ttl,
         now: OffsetDateTime::from_unix_timestamp(m.now).unwrap(),

@@ -64,6 +64,7 @@ fn resolve(
         signing_key_publish_ahead_seconds: args.signing_key_publish_ahead_seconds,
         signing_key_rotation_days: args.signing_key_rotation_days,
         custom_token_max_ttl_seconds: args.custom_token_max_ttl_seconds,
+        token_authorization_max_bytes: args.token_authorization_max_bytes,
         cache_api_keys: args.cache_api_keys,
         cache_principals: args.cache_principals,
         cache_ttl_seconds: args.cache_ttl_seconds,
