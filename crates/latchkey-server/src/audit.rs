@@ -1,23 +1,19 @@
-//! The audit log writer: handlers hand events to a bounded queue and go on;
-//! one task per node writes them to the store in batches.
+//! The audit log's queue for events that record no write of their own:
+//! failed-authentication bursts, from the credential endpoints. Every
+//! write's event is appended in the write's own transaction by the store
+//! (`latchkey_store::Written`), so an acknowledged write always has its
+//! event and a committed one never lacks it; this module only builds those
+//! events ([`event`], [`Admin::event`]).
 //!
-//! - **Back-pressure, not loss.** [`AuditLog::record`] waits for room in the
-//!   queue, so a burst of admin writes slows down to the store's pace instead
-//!   of dropping events. Only when the queue stays full for
-//!   [`SHED_AFTER`] (the store has been down that long) is an event
-//!   shed, counted in `latchkey_audit_events_shed_total` and logged (action
-//!   and target, never more).
-//! - **Off the hot path.** Failed-authentication bursts come from the
-//!   credential endpoints, which never wait: [`AuditLog::try_record`] sheds
-//!   (and counts) rather than slow them down.
-//! - **Retries.** A batch that fails because the store is unavailable is
-//!   retried with backoff until it lands; one that fails for another reason
-//!   is retried for a while, and one the store refuses (a conflict) is not:
-//!   then it is written event by event, so one bad event cannot hold the
-//!   others back. A waiter is told "written" only for a stored event.
-//! - **Acknowledged means audited.** `record` returns once its event is
-//!   written (concurrent requests share one batch), so a `kill -9` cannot
-//!   lose the event of an admin write the client saw succeed.
+//! - **Off the hot path.** The credential endpoints never wait:
+//!   [`AuditLog::try_record`] queues an event if there is room and sheds it
+//!   (counted in `latchkey_audit_events_shed_total`, logged by action and
+//!   target, never more) otherwise.
+//! - **Batches.** One task per node writes what is queued in batches. A
+//!   batch that fails because the store is unavailable is retried with
+//!   backoff until it lands; one that fails for another reason is retried
+//!   for a while, and one the store refuses (a conflict) is not: then it is
+//!   written event by event, so one bad event cannot hold the others back.
 //! - **Read-your-writes.** [`AuditLog::flush`] waits until everything queued
 //!   before it is written; `GET /v1/audit-events` flushes first, and so does
 //!   a graceful shutdown.
@@ -35,11 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::auth::Admin;
 use crate::state::AppState;
 
-/// Events the queue holds before `record` has to wait.
+/// Events the queue holds; more are shed.
 pub const QUEUE_CAPACITY: usize = 4096;
-
-/// How long `record` waits for room before it sheds the event.
-pub const SHED_AFTER: Duration = Duration::from_secs(10);
 
 /// Most events written in one transaction.
 const BATCH: usize = 256;
@@ -52,17 +45,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const TRIES_BEFORE_SPLIT: u32 = 8;
 
 enum Message {
-    /// An event, and who to tell once it is written.
-    Event(Box<AuditEvent>, Option<oneshot::Sender<()>>),
+    Event(Box<AuditEvent>),
     Flush(oneshot::Sender<()>),
 }
 
 /// What the writer has done, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct AuditCounters {
-    /// Events written to the store.
+    /// Events written to the store (by the writer, and in writes' own
+    /// transactions).
     pub written: AtomicU64,
-    /// Events dropped (queue full for too long, or refused by the store).
+    /// Events dropped (queue full, or refused by the store).
     pub shed: AtomicU64,
     /// Batch writes that failed (and were retried).
     pub write_failures: AtomicU64,
@@ -70,66 +63,29 @@ pub struct AuditCounters {
     pub in_flight: AtomicU64,
 }
 
-/// The handle handlers record through.
+/// The handle the credential endpoints record through.
 #[derive(Debug)]
 pub struct AuditLog {
     tx: mpsc::Sender<Message>,
-    shed_after: Duration,
     counters: Arc<AuditCounters>,
 }
 
 impl AuditLog {
     /// Starts the writer task for `store`.
-    pub fn start(store: Store, capacity: usize, shed_after: Duration) -> AuditLog {
+    pub fn start(store: Store, capacity: usize) -> AuditLog {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let counters = Arc::new(AuditCounters::default());
         tokio::spawn(write_loop(store, rx, Arc::clone(&counters)));
-        AuditLog {
-            tx,
-            shed_after,
-            counters,
-        }
+        AuditLog { tx, counters }
     }
 
-    /// Queues `event`, waiting for room (back-pressure), and returns once it
-    /// is written, so an admin write is acknowledged with its event stored.
-    /// Within `shed_after` in all: the event is shed if it found no room in
-    /// that time; if it is queued but not yet written (the store is down),
-    /// the caller goes on and the event is written when the store is back.
-    pub async fn record(&self, event: AuditEvent) {
-        let action = event.action;
-        let deadline = tokio::time::Instant::now() + self.shed_after;
-        let (done, written) = oneshot::channel();
-        let sent = tokio::time::timeout_at(
-            deadline,
-            self.tx.send(Message::Event(Box::new(event), Some(done))),
-        )
-        .await;
-        if !matches!(sent, Ok(Ok(()))) {
-            self.shed(action);
-            return;
-        }
-        if tokio::time::timeout_at(deadline, written).await.is_err() {
-            tracing::warn!(%action, "an audit event is queued but not written yet");
-        }
-    }
-
-    /// Queues `event` if there is room now; sheds it otherwise. For the
-    /// credential endpoints, which must not wait on the audit log.
+    /// Queues `event` if there is room now; sheds it otherwise.
     pub fn try_record(&self, event: AuditEvent) {
         let action = event.action;
-        if self
-            .tx
-            .try_send(Message::Event(Box::new(event), None))
-            .is_err()
-        {
-            self.shed(action);
+        if self.tx.try_send(Message::Event(Box::new(event))).is_err() {
+            self.counters.shed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%action, "audit queue full: an audit event was shed");
         }
-    }
-
-    fn shed(&self, action: AuditAction) {
-        self.counters.shed.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(%action, "audit queue full: an audit event was shed");
     }
 
     /// Waits (at most `within`) until every event queued before this call
@@ -150,6 +106,14 @@ impl AuditLog {
             + self.counters.in_flight.load(Ordering::Relaxed) as usize
     }
 
+    /// Counts events stored in writes' own transactions, so
+    /// `latchkey_audit_events_written_total` counts every event.
+    pub fn counted_written(&self, events: usize) {
+        self.counters
+            .written
+            .fetch_add(events as u64, Ordering::Relaxed);
+    }
+
     /// The writer's counters.
     pub fn counters(&self) -> &AuditCounters {
         &self.counters
@@ -157,26 +121,23 @@ impl AuditLog {
 }
 
 async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>, counters: Arc<AuditCounters>) {
-    let mut batch = Batch::default();
+    let mut batch: Vec<AuditEvent> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Event(e, done) => {
-                    batch.events.push(*e);
-                    batch.acks.push(done);
-                }
+                Message::Event(e) => batch.push(*e),
                 Message::Flush(done) => flushes.push(done),
             }
-            if batch.events.len() < BATCH {
+            if batch.len() < BATCH {
                 next = rx.try_recv().ok();
             }
         }
         counters
             .in_flight
-            .store(batch.events.len() as u64, Ordering::Relaxed);
-        batch.write(&store, &counters).await;
+            .store(batch.len() as u64, Ordering::Relaxed);
+        write(&mut batch, &store, &counters).await;
         counters.in_flight.store(0, Ordering::Relaxed);
         for done in flushes.drain(..) {
             let _ = done.send(());
@@ -184,70 +145,54 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Message>, counters: Arc
     }
 }
 
-/// Events taken from the queue, and who waits for each to be written.
-#[derive(Default)]
-struct Batch {
-    events: Vec<AuditEvent>,
-    acks: Vec<Option<oneshot::Sender<()>>>,
-}
-
-impl Batch {
-    /// Writes the batch (emptying it) and tells the waiters of the events
-    /// stored. An outage is waited out; an error that may pass (a lock, a
-    /// failover, a full disk) is retried for a while; a refusal of the data
-    /// itself (a conflict), or an error that outlasts the retries, has the
-    /// events written one by one so only the ones refused are shed.
-    async fn write(&mut self, store: &Store, counters: &AuditCounters) {
-        if self.events.is_empty() {
-            return;
-        }
-        let mut backoff = Duration::from_millis(50);
-        let mut other_failures = 0;
-        loop {
-            match store.append_audit_events(&self.events).await {
-                Ok(()) => {
-                    counters
-                        .written
-                        .fetch_add(self.events.len() as u64, Ordering::Relaxed);
-                    self.events.clear();
-                    for done in self.acks.drain(..).flatten() {
-                        let _ = done.send(());
-                    }
-                    return;
-                }
-                Err(e) => {
-                    counters.write_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, events = self.events.len(), "could not write audit events; will retry");
-                    match e {
-                        StoreError::Unavailable(_) => {}
-                        StoreError::Conflict(_) => break,
-                        _ => {
-                            other_failures += 1;
-                            if other_failures >= TRIES_BEFORE_SPLIT {
-                                break;
-                            }
+/// Writes `batch` (emptying it). An outage is waited out; an error that may
+/// pass (a lock, a failover, a full disk) is retried for a while; a refusal
+/// of the data itself (a conflict), or an error that outlasts the retries,
+/// has the events written one by one so only the ones refused are shed.
+async fn write(batch: &mut Vec<AuditEvent>, store: &Store, counters: &AuditCounters) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut backoff = Duration::from_millis(50);
+    let mut other_failures = 0;
+    loop {
+        match store.append_audit_events(batch).await {
+            Ok(()) => {
+                counters
+                    .written
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                batch.clear();
+                return;
+            }
+            Err(e) => {
+                counters.write_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, events = batch.len(), "could not write audit events; will retry");
+                match e {
+                    StoreError::Unavailable(_) => {}
+                    StoreError::Conflict(_) => break,
+                    _ => {
+                        other_failures += 1;
+                        if other_failures >= TRIES_BEFORE_SPLIT {
+                            break;
                         }
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
-        for (event, done) in self.events.drain(..).zip(self.acks.drain(..)) {
-            match store
-                .append_audit_events(std::slice::from_ref(&event))
-                .await
-            {
-                Ok(()) => {
-                    counters.written.fetch_add(1, Ordering::Relaxed);
-                    if let Some(done) = done {
-                        let _ = done.send(());
-                    }
-                }
-                Err(e) => {
-                    counters.shed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, action = %event.action, id = %event.id, "the store refused an audit event; it was shed");
-                }
+    }
+    for event in batch.drain(..) {
+        match store
+            .append_audit_events(std::slice::from_ref(&event))
+            .await
+        {
+            Ok(()) => {
+                counters.written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                counters.shed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, action = %event.action, id = %event.id, "the store refused an audit event; it was shed");
             }
         }
     }
@@ -262,9 +207,28 @@ pub fn event(
     target: AuditTarget,
     source_address: Option<String>,
 ) -> AuditEvent {
+    event_at(
+        state.clock.now(),
+        mode,
+        action,
+        actor,
+        target,
+        source_address,
+    )
+}
+
+/// A new event with a fresh id, at `time`.
+pub fn event_at(
+    time: time::OffsetDateTime,
+    mode: Option<Mode>,
+    action: AuditAction,
+    actor: AuditActor,
+    target: AuditTarget,
+    source_address: Option<String>,
+) -> AuditEvent {
     AuditEvent {
         id: ids::new_prefixed_id("evt"),
-        time: state.clock.now(),
+        time,
         mode,
         action,
         actor,
@@ -353,54 +317,29 @@ mod tests {
         }
     }
 
-    /// Many writers against a tiny queue: every event lands, none is shed;
-    /// the writers were slowed down instead.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_full_queue_slows_writers_down_and_loses_nothing() {
+    /// Queued events are stored once `flush` returns.
+    #[tokio::test]
+    async fn queued_events_are_stored_by_the_next_flush() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(dir.path()).await.unwrap();
-        let log = Arc::new(AuditLog::start(store.clone(), 8, SHED_AFTER));
-        let mut tasks = Vec::new();
-        for t in 0..40 {
-            let log = Arc::clone(&log);
-            tasks.push(tokio::spawn(async move {
-                for i in 0..100 {
-                    log.record(sample(t * 100 + i)).await;
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
+        let log = AuditLog::start(store.clone(), 64);
+        for i in 0..3 {
+            log.try_record(sample(i));
         }
         assert!(log.flush(Duration::from_secs(30)).await);
-        assert_eq!(log.counters().shed.load(Ordering::Relaxed), 0);
-        assert_eq!(log.counters().written.load(Ordering::Relaxed), 4000);
-        assert_eq!(count(&store).await, 4000);
+        assert_eq!(count(&store).await, 3);
         assert_eq!(log.queued(), 0);
+        assert_eq!(log.counters().written.load(Ordering::Relaxed), 3);
     }
 
-    /// `record` returns with the event in the store: nothing to flush.
+    /// With the store gone, the writer holds what it took and the queue
+    /// fills; then `try_record` sheds at once, and counts it.
     #[tokio::test]
-    async fn a_recorded_event_is_stored_when_record_returns() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(dir.path()).await.unwrap();
-        let log = AuditLog::start(store.clone(), 64, SHED_AFTER);
-        for i in 0..3 {
-            log.record(sample(i)).await;
-            assert_eq!(count(&store).await, i + 1);
-        }
-    }
-
-    /// With the store gone, the queue fills; then `record` sheds after its
-    /// wait and `try_record` at once, and both are counted.
-    #[tokio::test]
-    async fn events_are_shed_and_counted_only_when_the_queue_stays_full() {
+    async fn events_are_shed_and_counted_only_when_the_queue_is_full() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(dir.path()).await.unwrap();
         store.close().await;
-        let log = AuditLog::start(store, 2, Duration::from_millis(100));
-        // The writer takes what is queued into a batch it cannot write and
-        // holds it; after that the queue fills and `try_record` sheds.
+        let log = AuditLog::start(store, 2);
         let mut accepted = 0;
         while log.counters().shed.load(Ordering::Relaxed) == 0 {
             log.try_record(sample(accepted));
@@ -409,12 +348,8 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert!(accepted > 2, "room for the queue's capacity at least");
-        let started = std::time::Instant::now();
-        log.record(sample(10_000)).await;
-        assert!(started.elapsed() >= Duration::from_millis(100));
-        assert_eq!(log.counters().shed.load(Ordering::Relaxed), 2);
         log.try_record(sample(10_001));
-        assert_eq!(log.counters().shed.load(Ordering::Relaxed), 3);
+        assert_eq!(log.counters().shed.load(Ordering::Relaxed), 2);
         assert!(log.counters().write_failures.load(Ordering::Relaxed) >= 1);
         assert!(!log.flush(Duration::from_millis(100)).await);
     }
@@ -426,7 +361,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(dir.path()).await.unwrap();
         store.append_audit_events(&[sample(1)]).await.unwrap();
-        let log = AuditLog::start(store.clone(), 64, SHED_AFTER);
+        let log = AuditLog::start(store.clone(), 64);
         // Queued together, so the writer takes them as one batch.
         for i in 0..5 {
             log.try_record(sample(i));

@@ -13,6 +13,9 @@ use crate::error::{OAuthError, OAuthErrorCode};
 use crate::keycheck::VerifiedKey;
 use crate::state::AppState;
 
+/// The description of the error for a `tenant_id` that names no tenant.
+pub const UNKNOWN_TENANT: &str = "tenant_id names no tenant";
+
 /// What the client asked for.
 #[derive(Debug, Default)]
 pub struct TokenRequest<'a> {
@@ -57,7 +60,7 @@ pub async fn issue(
     if !tree.contains(tenant) {
         return Err(OAuthError::new(
             OAuthErrorCode::InvalidTarget,
-            "tenant_id names no tenant",
+            UNKNOWN_TENANT,
         ));
     }
     let scope = match request.scope.map(str::trim).filter(|s| !s.is_empty()) {

@@ -58,8 +58,6 @@ pub struct Inner {
     pub audit: crate::audit::AuditLog,
     /// Prometheus counters.
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// This process's id in invalidation messages (its own are skipped).
-    pub node_id: String,
     /// Background tasks to stop with the server.
     background: parking_lot::Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -145,11 +143,7 @@ impl AppState {
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let observed = Arc::clone(&metrics);
         store.set_observer(Box::new(move |op, elapsed| observed.store_op(op, elapsed)));
-        let audit = crate::audit::AuditLog::start(
-            store.clone(),
-            crate::audit::QUEUE_CAPACITY,
-            crate::audit::SHED_AFTER,
-        );
+        let audit = crate::audit::AuditLog::start(store.clone(), crate::audit::QUEUE_CAPACITY);
         Ok(AppState(Arc::new(Inner {
             store,
             config,
@@ -165,7 +159,6 @@ impl AppState {
             deny_list,
             audit,
             metrics,
-            node_id: ids::random_lower_alnum(16),
             background: parking_lot::Mutex::default(),
         })))
     }
@@ -197,6 +190,66 @@ async fn load_admin_keys(
             )
         })
         .collect())
+}
+
+/// The audit events of the first start, committed with it: in each mode's
+/// partition, the workspace, its first signing key and its admin key (and
+/// whether that key was generated here or given in the environment).
+fn bootstrap_events(
+    workspace: &WorkspaceRecord,
+    signing: &[SigningKeyRecord],
+    admin: &[AdminKeyRecord],
+    generated: &[(Mode, Secret)],
+    now: time::OffsetDateTime,
+) -> Vec<latchkey_types::audit::AuditEvent> {
+    use crate::audit::event_at;
+    use latchkey_types::audit::{AuditAction, AuditActor, AuditTarget};
+    let mut events = Vec::new();
+    for mode in Mode::ALL {
+        events.push(
+            event_at(
+                now,
+                Some(mode),
+                AuditAction::WorkspaceCreated,
+                AuditActor::system(),
+                AuditTarget::new("workspace", &workspace.id),
+                None,
+            )
+            .with_tenant(&workspace.id),
+        );
+        for key in signing.iter().filter(|k| k.mode == mode) {
+            events.push(
+                event_at(
+                    now,
+                    Some(mode),
+                    AuditAction::SigningKeyCreated,
+                    AuditActor::system(),
+                    AuditTarget::new("signing_key", &key.kid),
+                    None,
+                )
+                .with_detail("alg", key.alg.clone()),
+            );
+        }
+        for key in admin.iter().filter(|k| k.mode == mode) {
+            let source = if generated.iter().any(|(m, _)| *m == mode) {
+                "generated"
+            } else {
+                "environment"
+            };
+            events.push(
+                event_at(
+                    now,
+                    Some(mode),
+                    AuditAction::AdminKeyCreated,
+                    AuditActor::system(),
+                    AuditTarget::new("admin_key", &key.id),
+                    None,
+                )
+                .with_detail("source", source),
+            );
+        }
+    }
+    events
 }
 
 /// Creates the workspace, one signing key and one admin key per mode. Admin
@@ -274,7 +327,8 @@ async fn bootstrap(
             created_at: now,
         });
     }
-    match store.bootstrap(&workspace, &signing, &admin).await {
+    let events = bootstrap_events(&workspace, &signing, &admin, &generated, now);
+    match store.bootstrap(&workspace, &signing, &admin, &events).await {
         Ok(()) => {}
         // Another node bootstrapped the same store first: use its workspace.
         Err(StoreError::Conflict(_)) => {

@@ -3,6 +3,7 @@
 
 use latchkey_core::clock::to_unix_ms;
 use latchkey_core::credential::CredentialDigest;
+use latchkey_types::audit::AuditEvent;
 use latchkey_types::keys::{ApiKey, RateLimit};
 use latchkey_types::{JsonObject, Mode};
 use sqlx::any::AnyRow;
@@ -10,7 +11,9 @@ use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
 
 use crate::records::{json_of, mode_of, opt_time_of, time_of, to_json};
-use crate::{Conditions, PageRequest, PageResult, Store, StoreError, StoreResult};
+use crate::{
+    Conditions, Invalidation, PageRequest, PageResult, Store, StoreError, StoreResult, Written,
+};
 
 const KEY_COLUMNS: &str = "mode, id, user_id, tenant_id, name, roles, metadata, ratelimit_limit, \
      ratelimit_window_seconds, remaining, expires_at, revoked_at, last_used_at, created_at";
@@ -96,7 +99,8 @@ impl Store {
         mode: Mode,
         key: &NewApiKey,
         now: OffsetDateTime,
-    ) -> StoreResult<ApiKey> {
+        record: impl FnOnce(&ApiKey) -> AuditEvent + Send,
+    ) -> StoreResult<Written<ApiKey>> {
         let _timer = self.timed("create_api_key");
         let (_writer, mut tx) = self.begin_write().await?;
         let user = sqlx::query("SELECT id FROM users WHERE mode = $1 AND id = $2")
@@ -137,8 +141,11 @@ impl Store {
         .await?;
         let created = api_key_of(&row)?;
         insert_digest(&mut tx, mode, &key.id, &key.digest).await?;
-        tx.commit().await?;
-        Ok(created)
+        // A check of this value before it existed may be remembered as a
+        // miss.
+        let changes = vec![Invalidation::api_key(mode, &key.id, &[key.digest])];
+        let event = record(&created);
+        self.commit_write(tx, created, Some(event), changes).await
     }
 
     /// One API key.
@@ -179,36 +186,14 @@ impl Store {
         .await
     }
 
-    /// The digests of every value a key has had (current, in a grace
-    /// period, or expired), so caches can drop exactly those.
-    pub async fn api_key_digests(
-        &self,
-        mode: Mode,
-        id: &str,
-    ) -> StoreResult<Vec<CredentialDigest>> {
-        let _timer = self.timed("api_key_digests");
-        let rows =
-            sqlx::query("SELECT digest FROM api_key_digests WHERE mode = $1 AND key_id = $2")
-                .bind(mode.as_str())
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|r| {
-                let hex: String = r.try_get("digest")?;
-                CredentialDigest::from_hex(&hex)
-                    .ok_or_else(|| StoreError::Internal("a stored digest is not hex".into()))
-            })
-            .collect()
-    }
-
     /// Revokes a key (idempotent); every value of it stops working.
     pub async fn revoke_api_key(
         &self,
         mode: Mode,
         id: &str,
         now: OffsetDateTime,
-    ) -> StoreResult<ApiKey> {
+        record: impl FnOnce(&ApiKey) -> AuditEvent + Send,
+    ) -> StoreResult<Written<ApiKey>> {
         let _timer = self.timed("revoke_api_key");
         let (_writer, mut tx) = self.begin_write().await?;
         fetch_key(&mut tx, mode, id).await?;
@@ -221,8 +206,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let key = fetch_key(&mut tx, mode, id).await?;
-        tx.commit().await?;
-        Ok(key)
+        let changes = vec![Invalidation::api_key(
+            mode,
+            id,
+            &digests(&mut tx, mode, id).await?,
+        )];
+        let event = record(&key);
+        self.commit_write(tx, key, Some(event), changes).await
     }
 
     /// Gives a key a new value. Current values keep working until
@@ -234,7 +224,8 @@ impl Store {
         id: &str,
         digest: &CredentialDigest,
         previous_until: OffsetDateTime,
-    ) -> StoreResult<ApiKey> {
+        record: impl FnOnce(&ApiKey) -> AuditEvent + Send,
+    ) -> StoreResult<Written<ApiKey>> {
         let _timer = self.timed("rotate_api_key");
         let (_writer, mut tx) = self.begin_write().await?;
         let key = fetch_key(&mut tx, mode, id).await?;
@@ -253,8 +244,15 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_digest(&mut tx, mode, id, digest).await?;
-        tx.commit().await?;
-        Ok(key)
+        // Every value: the new one may be remembered as a miss, the old
+        // ones now expire.
+        let changes = vec![Invalidation::api_key(
+            mode,
+            id,
+            &digests(&mut tx, mode, id).await?,
+        )];
+        let event = record(&key);
+        self.commit_write(tx, key, Some(event), changes).await
     }
 
     /// The key one of whose values has this digest.
@@ -334,7 +332,8 @@ impl Store {
         mode: Mode,
         jti: &str,
         expires_at: OffsetDateTime,
-    ) -> StoreResult<()> {
+        record: impl FnOnce(&()) -> AuditEvent + Send,
+    ) -> StoreResult<Written<()>> {
         let _timer = self.timed("revoke_token");
         let (_writer, mut tx) = self.begin_write().await?;
         let exists = sqlx::query("SELECT jti FROM revoked_tokens WHERE jti = $1")
@@ -349,8 +348,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
-        Ok(())
+        let changes = vec![Invalidation::TokenRevoked {
+            jti: jti.to_owned(),
+            until: expires_at.unix_timestamp(),
+        }];
+        let event = record(&());
+        self.commit_write(tx, (), Some(event), changes).await
     }
 
     /// The deny-list entries that have not expired: `(jti, expires_at)`.
@@ -396,4 +399,26 @@ async fn insert_digest(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The digests of every value a key has had (current, in a grace period,
+/// or expired), read in the write's transaction, so the invalidation it
+/// sends names exactly the cached entries to drop.
+async fn digests(
+    tx: &mut Transaction<'_, Any>,
+    mode: Mode,
+    id: &str,
+) -> StoreResult<Vec<CredentialDigest>> {
+    let rows = sqlx::query("SELECT digest FROM api_key_digests WHERE mode = $1 AND key_id = $2")
+        .bind(mode.as_str())
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let hex: String = r.try_get("digest")?;
+            CredentialDigest::from_hex(&hex)
+                .ok_or_else(|| StoreError::Internal("a stored digest is not hex".into()))
+        })
+        .collect()
 }

@@ -1,4 +1,5 @@
-//! The audit log: appended in batches, read newest first. The table is
+//! The audit log: each write's event appended in its own transaction,
+//! failed-authentication bursts in batches; read newest first. The table is
 //! append-only (triggers refuse updates and deletes), and this module has no
 //! statement that would try.
 
@@ -6,7 +7,7 @@ use latchkey_core::clock::{from_unix_ms, to_unix_ms};
 use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
 use latchkey_types::Mode;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
 
 use crate::records::{json_of, to_json};
@@ -64,41 +65,16 @@ fn event_of(row: &AnyRow) -> StoreResult<(i64, AuditEvent)> {
 }
 
 impl Store {
-    /// Appends events, all or none, in one transaction.
+    /// Appends events that record no write of their own (failed
+    /// authentication bursts), all or none, in one transaction. Events of
+    /// writes are appended in the write's transaction ([`append`]).
     pub async fn append_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }
         let _timer = self.timed("append_audit_events");
         let (_writer, mut tx) = self.begin_write().await?;
-        if self.backend() == crate::Backend::Postgres {
-            // One appender at a time across nodes, so identities are
-            // committed in order (SQLite has one writer anyway).
-            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
-                .bind(AUDIT_LOCK)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for e in events {
-            sqlx::query(
-                "INSERT INTO audit_events (id, mode, occurred_at, action, actor_type, actor_id, \
-                 target_type, target_id, tenant_id, source_address, details) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(&e.id)
-            .bind(e.mode.map(Mode::as_str))
-            .bind(to_unix_ms(e.time))
-            .bind(e.action.as_str())
-            .bind(&e.actor.kind)
-            .bind(e.actor.id.as_deref())
-            .bind(&e.target.kind)
-            .bind(&e.target.id)
-            .bind(e.tenant_id.as_deref())
-            .bind(e.source_address.as_deref())
-            .bind(to_json(&e.details)?)
-            .execute(&mut *tx)
-            .await?;
-        }
+        append(&mut tx, self.backend(), events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -157,4 +133,45 @@ impl Store {
             next_after: page.next_after,
         })
     }
+}
+
+/// Appends `events` in `tx`. On PostgreSQL it first takes a
+/// transaction-level advisory lock, so one appender commits at a time
+/// across nodes and `seq` order is commit order; callers append as the last
+/// statement before they commit, so the lock is held only for the commit.
+pub(crate) async fn append(
+    tx: &mut Transaction<'static, Any>,
+    backend: crate::Backend,
+    events: &[AuditEvent],
+) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    if backend == crate::Backend::Postgres {
+        sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+            .bind(AUDIT_LOCK)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for e in events {
+        sqlx::query(
+            "INSERT INTO audit_events (id, mode, occurred_at, action, actor_type, actor_id, \
+             target_type, target_id, tenant_id, source_address, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&e.id)
+        .bind(e.mode.map(Mode::as_str))
+        .bind(to_unix_ms(e.time))
+        .bind(e.action.as_str())
+        .bind(&e.actor.kind)
+        .bind(e.actor.id.as_deref())
+        .bind(&e.target.kind)
+        .bind(&e.target.id)
+        .bind(e.tenant_id.as_deref())
+        .bind(e.source_address.as_deref())
+        .bind(to_json(&e.details)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }

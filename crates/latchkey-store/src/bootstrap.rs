@@ -2,12 +2,16 @@
 
 use latchkey_core::clock::to_unix_ms;
 use latchkey_core::credential::CredentialDigest;
+use latchkey_types::audit::AuditEvent;
 use latchkey_types::Mode;
 use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::records::{digest_of, mode_of, time_of};
-use crate::{AdminKeyRecord, SigningKeyRecord, Store, StoreError, StoreResult, WorkspaceRecord};
+use crate::{
+    AdminKeyRecord, Invalidation, SigningKeyRecord, Store, StoreError, StoreResult,
+    WorkspaceRecord, Written,
+};
 
 impl Store {
     /// The workspace, if the store has been bootstrapped.
@@ -27,13 +31,15 @@ impl Store {
     }
 
     /// Creates the workspace, its root tenant in each mode, the first signing
-    /// keys and admin keys, all in one transaction. Fails with `Conflict` when
-    /// the store already has a workspace (another node bootstrapped first).
+    /// keys and admin keys, with the audit `events` that record them, all in
+    /// one transaction. Fails with `Conflict` when the store already has a
+    /// workspace (another node bootstrapped first).
     pub async fn bootstrap(
         &self,
         workspace: &WorkspaceRecord,
         signing_keys: &[SigningKeyRecord],
         admin_keys: &[AdminKeyRecord],
+        events: &[AuditEvent],
     ) -> StoreResult<()> {
         let _timer = self.timed("bootstrap");
         let (_writer, mut tx) = self.begin_write().await?;
@@ -78,6 +84,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        crate::audit::append(&mut tx, self.backend, events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -109,12 +116,14 @@ impl Store {
 
     /// Adds a signing key, unless `unless_newer_than` is given and the mode
     /// already has a key created after it (so nodes rotating on the same
-    /// schedule add one key, not one each). Returns whether it was added.
+    /// schedule add one key, not one each). Returns whether it was added;
+    /// only an added key is recorded and announced.
     pub async fn add_signing_key(
         &self,
         key: &SigningKeyRecord,
         unless_newer_than: Option<OffsetDateTime>,
-    ) -> StoreResult<bool> {
+        record: impl FnOnce(&bool) -> AuditEvent + Send,
+    ) -> StoreResult<Written<bool>> {
         let _timer = self.timed("add_signing_key");
         let (_writer, mut tx) = self.begin_write().await?;
         if let Some(since) = unless_newer_than {
@@ -125,12 +134,13 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             if newer.is_some() {
-                return Ok(false);
+                return self.commit_write(tx, false, None, Vec::new()).await;
             }
         }
         insert_signing_key(&mut tx, key).await?;
-        tx.commit().await?;
-        Ok(true)
+        let event = record(&true);
+        self.commit_write(tx, true, Some(event), vec![Invalidation::SigningKeys])
+            .await
     }
 
     /// Replaces the stored private key material of a key (re-sealing).

@@ -10,6 +10,7 @@
 mod api_keys;
 mod audit;
 mod bootstrap;
+mod changes;
 mod notify;
 mod principals;
 mod records;
@@ -28,6 +29,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use api_keys::{ApiKeyMatch, NewApiKey};
 pub use audit::AuditFilter;
+pub use changes::{Invalidation, Written};
 pub use notify::{ListenEvent, StoreListener, NOTIFY_CHANNEL};
 pub use records::*;
 
@@ -125,6 +127,9 @@ pub struct Store {
     url: Url,
     /// Told how long each operation took (metrics), once set.
     observer: Arc<ObserverSlot>,
+    /// This process's id in the notifications it sends, so its own
+    /// listener skips them.
+    node_id: Arc<str>,
 }
 
 /// A database URL; it may hold a password, so `Debug` does not show it.
@@ -248,6 +253,7 @@ impl Store {
             backend,
             url: Url(url.into()),
             observer: Arc::default(),
+            node_id: latchkey_core::ids::random_lower_alnum(16).into(),
         })
     }
 
@@ -270,6 +276,11 @@ impl Store {
     async fn begin_write(&self) -> StoreResult<(WriteGuard, Transaction<'static, Any>)> {
         let tx = self.write_pool.begin().await?;
         Ok(((), tx))
+    }
+
+    /// This process's id in change notifications.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// Which database this is.

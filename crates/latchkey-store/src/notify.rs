@@ -1,7 +1,7 @@
-//! Change notifications between nodes that share one PostgreSQL: a node
-//! that writes something other nodes cache publishes a short message with
-//! `pg_notify`, and every node listens on its own connection. SQLite is one
-//! process's database, so there both ends do nothing.
+//! Change notifications between nodes that share one PostgreSQL: every
+//! write publishes the invalidations it causes with `pg_notify` inside its
+//! transaction (`changes.rs`), and every node listens on its own connection.
+//! SQLite is one process's database, so there is nothing to listen to.
 //!
 //! The listener reconnects by itself; after a reconnect it reports
 //! [`ListenEvent::Reconnected`], because messages sent while it was away are
@@ -11,20 +11,17 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 
-use crate::{Backend, Store, StoreError, StoreResult};
+use crate::changes::{Invalidation, Notice};
+use crate::{Backend, Store, StoreResult};
 
 /// The channel every node listens on.
 pub const NOTIFY_CHANNEL: &str = "latchkey_invalidate";
 
-/// The longest payload PostgreSQL accepts is 8000 bytes; ours are far
-/// smaller, and a larger one is refused rather than truncated.
-const MAX_PAYLOAD: usize = 7900;
-
 /// What the listener saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenEvent {
-    /// A message another node (or this one) published.
-    Message(String),
+    /// The changes of a write another node committed.
+    Changes(Vec<Invalidation>),
     /// The connection was lost and is back: messages may have been missed.
     Reconnected,
 }
@@ -33,29 +30,13 @@ pub enum ListenEvent {
 #[derive(Debug)]
 pub struct StoreListener {
     url: crate::Url,
+    /// This node's id: its own notices are skipped.
+    node_id: std::sync::Arc<str>,
     listener: Option<PgListener>,
     backoff: Duration,
 }
 
 impl Store {
-    /// Publishes `payload` to every node's listener (including this node's).
-    /// Delivered only to nodes listening now; a no-op on SQLite.
-    pub async fn notify(&self, payload: &str) -> StoreResult<()> {
-        if self.backend != Backend::Postgres {
-            return Ok(());
-        }
-        if payload.len() > MAX_PAYLOAD {
-            return Err(StoreError::Internal("notification payload too long".into()));
-        }
-        let _timer = self.timed("notify");
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(NOTIFY_CHANNEL)
-            .bind(payload)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Starts listening, on PostgreSQL; `None` on SQLite, where there are no
     /// other nodes. Fails when the first connection cannot be made.
     pub async fn listen(&self) -> StoreResult<Option<StoreListener>> {
@@ -64,6 +45,7 @@ impl Store {
         }
         let mut listener = StoreListener {
             url: self.url.clone(),
+            node_id: self.node_id.clone(),
             listener: None,
             backoff: Duration::from_millis(100),
         };
@@ -88,7 +70,14 @@ impl StoreListener {
                 match l.try_recv().await {
                     Ok(Some(n)) => {
                         self.backoff = Duration::from_millis(100);
-                        return ListenEvent::Message(n.payload().to_owned());
+                        match serde_json::from_str::<Notice>(n.payload()) {
+                            Ok(notice) if *notice.node == *self.node_id => continue,
+                            Ok(notice) => return ListenEvent::Changes(notice.changes),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "ignoring a malformed change notification");
+                                continue;
+                            }
+                        }
                     }
                     Ok(None) => {
                         tracing::warn!("lost the notification connection; reconnecting");

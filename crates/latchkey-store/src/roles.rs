@@ -2,12 +2,15 @@
 
 use latchkey_core::clock::to_unix_ms;
 use latchkey_types::admin::Role;
+use latchkey_types::audit::AuditEvent;
 use latchkey_types::Mode;
 use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::records::{list_of, role_of, to_json};
-use crate::{Conditions, PageRequest, PageResult, Store, StoreError, StoreResult};
+use crate::{
+    Conditions, Invalidation, PageRequest, PageResult, Store, StoreError, StoreResult, Written,
+};
 
 const ROLE_COLUMNS: &str = "mode, name, permissions, description, updated_at";
 
@@ -20,7 +23,8 @@ impl Store {
         permissions: &[String],
         description: Option<&str>,
         now: OffsetDateTime,
-    ) -> StoreResult<(Role, bool)> {
+        record: impl FnOnce(&(Role, bool)) -> AuditEvent + Send,
+    ) -> StoreResult<Written<(Role, bool)>> {
         let _timer = self.timed("put_role");
         let (_writer, mut tx) = self.begin_write().await?;
         let existed = sqlx::query("DELETE FROM roles WHERE mode = $1 AND name = $2")
@@ -40,9 +44,10 @@ impl Store {
         .bind(to_unix_ms(now))
         .fetch_one(&mut *tx)
         .await?;
-        let role = role_of(&row)?;
-        tx.commit().await?;
-        Ok((role, !existed))
+        let put = (role_of(&row)?, !existed);
+        let event = record(&put);
+        self.commit_write(tx, put, Some(event), vec![Invalidation::Catalog { mode }])
+            .await
     }
 
     /// One role.
@@ -82,7 +87,12 @@ impl Store {
 
     /// Removes a role from the catalog. Users who hold it keep the name, which
     /// then grants no permission.
-    pub async fn delete_role(&self, mode: Mode, name: &str) -> StoreResult<()> {
+    pub async fn delete_role(
+        &self,
+        mode: Mode,
+        name: &str,
+        record: impl FnOnce(&()) -> AuditEvent + Send,
+    ) -> StoreResult<Written<()>> {
         let _timer = self.timed("delete_role");
         let (_writer, mut tx) = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM roles WHERE mode = $1 AND name = $2")
@@ -93,8 +103,9 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("role"));
         }
-        tx.commit().await?;
-        Ok(())
+        let event = record(&());
+        self.commit_write(tx, (), Some(event), vec![Invalidation::Catalog { mode }])
+            .await
     }
 
     /// The whole catalog of a mode as `(role, permissions)`, for the resolver.

@@ -2,12 +2,16 @@
 
 use latchkey_core::clock::to_unix_ms;
 use latchkey_types::admin::{Membership, Tenant, UpdateTenant};
+use latchkey_types::audit::AuditEvent;
 use latchkey_types::Mode;
 use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
 
 use crate::records::{bool_int, membership_of, tenant_of, to_json, TENANT_COLUMNS};
-use crate::{Conditions, NewTenant, PageRequest, PageResult, Store, StoreError, StoreResult};
+use crate::{
+    Conditions, Invalidation, NewTenant, PageRequest, PageResult, Store, StoreError, StoreResult,
+    Written,
+};
 
 impl Store {
     /// Creates a tenant under an existing parent of the same mode.
@@ -16,7 +20,8 @@ impl Store {
         mode: Mode,
         tenant: &NewTenant,
         now: OffsetDateTime,
-    ) -> StoreResult<Tenant> {
+        record: impl FnOnce(&Tenant) -> AuditEvent + Send,
+    ) -> StoreResult<Written<Tenant>> {
         let _timer = self.timed("create_tenant");
         let (_writer, mut tx) = self.begin_write().await?;
         if !tenant_exists(&mut tx, mode, &tenant.parent_id).await? {
@@ -42,8 +47,9 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let created = tenant_of(&row)?;
-        tx.commit().await?;
-        Ok(created)
+        let event = record(&created);
+        self.commit_write(tx, created, Some(event), vec![Invalidation::Tree { mode }])
+            .await
     }
 
     /// One tenant (the workspace included).
@@ -95,7 +101,8 @@ impl Store {
         mode: Mode,
         id: &str,
         patch: &UpdateTenant,
-    ) -> StoreResult<Tenant> {
+        record: impl FnOnce(&Tenant) -> AuditEvent + Send,
+    ) -> StoreResult<Written<Tenant>> {
         let _timer = self.timed("update_tenant");
         let (_writer, mut tx) = self.begin_write().await?;
         let current = fetch_tenant(&mut tx, mode, id).await?;
@@ -142,12 +149,18 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let updated = tenant_of(&row)?;
-        tx.commit().await?;
-        Ok(updated)
+        let event = record(&updated);
+        self.commit_write(tx, updated, Some(event), vec![Invalidation::Tree { mode }])
+            .await
     }
 
     /// Deletes a tenant that has no children and no members.
-    pub async fn delete_tenant(&self, mode: Mode, id: &str) -> StoreResult<()> {
+    pub async fn delete_tenant(
+        &self,
+        mode: Mode,
+        id: &str,
+        record: impl FnOnce(&()) -> AuditEvent + Send,
+    ) -> StoreResult<Written<()>> {
         let _timer = self.timed("delete_tenant");
         let (_writer, mut tx) = self.begin_write().await?;
         let current = fetch_tenant(&mut tx, mode, id).await?;
@@ -213,8 +226,9 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(())
+        let event = record(&());
+        self.commit_write(tx, (), Some(event), vec![Invalidation::Tree { mode }])
+            .await
     }
 
     /// Every tenant of the mode as `(id, parent, cascade)`, for the resolver.
@@ -247,7 +261,8 @@ impl Store {
         user_id: &str,
         roles: &[String],
         now: OffsetDateTime,
-    ) -> StoreResult<Option<Membership>> {
+        record: impl FnOnce(&Option<Membership>) -> AuditEvent + Send,
+    ) -> StoreResult<Written<Option<Membership>>> {
         let _timer = self.timed("set_roles");
         let (_writer, mut tx) = self.begin_write().await?;
         if !tenant_exists(&mut tx, mode, tenant_id).await? {
@@ -283,8 +298,9 @@ impl Store {
             .await?;
             Some(membership_of(&row)?)
         };
-        tx.commit().await?;
-        Ok(result)
+        let event = record(&result);
+        let changes = vec![Invalidation::user(mode, user_id)];
+        self.commit_write(tx, result, Some(event), changes).await
     }
 
     /// The members of a tenant with their direct roles, by user id.

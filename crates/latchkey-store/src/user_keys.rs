@@ -2,13 +2,14 @@
 
 use latchkey_core::clock::to_unix_ms;
 use latchkey_types::admin::UserKey;
+use latchkey_types::audit::AuditEvent;
 use latchkey_types::Mode;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::records::{time_of, to_json};
-use crate::{Store, StoreError, StoreResult};
+use crate::{Invalidation, Store, StoreError, StoreResult, Written};
 
 const COLUMNS: &str = "id, user_id, kid, alg, jwk, created_at";
 
@@ -27,7 +28,12 @@ pub(crate) fn user_key_of(row: &AnyRow) -> StoreResult<UserKey> {
 impl Store {
     /// Registers a public key on an existing user; a kid already registered
     /// on the user is a `Conflict`.
-    pub async fn add_user_key(&self, mode: Mode, key: &UserKey) -> StoreResult<UserKey> {
+    pub async fn add_user_key(
+        &self,
+        mode: Mode,
+        key: &UserKey,
+        record: impl FnOnce(&UserKey) -> AuditEvent + Send,
+    ) -> StoreResult<Written<UserKey>> {
         let _timer = self.timed("add_user_key");
         let (_writer, mut tx) = self.begin_write().await?;
         let user = sqlx::query("SELECT id FROM users WHERE mode = $1 AND id = $2")
@@ -65,8 +71,9 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let created = user_key_of(&row)?;
-        tx.commit().await?;
-        Ok(created)
+        let event = record(&created);
+        let changes = vec![Invalidation::user(mode, &key.user_id)];
+        self.commit_write(tx, created, Some(event), changes).await
     }
 
     /// The keys of a user (the user must exist).
@@ -93,7 +100,13 @@ impl Store {
     }
 
     /// Removes a key from a user.
-    pub async fn delete_user_key(&self, mode: Mode, user_id: &str, id: &str) -> StoreResult<()> {
+    pub async fn delete_user_key(
+        &self,
+        mode: Mode,
+        user_id: &str,
+        id: &str,
+        record: impl FnOnce(&()) -> AuditEvent + Send,
+    ) -> StoreResult<Written<()>> {
         let _timer = self.timed("delete_user_key");
         let (_writer, mut tx) = self.begin_write().await?;
         let done =
@@ -106,8 +119,9 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("key"));
         }
-        tx.commit().await?;
-        Ok(())
+        let event = record(&());
+        let changes = vec![Invalidation::user(mode, user_id)];
+        self.commit_write(tx, (), Some(event), changes).await
     }
 
     /// Records an assertion id (already namespaced by client) until

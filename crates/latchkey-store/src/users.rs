@@ -2,13 +2,15 @@
 
 use latchkey_core::clock::to_unix_ms;
 use latchkey_types::admin::{ClientSecret, UpdateUser, User};
+use latchkey_types::audit::AuditEvent;
 use latchkey_types::{Mode, UserKind};
 use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 
 use crate::records::{bool_int, secret_of, to_json, user_of, USER_COLUMNS};
 use crate::{
-    Conditions, NewSecret, NewUser, PageRequest, PageResult, Store, StoreError, StoreResult,
+    Conditions, Invalidation, NewSecret, NewUser, PageRequest, PageResult, Store, StoreError,
+    StoreResult, Written,
 };
 
 const SECRET_COLUMNS: &str = "id, user_id, name, created_at, expires_at";
@@ -20,7 +22,8 @@ impl Store {
         mode: Mode,
         user: &NewUser,
         now: OffsetDateTime,
-    ) -> StoreResult<User> {
+        record: impl FnOnce(&User) -> AuditEvent + Send,
+    ) -> StoreResult<Written<User>> {
         let _timer = self.timed("create_user");
         let (_writer, mut tx) = self.begin_write().await?;
         if let Some(username) = &user.username {
@@ -48,8 +51,11 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let created = user_of(&row)?;
-        tx.commit().await?;
-        Ok(created)
+        // A failed authentication with this id may have cached "no such
+        // user".
+        let changes = vec![Invalidation::user(mode, &created.id)];
+        let event = record(&created);
+        self.commit_write(tx, created, Some(event), changes).await
     }
 
     /// One user.
@@ -107,7 +113,8 @@ impl Store {
         id: &str,
         patch: &UpdateUser,
         now: OffsetDateTime,
-    ) -> StoreResult<User> {
+        record: impl FnOnce(&User) -> AuditEvent + Send,
+    ) -> StoreResult<Written<User>> {
         let _timer = self.timed("update_user");
         let (_writer, mut tx) = self.begin_write().await?;
         let row = sqlx::query(&format!(
@@ -165,12 +172,18 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let updated = user_of(&row)?;
-        tx.commit().await?;
-        Ok(updated)
+        let changes = vec![Invalidation::user(mode, id)];
+        let event = record(&updated);
+        self.commit_write(tx, updated, Some(event), changes).await
     }
 
     /// Deletes a user with its memberships and secrets.
-    pub async fn delete_user(&self, mode: Mode, id: &str) -> StoreResult<()> {
+    pub async fn delete_user(
+        &self,
+        mode: Mode,
+        id: &str,
+        record: impl FnOnce(&()) -> AuditEvent + Send,
+    ) -> StoreResult<Written<()>> {
         let _timer = self.timed("delete_user");
         let (_writer, mut tx) = self.begin_write().await?;
         // Children first, explicitly, so the result does not depend on the
@@ -200,8 +213,15 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("user"));
         }
-        tx.commit().await?;
-        Ok(())
+        let changes = vec![
+            Invalidation::user(mode, id),
+            Invalidation::UserApiKeys {
+                mode,
+                user_id: id.to_owned(),
+            },
+        ];
+        let event = record(&());
+        self.commit_write(tx, (), Some(event), changes).await
     }
 
     /// Adds a client secret to a user.
@@ -210,7 +230,8 @@ impl Store {
         mode: Mode,
         secret: &NewSecret,
         now: OffsetDateTime,
-    ) -> StoreResult<ClientSecret> {
+        record: impl FnOnce(&ClientSecret) -> AuditEvent + Send,
+    ) -> StoreResult<Written<ClientSecret>> {
         let _timer = self.timed("create_secret");
         let (_writer, mut tx) = self.begin_write().await?;
         ensure_user(&mut tx, mode, &secret.user_id).await?;
@@ -228,8 +249,9 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let created = secret_of(&row)?;
-        tx.commit().await?;
-        Ok(created)
+        let changes = vec![Invalidation::user(mode, &secret.user_id)];
+        let event = record(&created);
+        self.commit_write(tx, created, Some(event), changes).await
     }
 
     /// A user's client secrets (without their values, which are not stored).
@@ -266,7 +288,8 @@ impl Store {
         mode: Mode,
         user_id: &str,
         secret_id: &str,
-    ) -> StoreResult<()> {
+        record: impl FnOnce(&()) -> AuditEvent + Send,
+    ) -> StoreResult<Written<()>> {
         let _timer = self.timed("delete_secret");
         let (_writer, mut tx) = self.begin_write().await?;
         ensure_user(&mut tx, mode, user_id).await?;
@@ -280,8 +303,9 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("client secret"));
         }
-        tx.commit().await?;
-        Ok(())
+        let changes = vec![Invalidation::user(mode, user_id)];
+        let event = record(&());
+        self.commit_write(tx, (), Some(event), changes).await
     }
 }
 

@@ -5,12 +5,38 @@
 use latchkey_core::credential::CredentialDigest;
 use latchkey_store::{
     AdminKeyRecord, AuditFilter, NewApiKey, NewSecret, NewTenant, NewUser, PageRequest,
-    SigningKeyRecord, Store, StoreError, WorkspaceRecord,
+    SigningKeyRecord, Store, StoreError, WorkspaceRecord, Written,
 };
 use latchkey_types::admin::{UpdateTenant, UpdateUser};
 use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
 use latchkey_types::{JsonObject, Mode, UserKind};
 use time::OffsetDateTime;
+
+/// A test audit event for any write (a fresh id each time).
+fn rec<T>() -> impl FnOnce(&T) -> AuditEvent + Send {
+    |_| AuditEvent {
+        id: latchkey_core::ids::new_prefixed_id("evt"),
+        time: OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+        mode: Some(Mode::Test),
+        action: AuditAction::UserUpdated,
+        actor: AuditActor::system(),
+        target: AuditTarget::new("user", "usr_x"),
+        tenant_id: None,
+        source_address: None,
+        details: JsonObject::new(),
+    }
+}
+
+/// The value of a successful write.
+trait Value<T> {
+    fn v(self) -> T;
+}
+
+impl<T> Value<T> for Result<Written<T>, StoreError> {
+    fn v(self) -> T {
+        self.unwrap().into_parts().0
+    }
+}
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
@@ -41,7 +67,7 @@ async fn bootstrapped(store: &Store) {
         digest: CredentialDigest::of("admin-key"),
         created_at: now(),
     }];
-    store.bootstrap(&ws, &keys, &admin).await.unwrap();
+    store.bootstrap(&ws, &keys, &admin, &[]).await.unwrap();
 }
 
 fn tenant(id: &str, parent: &str, cascade: bool) -> NewTenant {
@@ -92,7 +118,7 @@ async fn bootstrap_happens_once_and_creates_a_root_tenant_per_mode(s: &Store) {
         name: "x".into(),
         created_at: now(),
     };
-    assert!(is_conflict(s.bootstrap(&again, &[], &[]).await));
+    assert!(is_conflict(s.bootstrap(&again, &[], &[], &[]).await));
     assert_eq!(s.signing_keys().await.unwrap().len(), 1);
     // A scheduled rotation adds one key, not one per node.
     let next = SigningKeyRecord {
@@ -104,10 +130,10 @@ async fn bootstrap_happens_once_and_creates_a_root_tenant_per_mode(s: &Store) {
         created_at: now() + time::Duration::seconds(10),
         not_before: now() + time::Duration::seconds(610),
     };
-    assert!(s.add_signing_key(&next, Some(now())).await.unwrap());
+    assert!(s.add_signing_key(&next, Some(now()), rec()).await.v());
     let mut again = next.clone();
     again.kid = "k3".into();
-    assert!(!s.add_signing_key(&again, Some(now())).await.unwrap());
+    assert!(!s.add_signing_key(&again, Some(now()), rec()).await.v());
     s.reseal_signing_key("k1", "v1.resealed").await.unwrap();
     let keys = s.signing_keys().await.unwrap();
     assert_eq!(keys.len(), 2);
@@ -127,21 +153,21 @@ async fn bootstrap_happens_once_and_creates_a_root_tenant_per_mode(s: &Store) {
 
 async fn tenants_nest_move_and_refuse_cycles(s: &Store) {
     bootstrapped(s).await;
-    s.create_tenant(Mode::Test, &tenant("a", "ws", true), now())
+    s.create_tenant(Mode::Test, &tenant("a", "ws", true), now(), rec())
         .await
-        .unwrap();
-    s.create_tenant(Mode::Test, &tenant("b", "a", true), now())
+        .v();
+    s.create_tenant(Mode::Test, &tenant("b", "a", true), now(), rec())
         .await
-        .unwrap();
-    s.create_tenant(Mode::Test, &tenant("c", "b", false), now())
+        .v();
+    s.create_tenant(Mode::Test, &tenant("c", "b", false), now(), rec())
         .await
-        .unwrap();
+        .v();
     assert!(is_conflict(
-        s.create_tenant(Mode::Test, &tenant("a", "ws", true), now())
+        s.create_tenant(Mode::Test, &tenant("a", "ws", true), now(), rec())
             .await
     ));
     assert!(is_not_found(
-        s.create_tenant(Mode::Test, &tenant("d", "zz", true), now())
+        s.create_tenant(Mode::Test, &tenant("d", "zz", true), now(), rec())
             .await
     ));
 
@@ -150,13 +176,16 @@ async fn tenants_nest_move_and_refuse_cycles(s: &Store) {
         ..Default::default()
     };
     assert!(is_conflict(
-        s.update_tenant(Mode::Test, "a", &move_under("c")).await
+        s.update_tenant(Mode::Test, "a", &move_under("c"), rec())
+            .await
     ));
     assert!(is_conflict(
-        s.update_tenant(Mode::Test, "a", &move_under("a")).await
+        s.update_tenant(Mode::Test, "a", &move_under("a"), rec())
+            .await
     ));
     assert!(is_conflict(
-        s.update_tenant(Mode::Test, "ws", &move_under("a")).await
+        s.update_tenant(Mode::Test, "ws", &move_under("a"), rec())
+            .await
     ));
     // The refused move left the tree as it was.
     assert_eq!(
@@ -168,9 +197,9 @@ async fn tenants_nest_move_and_refuse_cycles(s: &Store) {
         Some("ws")
     );
     let moved = s
-        .update_tenant(Mode::Test, "c", &move_under("a"))
+        .update_tenant(Mode::Test, "c", &move_under("a"), rec())
         .await
-        .unwrap();
+        .v();
     assert_eq!(moved.parent_id.as_deref(), Some("a"));
     assert!(!moved.cascade);
 
@@ -195,40 +224,40 @@ async fn tenants_nest_move_and_refuse_cycles(s: &Store) {
 
 async fn tenants_with_children_or_members_cannot_be_deleted(s: &Store) {
     bootstrapped(s).await;
-    s.create_tenant(Mode::Test, &tenant("a", "ws", true), now())
+    s.create_tenant(Mode::Test, &tenant("a", "ws", true), now(), rec())
         .await
-        .unwrap();
-    s.create_tenant(Mode::Test, &tenant("b", "a", true), now())
+        .v();
+    s.create_tenant(Mode::Test, &tenant("b", "a", true), now(), rec())
         .await
-        .unwrap();
-    s.create_user(Mode::Test, &user("usr_1", None), now())
+        .v();
+    s.create_user(Mode::Test, &user("usr_1", None), now(), rec())
         .await
-        .unwrap();
-    s.set_roles(Mode::Test, "b", "usr_1", &["viewer".into()], now())
+        .v();
+    s.set_roles(Mode::Test, "b", "usr_1", &["viewer".into()], now(), rec())
         .await
-        .unwrap();
-    assert!(is_conflict(s.delete_tenant(Mode::Test, "a").await));
-    assert!(is_conflict(s.delete_tenant(Mode::Test, "b").await));
-    assert!(is_conflict(s.delete_tenant(Mode::Test, "ws").await));
+        .v();
+    assert!(is_conflict(s.delete_tenant(Mode::Test, "a", rec()).await));
+    assert!(is_conflict(s.delete_tenant(Mode::Test, "b", rec()).await));
+    assert!(is_conflict(s.delete_tenant(Mode::Test, "ws", rec()).await));
     assert!(s
-        .set_roles(Mode::Test, "b", "usr_1", &[], now())
+        .set_roles(Mode::Test, "b", "usr_1", &[], now(), rec())
         .await
-        .unwrap()
+        .v()
         .is_none());
-    s.delete_tenant(Mode::Test, "b").await.unwrap();
-    s.delete_tenant(Mode::Test, "a").await.unwrap();
+    s.delete_tenant(Mode::Test, "b", rec()).await.v();
+    s.delete_tenant(Mode::Test, "a", rec()).await.v();
     assert!(is_not_found(s.get_tenant(Mode::Test, "a").await));
-    assert!(is_not_found(s.delete_tenant(Mode::Test, "a").await));
+    assert!(is_not_found(s.delete_tenant(Mode::Test, "a", rec()).await));
 }
 
 async fn modes_never_see_each_other(s: &Store) {
     bootstrapped(s).await;
-    s.create_tenant(Mode::Live, &tenant("prod", "ws", true), now())
+    s.create_tenant(Mode::Live, &tenant("prod", "ws", true), now(), rec())
         .await
-        .unwrap();
-    s.create_user(Mode::Live, &user("usr_live", Some("edge")), now())
+        .v();
+    s.create_user(Mode::Live, &user("usr_live", Some("edge")), now(), rec())
         .await
-        .unwrap();
+        .v();
     assert!(is_not_found(s.get_tenant(Mode::Test, "prod").await));
     assert!(is_not_found(s.get_user(Mode::Test, "usr_live").await));
     assert!(s
@@ -243,43 +272,52 @@ async fn modes_never_see_each_other(s: &Store) {
         .items
         .is_empty());
     assert!(is_not_found(
-        s.set_roles(Mode::Test, "ws", "usr_live", &["admin".into()], now())
-            .await
+        s.set_roles(
+            Mode::Test,
+            "ws",
+            "usr_live",
+            &["admin".into()],
+            now(),
+            rec()
+        )
+        .await
     ));
     // The same ids and usernames may exist in both modes independently.
-    s.create_tenant(Mode::Test, &tenant("prod", "ws", true), now())
+    s.create_tenant(Mode::Test, &tenant("prod", "ws", true), now(), rec())
         .await
-        .unwrap();
-    s.create_user(Mode::Test, &user("usr_live", Some("edge")), now())
+        .v();
+    s.create_user(Mode::Test, &user("usr_live", Some("edge")), now(), rec())
         .await
-        .unwrap();
-    s.delete_user(Mode::Test, "usr_live").await.unwrap();
+        .v();
+    s.delete_user(Mode::Test, "usr_live", rec()).await.v();
     assert!(s.get_user(Mode::Live, "usr_live").await.is_ok());
 }
 
 async fn users_update_delete_and_keep_usernames_unique(s: &Store) {
     bootstrapped(s).await;
     let u = s
-        .create_user(Mode::Test, &user("usr_1", Some("sensor")), now())
+        .create_user(Mode::Test, &user("usr_1", Some("sensor")), now(), rec())
         .await
-        .unwrap();
+        .v();
     assert_eq!(u.custom_claims["region"], "eu");
     assert!(is_conflict(
-        s.create_user(Mode::Test, &user("usr_2", Some("sensor")), now())
+        s.create_user(Mode::Test, &user("usr_2", Some("sensor")), now(), rec())
             .await
     ));
     assert!(is_conflict(
-        s.create_user(Mode::Test, &user("usr_1", None), now()).await
+        s.create_user(Mode::Test, &user("usr_1", None), now(), rec())
+            .await
     ));
-    s.create_user(Mode::Test, &user("usr_2", None), now())
+    s.create_user(Mode::Test, &user("usr_2", None), now(), rec())
         .await
-        .unwrap();
+        .v();
     let taken = UpdateUser {
         username: Some(Some("sensor".into())),
         ..Default::default()
     };
     assert!(is_conflict(
-        s.update_user(Mode::Test, "usr_2", &taken, now()).await
+        s.update_user(Mode::Test, "usr_2", &taken, now(), rec())
+            .await
     ));
     let patch = UpdateUser {
         name: Some("renamed".into()),
@@ -290,25 +328,25 @@ async fn users_update_delete_and_keep_usernames_unique(s: &Store) {
         ..Default::default()
     };
     let updated = s
-        .update_user(Mode::Test, "usr_1", &patch, now())
+        .update_user(Mode::Test, "usr_1", &patch, now(), rec())
         .await
-        .unwrap();
+        .v();
     assert_eq!(updated.name, "renamed");
     assert_eq!(updated.username, None);
     assert!(updated.disabled);
     assert_eq!(updated.token_ttl_seconds, Some(60));
     assert_eq!(updated.email.as_deref(), Some("ops@example.com"));
     // The freed username can be taken now.
-    s.update_user(Mode::Test, "usr_2", &taken, now())
+    s.update_user(Mode::Test, "usr_2", &taken, now(), rec())
         .await
-        .unwrap();
+        .v();
 
-    s.create_tenant(Mode::Test, &tenant("a", "ws", true), now())
+    s.create_tenant(Mode::Test, &tenant("a", "ws", true), now(), rec())
         .await
-        .unwrap();
-    s.set_roles(Mode::Test, "a", "usr_1", &["viewer".into()], now())
+        .v();
+    s.set_roles(Mode::Test, "a", "usr_1", &["viewer".into()], now(), rec())
         .await
-        .unwrap();
+        .v();
     let by_tenant = s
         .list_users(Mode::Test, None, Some("a"), &page(50))
         .await
@@ -321,20 +359,22 @@ async fn users_update_delete_and_keep_usernames_unique(s: &Store) {
         .unwrap();
     assert!(humans.items.is_empty());
 
-    s.delete_user(Mode::Test, "usr_1").await.unwrap();
-    assert!(is_not_found(s.delete_user(Mode::Test, "usr_1").await));
+    s.delete_user(Mode::Test, "usr_1", rec()).await.v();
+    assert!(is_not_found(
+        s.delete_user(Mode::Test, "usr_1", rec()).await
+    ));
     // Its membership went with it, so the tenant can be deleted.
-    s.delete_tenant(Mode::Test, "a").await.unwrap();
+    s.delete_tenant(Mode::Test, "a", rec()).await.v();
 }
 
 async fn secrets_and_memberships_make_up_the_principal(s: &Store) {
     bootstrapped(s).await;
-    s.create_user(Mode::Test, &user("usr_1", None), now())
+    s.create_user(Mode::Test, &user("usr_1", None), now(), rec())
         .await
-        .unwrap();
-    s.create_tenant(Mode::Test, &tenant("a", "ws", true), now())
+        .v();
+    s.create_tenant(Mode::Test, &tenant("a", "ws", true), now(), rec())
         .await
-        .unwrap();
+        .v();
     for (id, expiry) in [("sec_1", None), ("sec_2", Some(now()))] {
         let secret = NewSecret {
             id: id.into(),
@@ -343,7 +383,7 @@ async fn secrets_and_memberships_make_up_the_principal(s: &Store) {
             digest: CredentialDigest::of(id),
             expires_at: expiry,
         };
-        s.create_secret(Mode::Test, &secret, now()).await.unwrap();
+        s.create_secret(Mode::Test, &secret, now(), rec()).await.v();
     }
     let orphan = NewSecret {
         id: "sec_3".into(),
@@ -353,7 +393,7 @@ async fn secrets_and_memberships_make_up_the_principal(s: &Store) {
         expires_at: None,
     };
     assert!(is_not_found(
-        s.create_secret(Mode::Test, &orphan, now()).await
+        s.create_secret(Mode::Test, &orphan, now(), rec()).await
     ));
     s.set_roles(
         Mode::Test,
@@ -361,12 +401,13 @@ async fn secrets_and_memberships_make_up_the_principal(s: &Store) {
         "usr_1",
         &["operator".into(), "viewer".into()],
         now(),
+        rec(),
     )
     .await
-    .unwrap();
-    s.set_roles(Mode::Test, "ws", "usr_1", &["admin".into()], now())
+    .v();
+    s.set_roles(Mode::Test, "ws", "usr_1", &["admin".into()], now(), rec())
         .await
-        .unwrap();
+        .v();
 
     let p = s
         .load_principal(Mode::Test, "usr_1")
@@ -401,12 +442,14 @@ async fn secrets_and_memberships_make_up_the_principal(s: &Store) {
         .await
         .unwrap();
     assert_eq!(listed.items.len(), 2);
-    s.delete_secret(Mode::Test, "usr_1", "sec_1").await.unwrap();
+    s.delete_secret(Mode::Test, "usr_1", "sec_1", rec())
+        .await
+        .v();
     assert!(is_not_found(
-        s.delete_secret(Mode::Test, "usr_1", "sec_1").await
+        s.delete_secret(Mode::Test, "usr_1", "sec_1", rec()).await
     ));
     assert!(is_not_found(
-        s.delete_secret(Mode::Live, "usr_1", "sec_2").await
+        s.delete_secret(Mode::Live, "usr_1", "sec_2", rec()).await
     ));
     let p = s
         .load_principal(Mode::Test, "usr_1")
@@ -427,9 +470,10 @@ async fn the_role_catalog_is_replaced_whole_and_lists_in_pages(s: &Store) {
             &["telemetry:write".into()],
             Some("ops"),
             now(),
+            rec(),
         )
         .await
-        .unwrap();
+        .v();
     assert!(created);
     let (role, created) = s
         .put_role(
@@ -438,16 +482,17 @@ async fn the_role_catalog_is_replaced_whole_and_lists_in_pages(s: &Store) {
             &["telemetry:read".into()],
             None,
             now(),
+            rec(),
         )
         .await
-        .unwrap();
+        .v();
     assert!(!created);
     assert_eq!(role.permissions, vec!["telemetry:read"]);
     assert_eq!(role.description, None);
     for name in ["a1", "a2", "a3"] {
-        s.put_role(Mode::Test, name, &[], None, now())
+        s.put_role(Mode::Test, name, &[], None, now(), rec())
             .await
-            .unwrap();
+            .v();
     }
     let first = s.list_roles(Mode::Test, &page(2)).await.unwrap();
     assert_eq!(first.items.len(), 2);
@@ -466,8 +511,8 @@ async fn the_role_catalog_is_replaced_whole_and_lists_in_pages(s: &Store) {
     assert!(second.next_after.is_none());
     assert_eq!(s.role_catalog(Mode::Test).await.unwrap().len(), 4);
     assert!(s.role_catalog(Mode::Live).await.unwrap().is_empty());
-    s.delete_role(Mode::Test, "a1").await.unwrap();
-    assert!(is_not_found(s.delete_role(Mode::Test, "a1").await));
+    s.delete_role(Mode::Test, "a1", rec()).await.v();
+    assert!(is_not_found(s.delete_role(Mode::Test, "a1", rec()).await));
     assert!(is_not_found(s.get_role(Mode::Live, "operator").await));
 }
 
@@ -477,12 +522,17 @@ async fn concurrent_writes_all_land(s: &Store) {
     for i in 0..24 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            s.create_tenant(Mode::Test, &tenant(&format!("t{i:02}"), "ws", true), now())
-                .await
+            s.create_tenant(
+                Mode::Test,
+                &tenant(&format!("t{i:02}"), "ws", true),
+                now(),
+                rec(),
+            )
+            .await
         }));
     }
     for t in tasks {
-        t.await.unwrap().unwrap();
+        t.await.unwrap().v();
     }
     let all = s.list_tenants(Mode::Test, None, &page(1000)).await.unwrap();
     assert_eq!(all.items.len(), 24);
@@ -508,18 +558,28 @@ fn api_key(id: &str, user: &str, digest: &str, remaining: Option<i64>) -> NewApi
 
 async fn api_keys_rotate_with_grace_and_revoke(s: &Store) {
     bootstrapped(s).await;
-    s.create_user(Mode::Test, &user("usr_1", None), now())
+    s.create_user(Mode::Test, &user("usr_1", None), now(), rec())
         .await
-        .unwrap();
+        .v();
     let created = s
-        .create_api_key(Mode::Test, &api_key("key_1", "usr_1", "v1", None), now())
+        .create_api_key(
+            Mode::Test,
+            &api_key("key_1", "usr_1", "v1", None),
+            now(),
+            rec(),
+        )
         .await
-        .unwrap();
+        .v();
     assert_eq!(created.roles, Some(vec!["viewer".to_string()]));
     assert_eq!(created.ratelimit.unwrap().limit, 10);
     assert!(is_not_found(
-        s.create_api_key(Mode::Test, &api_key("key_2", "usr_404", "v2", None), now())
-            .await
+        s.create_api_key(
+            Mode::Test,
+            &api_key("key_2", "usr_404", "v2", None),
+            now(),
+            rec()
+        )
+        .await
     ));
     let found = s
         .find_api_key(Mode::Test, &CredentialDigest::of("v1"))
@@ -535,9 +595,15 @@ async fn api_keys_rotate_with_grace_and_revoke(s: &Store) {
         .is_none());
 
     let grace_end = now() + time::Duration::minutes(5);
-    s.rotate_api_key(Mode::Test, "key_1", &CredentialDigest::of("v2"), grace_end)
-        .await
-        .unwrap();
+    s.rotate_api_key(
+        Mode::Test,
+        "key_1",
+        &CredentialDigest::of("v2"),
+        grace_end,
+        rec(),
+    )
+    .await
+    .v();
     let old = s
         .find_api_key(Mode::Test, &CredentialDigest::of("v1"))
         .await
@@ -551,22 +617,35 @@ async fn api_keys_rotate_with_grace_and_revoke(s: &Store) {
         .unwrap();
     assert_eq!(new.value_expires_at, None);
 
-    let revoked = s.revoke_api_key(Mode::Test, "key_1", now()).await.unwrap();
+    let revoked = s
+        .revoke_api_key(Mode::Test, "key_1", now(), rec())
+        .await
+        .v();
     assert_eq!(revoked.revoked_at, Some(now()));
     assert!(is_conflict(
-        s.rotate_api_key(Mode::Test, "key_1", &CredentialDigest::of("v3"), now())
-            .await
+        s.rotate_api_key(
+            Mode::Test,
+            "key_1",
+            &CredentialDigest::of("v3"),
+            now(),
+            rec()
+        )
+        .await
     ));
     // The tenant can go once only revoked keys are left; they go with it.
-    s.create_tenant(Mode::Test, &tenant("t", "ws", true), now())
+    s.create_tenant(Mode::Test, &tenant("t", "ws", true), now(), rec())
         .await
-        .unwrap();
+        .v();
     let mut scoped = api_key("key_t", "usr_1", "vt", None);
     scoped.tenant_id = "t".into();
-    s.create_api_key(Mode::Test, &scoped, now()).await.unwrap();
-    assert!(is_conflict(s.delete_tenant(Mode::Test, "t").await));
-    s.revoke_api_key(Mode::Test, "key_t", now()).await.unwrap();
-    s.delete_tenant(Mode::Test, "t").await.unwrap();
+    s.create_api_key(Mode::Test, &scoped, now(), rec())
+        .await
+        .v();
+    assert!(is_conflict(s.delete_tenant(Mode::Test, "t", rec()).await));
+    s.revoke_api_key(Mode::Test, "key_t", now(), rec())
+        .await
+        .v();
+    s.delete_tenant(Mode::Test, "t", rec()).await.v();
 
     let listed = s
         .list_api_keys(Mode::Test, Some("usr_1"), None, &page(50))
@@ -584,7 +663,7 @@ async fn api_keys_rotate_with_grace_and_revoke(s: &Store) {
         Some(now())
     );
     // Deleting the user takes its keys and their digests along.
-    s.delete_user(Mode::Test, "usr_1").await.unwrap();
+    s.delete_user(Mode::Test, "usr_1", rec()).await.v();
     assert!(s
         .find_api_key(Mode::Test, &CredentialDigest::of("v2"))
         .await
@@ -594,12 +673,17 @@ async fn api_keys_rotate_with_grace_and_revoke(s: &Store) {
 
 async fn a_budget_is_never_overspent_under_concurrency(s: &Store) {
     bootstrapped(s).await;
-    s.create_user(Mode::Test, &user("usr_1", None), now())
+    s.create_user(Mode::Test, &user("usr_1", None), now(), rec())
         .await
-        .unwrap();
-    s.create_api_key(Mode::Test, &api_key("key_1", "usr_1", "v1", Some(5)), now())
-        .await
-        .unwrap();
+        .v();
+    s.create_api_key(
+        Mode::Test,
+        &api_key("key_1", "usr_1", "v1", Some(5)),
+        now(),
+        rec(),
+    )
+    .await
+    .v();
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let s = s.clone();
@@ -624,9 +708,9 @@ async fn a_budget_is_never_overspent_under_concurrency(s: &Store) {
 async fn the_token_deny_list_cleans_itself_up(s: &Store) {
     bootstrapped(s).await;
     let later = now() + time::Duration::hours(1);
-    s.revoke_token(Mode::Test, "jti-1", later).await.unwrap();
-    s.revoke_token(Mode::Test, "jti-1", later).await.unwrap();
-    s.revoke_token(Mode::Live, "jti-2", now()).await.unwrap();
+    s.revoke_token(Mode::Test, "jti-1", later, rec()).await.v();
+    s.revoke_token(Mode::Test, "jti-1", later, rec()).await.v();
+    s.revoke_token(Mode::Live, "jti-2", now(), rec()).await.v();
     let listed = s.revoked_tokens(now()).await.unwrap();
     assert_eq!(listed, vec![("jti-1".to_string(), later)]);
     assert_eq!(s.purge_revoked_tokens(now()).await.unwrap(), 1);
@@ -824,6 +908,133 @@ async fn postgres_audit_rows_cannot_be_changed() {
     audit_rows_cannot_be_changed(&store, &url).await;
 }
 
+/// A write's audit event is stored in the write's own transaction: there
+/// once the write returns, built from its result, and absent when the
+/// write is refused (nothing half-written either way).
+async fn a_writes_event_commits_with_it_and_only_with_it(s: &Store) {
+    bootstrapped(s).await;
+    let event = |id: &str| {
+        let mut e = audit_event(id, Some(Mode::Test), AuditAction::UserCreated, "x", 0);
+        e.details = JsonObject::new();
+        e
+    };
+    let written = s
+        .create_user(Mode::Test, &user("usr_a", Some("alice")), now(), |u| {
+            let mut e = event("evt_a");
+            e.target = AuditTarget::new("user", &u.id);
+            e
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        written.changes(),
+        [latchkey_store::Invalidation::user(Mode::Test, "usr_a")]
+    );
+    let listed = |s: &Store| {
+        let s = s.clone();
+        async move {
+            s.list_audit_events(Mode::Test, &AuditFilter::default(), &page(50))
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    let events = listed(s).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].id, "evt_a");
+    assert_eq!(events[0].target.id, "usr_a");
+    // Refused: a taken username, an unknown user. No event, no change.
+    assert!(is_conflict(
+        s.create_user(Mode::Test, &user("usr_b", Some("alice")), now(), |_| event(
+            "evt_b"
+        ))
+        .await
+    ));
+    assert!(is_not_found(
+        s.delete_user(Mode::Test, "usr_ghost", |_| event("evt_c"))
+            .await
+    ));
+    assert!(is_not_found(s.get_user(Mode::Test, "usr_b").await));
+    // A scheduled rotation that finds a newer key adds and records nothing.
+    let key = SigningKeyRecord {
+        kid: "k9".into(),
+        mode: Mode::Test,
+        alg: "EdDSA".into(),
+        private_pkcs8: "v1.sealed".into(),
+        status: "active".into(),
+        created_at: now(),
+        not_before: now(),
+    };
+    let skipped = s
+        .add_signing_key(&key, Some(now() - time::Duration::days(1)), |_| {
+            event("evt_d")
+        })
+        .await
+        .unwrap();
+    assert!(skipped.changes().is_empty());
+    assert!(!skipped.into_parts().0);
+    assert_eq!(listed(s).await.len(), 1, "only the committed write's event");
+    // An event the store refuses (its id taken) undoes the write it records.
+    assert!(s
+        .create_user(Mode::Test, &user("usr_e", None), now(), |_| event("evt_a"))
+        .await
+        .is_err());
+    assert!(is_not_found(s.get_user(Mode::Test, "usr_e").await));
+}
+
+/// On PostgreSQL every write publishes its invalidations inside its
+/// transaction: another node's listener gets them when (and only when) the
+/// write commits, and a node never hears its own.
+async fn next(
+    l: &mut latchkey_store::StoreListener,
+) -> Result<latchkey_store::ListenEvent, tokio::time::error::Elapsed> {
+    tokio::time::timeout(std::time::Duration::from_millis(500), l.recv()).await
+}
+
+#[tokio::test]
+async fn postgres_writes_reach_other_nodes_listeners_with_their_commit() {
+    let Some(url) = latchkey_store::testing::fresh_postgres_url().await else {
+        eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let a = Store::connect(&url).await.unwrap();
+    let b = Store::connect(&url).await.unwrap();
+    assert_ne!(a.node_id(), b.node_id());
+    bootstrapped(&a).await;
+    let mut at_b = b.listen().await.unwrap().unwrap();
+    let mut at_a = a.listen().await.unwrap().unwrap();
+    a.create_user(Mode::Test, &user("usr_1", Some("u1")), now(), rec())
+        .await
+        .v();
+    assert_eq!(
+        next(&mut at_b).await.expect("b hears a's write"),
+        latchkey_store::ListenEvent::Changes(vec![latchkey_store::Invalidation::user(
+            Mode::Test,
+            "usr_1"
+        )])
+    );
+    // A refused write sends nothing; a's own listener hears nothing of a.
+    assert!(is_conflict(
+        a.create_user(Mode::Test, &user("usr_2", Some("u1")), now(), rec())
+            .await
+    ));
+    a.put_role(Mode::Test, "viewer", &[], None, now(), rec())
+        .await
+        .v();
+    assert_eq!(
+        next(&mut at_b)
+            .await
+            .expect("b hears the next committed write"),
+        latchkey_store::ListenEvent::Changes(vec![latchkey_store::Invalidation::Catalog {
+            mode: Mode::Test
+        }])
+    );
+    assert!(
+        next(&mut at_a).await.is_err(),
+        "a node skips its own notices"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -865,4 +1076,5 @@ conformance!(
     a_budget_is_never_overspent_under_concurrency,
     the_token_deny_list_cleans_itself_up,
     audit_events_list_newest_first_with_filters_and_cursor,
+    a_writes_event_commits_with_it_and_only_with_it,
 );

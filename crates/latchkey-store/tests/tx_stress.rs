@@ -2,9 +2,38 @@
 //! clean: a burst of not-found errors followed by good writes never fails.
 
 use latchkey_core::credential::CredentialDigest;
-use latchkey_store::{NewSecret, NewUser, PageRequest, Store, StoreError, WorkspaceRecord};
+use latchkey_store::{
+    NewSecret, NewUser, PageRequest, Store, StoreError, WorkspaceRecord, Written,
+};
+use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
 use latchkey_types::{JsonObject, Mode, UserKind};
 use time::OffsetDateTime;
+
+/// A test audit event for any write (a fresh id each time).
+fn rec<T>() -> impl FnOnce(&T) -> AuditEvent + Send {
+    |_| AuditEvent {
+        id: latchkey_core::ids::new_prefixed_id("evt"),
+        time: OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+        mode: Some(Mode::Test),
+        action: AuditAction::UserUpdated,
+        actor: AuditActor::system(),
+        target: AuditTarget::new("user", "usr_x"),
+        tenant_id: None,
+        source_address: None,
+        details: JsonObject::new(),
+    }
+}
+
+/// The value of a successful write.
+trait Value<T> {
+    fn v(self) -> T;
+}
+
+impl<T> Value<T> for Result<Written<T>, StoreError> {
+    fn v(self) -> T {
+        self.unwrap().into_parts().0
+    }
+}
 
 async fn hammer(s: &Store) {
     let now = OffsetDateTime::now_utc();
@@ -13,7 +42,7 @@ async fn hammer(s: &Store) {
         name: "w".into(),
         created_at: now,
     };
-    s.bootstrap(&ws, &[], &[]).await.unwrap();
+    s.bootstrap(&ws, &[], &[], &[]).await.unwrap();
     let user = NewUser {
         id: "usr_1".into(),
         kind: UserKind::Machine,
@@ -26,7 +55,7 @@ async fn hammer(s: &Store) {
         disabled: false,
         token_ttl_seconds: None,
     };
-    s.create_user(Mode::Test, &user, now).await.unwrap();
+    s.create_user(Mode::Test, &user, now, rec()).await.v();
     let page = PageRequest {
         limit: 10,
         after: None,
@@ -47,7 +76,9 @@ async fn hammer(s: &Store) {
     for i in 0..200 {
         let r = s.list_secrets(Mode::Test, "usr_ghost", &page).await;
         assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
-        let r = s.delete_secret(Mode::Test, "usr_1", "sec_ghost").await;
+        let r = s
+            .delete_secret(Mode::Test, "usr_1", "sec_ghost", rec())
+            .await;
         assert!(
             matches!(r, Err(StoreError::NotFound(_))),
             "round {i}: {r:?}"
@@ -59,7 +90,7 @@ async fn hammer(s: &Store) {
             digest: CredentialDigest::of(&format!("s{i}")),
             expires_at: None,
         };
-        s.create_secret(Mode::Test, &secret, now).await.unwrap();
+        s.create_secret(Mode::Test, &secret, now, rec()).await.v();
     }
     bg.await.unwrap();
 }

@@ -54,6 +54,15 @@ impl AuditEvent {
 /// The kinds of audit event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub enum AuditAction {
+    /// The workspace was created (first start), in this mode's partition.
+    #[serde(rename = "workspace.created")]
+    WorkspaceCreated,
+    /// An admin key was installed (first start).
+    #[serde(rename = "admin_key.created")]
+    AdminKeyCreated,
+    /// A mode's first signing key was created (first start).
+    #[serde(rename = "signing_key.created")]
+    SigningKeyCreated,
     /// A tenant was created.
     #[serde(rename = "tenant.created")]
     TenantCreated,
@@ -119,7 +128,10 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in a stable order.
-    pub const ALL: [AuditAction; 20] = [
+    pub const ALL: [AuditAction; 23] = [
+        AuditAction::WorkspaceCreated,
+        AuditAction::AdminKeyCreated,
+        AuditAction::SigningKeyCreated,
         AuditAction::TenantCreated,
         AuditAction::TenantUpdated,
         AuditAction::TenantDeleted,
@@ -145,6 +157,9 @@ impl AuditAction {
     /// The dotted name (`api_key.created`), as in JSON and the store.
     pub fn as_str(self) -> &'static str {
         match self {
+            AuditAction::WorkspaceCreated => "workspace.created",
+            AuditAction::AdminKeyCreated => "admin_key.created",
+            AuditAction::SigningKeyCreated => "signing_key.created",
             AuditAction::TenantCreated => "tenant.created",
             AuditAction::TenantUpdated => "tenant.updated",
             AuditAction::TenantDeleted => "tenant.deleted",
@@ -229,9 +244,9 @@ impl AuditActor {
 /// What an event is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditTarget {
-    /// `tenant`, `role`, `user`, `client_secret`, `user_key`, `api_key`,
-    /// `signing_key`, `token` (by its `jti`), `client` (a client id named in
-    /// failed attempts) or `address`.
+    /// `workspace`, `admin_key`, `tenant`, `role`, `user`, `client_secret`,
+    /// `user_key`, `api_key`, `signing_key`, `token` (by its `jti`),
+    /// `client` (a client id named in failed attempts) or `address`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Its id (for `address`, the address).

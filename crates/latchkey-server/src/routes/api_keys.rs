@@ -22,7 +22,6 @@ use super::{check_object, check_optional_text, page_request, to_page};
 use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
-use crate::invalidation::Invalidation;
 use crate::keycheck;
 use crate::state::AppState;
 use latchkey_types::audit::AuditAction;
@@ -125,21 +124,18 @@ async fn create_api_key(
         expires_at: body.expires_at,
         digest,
     };
-    let api_key = state.store.create_api_key(mode, &new, now).await?;
-    state
-        .invalidate(&[Invalidation::api_key(mode, &api_key.id, &[digest])])
-        .await;
-    state
-        .audit
-        .record(
+    let written = state
+        .store
+        .create_api_key(mode, &new, now, |api_key| {
             admin
                 .event(&state, AuditAction::ApiKeyCreated, "api_key", &api_key.id)
                 .with_tenant(&api_key.tenant_id)
                 .with_detail("userId", api_key.user_id.clone())
                 .with_detail("roles", api_key.roles.clone())
-                .with_detail("expiresAt", crate::audit::rfc3339(api_key.expires_at)),
-        )
-        .await;
+                .with_detail("expiresAt", crate::audit::rfc3339(api_key.expires_at))
+        })
+        .await?;
+    let api_key = state.applied(written).await;
     let created = CreatedApiKey {
         key: value.expose().to_owned(),
         api_key,
@@ -211,19 +207,15 @@ async fn revoke_api_key(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     check_key_id(&id)?;
-    let revoked = state
+    let written = state
         .store
-        .revoke_api_key(admin.mode(), &id, state.clock.now())
-        .await?;
-    state.invalidate_api_key(admin.mode(), &id).await;
-    state
-        .audit
-        .record(
+        .revoke_api_key(admin.mode(), &id, state.clock.now(), |revoked| {
             admin
                 .event(&state, AuditAction::ApiKeyRevoked, "api_key", &id)
-                .with_tenant(&revoked.tenant_id),
-        )
-        .await;
+                .with_tenant(&revoked.tenant_id)
+        })
+        .await?;
+    state.applied(written).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -250,20 +242,16 @@ async fn rotate_api_key(
     let value = credential::generate(mode, CredentialKind::ApiKey);
     let digest = CredentialDigest::of(value.expose());
     let until = state.clock.now() + time::Duration::seconds(grace);
-    let api_key = state
+    let written = state
         .store
-        .rotate_api_key(mode, &id, &digest, until)
-        .await?;
-    state.invalidate_api_key(mode, &id).await;
-    state
-        .audit
-        .record(
+        .rotate_api_key(mode, &id, &digest, until, |api_key| {
             admin
                 .event(&state, AuditAction::ApiKeyRotated, "api_key", &id)
                 .with_tenant(&api_key.tenant_id)
-                .with_detail("gracePeriodSeconds", grace),
-        )
-        .await;
+                .with_detail("gracePeriodSeconds", grace)
+        })
+        .await?;
+    let api_key = state.applied(written).await;
     Ok(axum::Json(CreatedApiKey {
         key: value.expose().to_owned(),
         api_key,

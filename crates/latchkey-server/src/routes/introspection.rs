@@ -20,7 +20,6 @@ use utoipa_axum::routes;
 
 use super::oauth::{authenticate_client, authorization, require_tls_for, OAuthForm};
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::invalidation::Invalidation;
 use crate::keycheck;
 use crate::state::{AdminKeyInfo, AppState};
 use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
@@ -257,22 +256,19 @@ async fn revoke(
                 if !caller.may_revoke(found.user_id()) {
                     return Err(refused());
                 }
-                state
-                    .store
-                    .revoke_api_key(mode, found.id(), state.clock.now())
-                    .await?;
                 let event = revoked(
                     &state,
                     &caller,
                     transport.as_ref(),
                     AuditAction::ApiKeyRevoked,
                     AuditTarget::new("api_key", found.id()),
-                );
-                state.invalidate_api_key(mode, found.id()).await;
-                state
-                    .audit
-                    .record(event.with_tenant(found.tenant_id()))
-                    .await;
+                )
+                .with_tenant(found.tenant_id());
+                let written = state
+                    .store
+                    .revoke_api_key(mode, found.id(), state.clock.now(), |_| event)
+                    .await?;
+                state.applied(written).await;
             }
         }
         Ok(_) => {}
@@ -288,10 +284,6 @@ async fn revoke(
                     .saturating_add(latchkey_verify::jwt::DEFAULT_LEEWAY_SECONDS as i64);
                 let expires_at = time::OffsetDateTime::from_unix_timestamp(exp)
                     .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-                state
-                    .store
-                    .revoke_token(mode, claims.jti(), expires_at)
-                    .await?;
                 let event = revoked(
                     &state,
                     &caller,
@@ -300,13 +292,11 @@ async fn revoke(
                     AuditTarget::new("token", claims.jti()),
                 )
                 .with_detail("userId", claims.user_id());
-                state
-                    .invalidate(&[Invalidation::TokenRevoked {
-                        jti: claims.jti().to_owned(),
-                        until: exp,
-                    }])
-                    .await;
-                state.audit.record(event).await;
+                let written = state
+                    .store
+                    .revoke_token(mode, claims.jti(), expires_at, |_| event)
+                    .await?;
+                state.applied(written).await;
             }
         }
     }

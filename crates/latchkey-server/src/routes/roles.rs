@@ -17,7 +17,6 @@ use super::{check_optional_text, page_request, to_page};
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::invalidation::Invalidation;
 use crate::state::AppState;
 use latchkey_types::audit::AuditAction;
 
@@ -63,7 +62,7 @@ async fn put_role(
     let mut permissions = body.permissions;
     permissions.sort();
     permissions.dedup();
-    let (role, created) = state
+    let written = state
         .store
         .put_role(
             admin.mode(),
@@ -71,20 +70,15 @@ async fn put_role(
             &permissions,
             body.description.as_deref(),
             state.clock.now(),
+            |(role, created)| {
+                admin
+                    .event(&state, AuditAction::RolePut, "role", &name)
+                    .with_detail("permissions", role.permissions.clone())
+                    .with_detail("created", *created)
+            },
         )
         .await?;
-    state
-        .invalidate(&[Invalidation::Catalog { mode: admin.mode() }])
-        .await;
-    state
-        .audit
-        .record(
-            admin
-                .event(&state, AuditAction::RolePut, "role", &name)
-                .with_detail("permissions", role.permissions.clone())
-                .with_detail("created", created),
-        )
-        .await;
+    let (role, created) = state.applied(written).await;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -143,13 +137,11 @@ async fn delete_role(
     admin: Admin,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.delete_role(admin.mode(), &name).await?;
-    state
-        .invalidate(&[Invalidation::Catalog { mode: admin.mode() }])
-        .await;
-    state
-        .audit
-        .record(admin.event(&state, AuditAction::RoleDeleted, "role", &name))
-        .await;
+    let event = admin.event(&state, AuditAction::RoleDeleted, "role", &name);
+    let written = state
+        .store
+        .delete_role(admin.mode(), &name, |_| event)
+        .await?;
+    state.applied(written).await;
     Ok(StatusCode::NO_CONTENT)
 }

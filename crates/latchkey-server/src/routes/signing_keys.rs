@@ -16,9 +16,8 @@ use utoipa_axum::routes;
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::invalidation::Invalidation;
 use crate::state::AppState;
-use latchkey_types::audit::{AuditAction, AuditActor, AuditTarget};
+use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -100,27 +99,25 @@ async fn rotate_signing_key(
             .map(|k| k.key.alg())
             .unwrap_or_default(),
     };
-    let kid = rotate(&state, mode, alg, body.immediate.unwrap_or(false), None)
-        .await?
-        .ok_or(ApiError::Internal)?;
+    let immediate = body.immediate.unwrap_or(false);
+    let kid = rotate(&state, mode, alg, immediate, None, |kid| {
+        admin
+            .event(&state, AuditAction::SigningKeyRotated, "signing_key", kid)
+            .with_detail("alg", alg.as_str())
+            .with_detail("immediate", immediate)
+    })
+    .await?
+    .ok_or(ApiError::Internal)?;
     let created = info(&state, mode)
         .into_iter()
         .find(|k| k.kid == kid)
         .ok_or(ApiError::Internal)?;
-    state
-        .audit
-        .record(
-            admin
-                .event(&state, AuditAction::SigningKeyRotated, "signing_key", &kid)
-                .with_detail("alg", alg.as_str())
-                .with_detail("immediate", body.immediate.unwrap_or(false)),
-        )
-        .await;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
-/// Creates, seals and stores a new key, then reloads the ring. With
-/// `unless_newer_than`, does nothing when a newer key exists (scheduled
+/// Creates, seals and stores a new key with the audit event `record` makes
+/// from its kid, then reloads the ring. With `unless_newer_than`, does
+/// nothing (and records nothing) when a newer key exists (scheduled
 /// rotation on several nodes). Returns the new kid, if one was added.
 pub async fn rotate(
     state: &AppState,
@@ -128,6 +125,7 @@ pub async fn rotate(
     alg: Algorithm,
     immediate: bool,
     unless_newer_than: Option<OffsetDateTime>,
+    record: impl FnOnce(&str) -> AuditEvent + Send,
 ) -> Result<Option<String>, ApiError> {
     let now = state.clock.now();
     let key = SigningKey::generate(alg).map_err(|e| {
@@ -156,7 +154,7 @@ pub async fn rotate(
         Some(l) if l >= wanted => l + time::Duration::milliseconds(1),
         _ => wanted,
     };
-    let record = SigningKeyRecord {
+    let key_record = SigningKeyRecord {
         kid: key.kid().to_owned(),
         mode,
         alg: alg.as_str().to_owned(),
@@ -165,19 +163,19 @@ pub async fn rotate(
         created_at: now,
         not_before,
     };
-    let added = state
+    let written = state
         .store
-        .add_signing_key(&record, unless_newer_than)
+        .add_signing_key(&key_record, unless_newer_than, |_| record(&key_record.kid))
         .await?;
+    let added = state.applied(written).await;
     state.keys.reload(&state.store, now).await.map_err(|e| {
         tracing::error!(error = %e, "cannot reload signing keys");
         ApiError::Internal
     })?;
     if added {
-        state.invalidate(&[Invalidation::SigningKeys]).await;
-        tracing::info!(%mode, kid = %record.kid, alg = alg.as_str(), %not_before, "signing key rotated");
+        tracing::info!(%mode, kid = %key_record.kid, alg = alg.as_str(), %not_before, "signing key rotated");
     }
-    Ok(added.then_some(record.kid))
+    Ok(added.then_some(key_record.kid))
 }
 
 /// Every `period`: reloads the keys (picking up rotations made by other
@@ -225,22 +223,21 @@ pub async fn maintain(state: &AppState) {
             .signing(mode, now)
             .map(|k| k.key.alg())
             .unwrap_or_default();
-        match rotate(state, mode, alg, false, Some(cutoff)).await {
-            Ok(Some(kid)) => {
-                let event = crate::audit::event(
-                    state,
-                    Some(mode),
-                    AuditAction::SigningKeyRotated,
-                    AuditActor::system(),
-                    AuditTarget::new("signing_key", kid),
-                    None,
-                )
-                .with_detail("alg", alg.as_str())
-                .with_detail("scheduled", true);
-                state.audit.record(event).await;
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(?e, %mode, "scheduled signing-key rotation failed"),
+        let scheduled = rotate(state, mode, alg, false, Some(cutoff), |kid| {
+            crate::audit::event(
+                state,
+                Some(mode),
+                AuditAction::SigningKeyRotated,
+                AuditActor::system(),
+                AuditTarget::new("signing_key", kid),
+                None,
+            )
+            .with_detail("alg", alg.as_str())
+            .with_detail("scheduled", true)
+        })
+        .await;
+        if let Err(e) = scheduled {
+            tracing::warn!(?e, %mode, "scheduled signing-key rotation failed");
         }
     }
 }

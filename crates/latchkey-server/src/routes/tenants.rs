@@ -18,7 +18,6 @@ use super::{check_name, check_object, page_request, to_page};
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::invalidation::Invalidation;
 use crate::state::AppState;
 use latchkey_types::audit::AuditAction;
 
@@ -77,23 +76,17 @@ async fn create_tenant(
         cascade: body.cascade.unwrap_or(true),
         metadata,
     };
-    let tenant = state
+    let written = state
         .store
-        .create_tenant(admin.mode(), &new, state.clock.now())
-        .await?;
-    state
-        .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
-        .await;
-    state
-        .audit
-        .record(
+        .create_tenant(admin.mode(), &new, state.clock.now(), |tenant| {
             admin
                 .event(&state, AuditAction::TenantCreated, "tenant", &tenant.id)
                 .with_tenant(&tenant.id)
                 .with_detail("parentId", tenant.parent_id.clone())
-                .with_detail("cascade", tenant.cascade),
-        )
-        .await;
+                .with_detail("cascade", tenant.cascade)
+        })
+        .await?;
+    let tenant = state.applied(written).await;
     Ok((StatusCode::CREATED, axum::Json(tenant)))
 }
 
@@ -160,19 +153,15 @@ async fn update_tenant(
     if let Some(m) = &body.metadata {
         check_object("metadata", m)?;
     }
-    let tenant = state.store.update_tenant(admin.mode(), &id, &body).await?;
-    state
-        .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
-        .await;
-    state
-        .audit
-        .record(
-            admin
-                .event(&state, AuditAction::TenantUpdated, "tenant", &id)
-                .with_tenant(&id)
-                .with_detail("fields", crate::audit::fields_set(&body)),
-        )
-        .await;
+    let event = admin
+        .event(&state, AuditAction::TenantUpdated, "tenant", &id)
+        .with_tenant(&id)
+        .with_detail("fields", crate::audit::fields_set(&body));
+    let written = state
+        .store
+        .update_tenant(admin.mode(), &id, &body, |_| event)
+        .await?;
+    let tenant = state.applied(written).await;
     Ok(axum::Json(tenant))
 }
 
@@ -185,18 +174,14 @@ async fn delete_tenant(
     admin: Admin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.delete_tenant(admin.mode(), &id).await?;
-    state
-        .invalidate(&[Invalidation::Tree { mode: admin.mode() }])
-        .await;
-    state
-        .audit
-        .record(
-            admin
-                .event(&state, AuditAction::TenantDeleted, "tenant", &id)
-                .with_tenant(&id),
-        )
-        .await;
+    let event = admin
+        .event(&state, AuditAction::TenantDeleted, "tenant", &id)
+        .with_tenant(&id);
+    let written = state
+        .store
+        .delete_tenant(admin.mode(), &id, |_| event)
+        .await?;
+    state.applied(written).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -229,22 +214,15 @@ async fn set_roles(
     roles.sort();
     roles.dedup();
     let now = state.clock.now();
-    let result = state
+    let event = admin
+        .event(&state, AuditAction::MembershipSet, "user", &user_id)
+        .with_tenant(&tenant_id)
+        .with_detail("roles", roles.clone());
+    let written = state
         .store
-        .set_roles(admin.mode(), &tenant_id, &user_id, &roles, now)
+        .set_roles(admin.mode(), &tenant_id, &user_id, &roles, now, |_| event)
         .await?;
-    state
-        .invalidate(&[Invalidation::user(admin.mode(), &user_id)])
-        .await;
-    state
-        .audit
-        .record(
-            admin
-                .event(&state, AuditAction::MembershipSet, "user", &user_id)
-                .with_tenant(&tenant_id)
-                .with_detail("roles", roles.clone()),
-        )
-        .await;
+    let result = state.applied(written).await;
     Ok(axum::Json(result.unwrap_or(Membership {
         tenant_id,
         user_id,

@@ -81,30 +81,32 @@ async fn create_token(
     let issued = issuance::issue(&state, mode, &principal, &request)
         .await
         .map_err(|e| match e.code() {
-            OAuthErrorCode::InvalidTarget => ApiError::not_found("tenant"),
+            OAuthErrorCode::InvalidTarget if e.description() == issuance::UNKNOWN_TENANT => {
+                ApiError::not_found("tenant")
+            }
+            OAuthErrorCode::InvalidTarget => ApiError::InvalidRequest(e.description().to_owned()),
             OAuthErrorCode::InvalidScope => ApiError::InvalidRequest(e.description().to_owned()),
             OAuthErrorCode::TemporarilyUnavailable => ApiError::Unavailable,
             _ => ApiError::Internal,
         })?;
     // The token's id, for the audit log (never the token itself).
     let jti = jti_of(&issued.access_token).ok_or(ApiError::Internal)?;
-    state
-        .audit
-        .record(
-            admin
-                .event(&state, AuditAction::TokenMinted, "token", &jti)
-                .with_tenant(body.tenant_id.as_deref().unwrap_or(&state.workspace.id))
-                .with_detail("userId", body.user_id.clone())
-                .with_detail("expiresIn", issued.expires_in)
-                .with_detail(
-                    "claims",
-                    body.claims
-                        .as_ref()
-                        .map(|c| c.keys().cloned().collect::<Vec<_>>())
-                        .unwrap_or_default(),
-                ),
-        )
-        .await;
+    // Minting writes nothing but its event: the token is answered once the
+    // event is stored.
+    let event = admin
+        .event(&state, AuditAction::TokenMinted, "token", &jti)
+        .with_tenant(body.tenant_id.as_deref().unwrap_or(&state.workspace.id))
+        .with_detail("userId", body.user_id.clone())
+        .with_detail("expiresIn", issued.expires_in)
+        .with_detail(
+            "claims",
+            body.claims
+                .as_ref()
+                .map(|c| c.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
+    state.store.append_audit_events(&[event]).await?;
+    state.audit.counted_written(1);
     Ok(axum::Json(CreatedToken {
         access_token: issued.access_token,
         token_type: issued.token_type,

@@ -25,7 +25,6 @@ use crate::auth::Admin;
 use crate::config::MAX_TOKEN_TTL_SECONDS;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::invalidation::Invalidation;
 use crate::state::AppState;
 use latchkey_types::audit::AuditAction;
 
@@ -112,23 +111,16 @@ async fn create_user(
         disabled: body.disabled.unwrap_or(false),
         token_ttl_seconds: body.token_ttl_seconds,
     };
-    let user = state
+    let written = state
         .store
-        .create_user(admin.mode(), &new, state.clock.now())
-        .await?;
-    state
-        .audit
-        .record(
+        .create_user(admin.mode(), &new, state.clock.now(), |user| {
             admin
                 .event(&state, AuditAction::UserCreated, "user", &user.id)
                 .with_detail("kind", user.kind.as_str())
-                .with_detail("disabled", user.disabled),
-        )
-        .await;
-    // A failed login with this id may have cached "no such user".
-    state
-        .invalidate(&[Invalidation::user(admin.mode(), &user.id)])
-        .await;
+                .with_detail("disabled", user.disabled)
+        })
+        .await?;
+    let user = state.applied(written).await;
     Ok((StatusCode::CREATED, axum::Json(user)))
 }
 
@@ -207,22 +199,16 @@ async fn update_user(
         check_custom_claims(c)?;
     }
     check_ttl(body.token_ttl_seconds.flatten())?;
-    let user = state
+    let written = state
         .store
-        .update_user(admin.mode(), &id, &body, state.clock.now())
-        .await?;
-    state
-        .invalidate(&[Invalidation::user(admin.mode(), &id)])
-        .await;
-    state
-        .audit
-        .record(
+        .update_user(admin.mode(), &id, &body, state.clock.now(), |user| {
             admin
                 .event(&state, AuditAction::UserUpdated, "user", &id)
                 .with_detail("fields", crate::audit::fields_set(&body))
-                .with_detail("disabled", user.disabled),
-        )
-        .await;
+                .with_detail("disabled", user.disabled)
+        })
+        .await?;
+    let user = state.applied(written).await;
     Ok(axum::Json(user))
 }
 
@@ -236,20 +222,12 @@ async fn delete_user(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     check_user_id(&id)?;
-    state.store.delete_user(admin.mode(), &id).await?;
-    state
-        .invalidate(&[
-            Invalidation::user(admin.mode(), &id),
-            Invalidation::UserApiKeys {
-                mode: admin.mode(),
-                user_id: id.clone(),
-            },
-        ])
-        .await;
-    state
-        .audit
-        .record(admin.event(&state, AuditAction::UserDeleted, "user", &id))
-        .await;
+    let event = admin.event(&state, AuditAction::UserDeleted, "user", &id);
+    let written = state
+        .store
+        .delete_user(admin.mode(), &id, |_| event)
+        .await?;
+    state.applied(written).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -340,11 +318,9 @@ async fn create_secret(
         digest: CredentialDigest::of(value.expose()),
         expires_at: body.expires_at,
     };
-    let stored = state.store.create_secret(mode, &new, now).await?;
-    state.invalidate(&[Invalidation::user(mode, &id)]).await;
-    state
-        .audit
-        .record(
+    let written = state
+        .store
+        .create_secret(mode, &new, now, |stored| {
             admin
                 .event(
                     &state,
@@ -353,9 +329,10 @@ async fn create_secret(
                     &stored.id,
                 )
                 .with_detail("userId", id.clone())
-                .with_detail("expiresAt", crate::audit::rfc3339(stored.expires_at)),
-        )
-        .await;
+                .with_detail("expiresAt", crate::audit::rfc3339(stored.expires_at))
+        })
+        .await?;
+    let stored = state.applied(written).await;
     let created = CreatedSecret {
         id: stored.id,
         user_id: stored.user_id,
@@ -407,26 +384,19 @@ async fn delete_secret(
     ApiPath((id, secret_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     check_user_id(&id)?;
-    state
-        .store
-        .delete_secret(admin.mode(), &id, &secret_id)
-        .await?;
-    state
-        .invalidate(&[Invalidation::user(admin.mode(), &id)])
-        .await;
-    state
-        .audit
-        .record(
-            admin
-                .event(
-                    &state,
-                    AuditAction::ClientSecretRevoked,
-                    "client_secret",
-                    &secret_id,
-                )
-                .with_detail("userId", id.clone()),
+    let event = admin
+        .event(
+            &state,
+            AuditAction::ClientSecretRevoked,
+            "client_secret",
+            &secret_id,
         )
-        .await;
+        .with_detail("userId", id.clone());
+    let written = state
+        .store
+        .delete_secret(admin.mode(), &id, &secret_id, |_| event)
+        .await?;
+    state.applied(written).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -542,20 +512,17 @@ async fn add_user_key(
         jwk,
         created_at: state.clock.now(),
     };
-    let created = state.store.add_user_key(admin.mode(), &key).await?;
-    state
-        .invalidate(&[Invalidation::user(admin.mode(), &id)])
-        .await;
-    state
-        .audit
-        .record(
+    let written = state
+        .store
+        .add_user_key(admin.mode(), &key, |created| {
             admin
                 .event(&state, AuditAction::UserKeyAdded, "user_key", &created.id)
                 .with_detail("userId", id.clone())
                 .with_detail("kid", created.kid.clone())
-                .with_detail("alg", created.alg.clone()),
-        )
-        .await;
+                .with_detail("alg", created.alg.clone())
+        })
+        .await?;
+    let created = state.applied(written).await;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
@@ -585,20 +552,13 @@ async fn delete_user_key(
     ApiPath((id, key_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     check_user_id(&id)?;
-    state
+    let event = admin
+        .event(&state, AuditAction::UserKeyRemoved, "user_key", &key_id)
+        .with_detail("userId", id.clone());
+    let written = state
         .store
-        .delete_user_key(admin.mode(), &id, &key_id)
+        .delete_user_key(admin.mode(), &id, &key_id, |_| event)
         .await?;
-    state
-        .invalidate(&[Invalidation::user(admin.mode(), &id)])
-        .await;
-    state
-        .audit
-        .record(
-            admin
-                .event(&state, AuditAction::UserKeyRemoved, "user_key", &key_id)
-                .with_detail("userId", id.clone()),
-        )
-        .await;
+    state.applied(written).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -256,7 +256,23 @@ async fn after_its_listener_connection_is_cut_a_node_reconnects_and_misses_nothi
         .await
         .unwrap();
     for _ in 0..3 {
-        // Cut both nodes' listening connections; a revocation made while
+        // Both nodes listen again (after the previous cut, a busy machine
+        // may take a moment to reconnect)...
+        let waiting = Instant::now();
+        loop {
+            let (listening,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+            )
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+            if listening == 2 || waiting.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // ...then cut both listening connections; a revocation made while
         // they are away is caught by the resync after the reconnect.
         let cut: Vec<(bool,)> = sqlx::query_as(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \

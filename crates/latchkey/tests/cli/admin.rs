@@ -409,7 +409,11 @@ async fn audit_lists_what_admin_commands_did_with_filters() {
         [
             "client_secret.created",
             "user.created",
-            "signing_key.rotated"
+            "signing_key.rotated",
+            // The first start, newest first.
+            "admin_key.created",
+            "signing_key.created",
+            "workspace.created",
         ]
     );
     let filtered = server
