@@ -212,7 +212,9 @@ async fn kill_during_writes_loses_nothing(database_url: Option<String>) {
             "a membership of a missing user {user}"
         );
     }
-    // Every acknowledged write has its audit event.
+    // Every committed write has its audit event (written in the write's own
+    // transaction): not only the acknowledged ones, every one the database
+    // holds.
     let audited: HashSet<(String, String)> =
         sqlx::query_as::<_, (String, String)>("SELECT action, target_id FROM audit_events")
             .fetch_all(&mut db)
@@ -238,12 +240,46 @@ async fn kill_during_writes_loses_nothing(database_url: Option<String>) {
             "acknowledged key {id} has no audit event"
         );
     }
+    let keys: Vec<(String,)> = sqlx::query_as("SELECT id FROM api_keys")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    for id in &users {
+        assert!(
+            audited.contains(&("user.created".to_owned(), id.clone())),
+            "committed user {id} has no audit event"
+        );
+    }
+    for (user,) in &members {
+        assert!(
+            audited.contains(&("membership.set".to_owned(), user.clone())),
+            "committed membership of {user} has no audit event"
+        );
+    }
+    for (id,) in &keys {
+        assert!(
+            audited.contains(&("api_key.created".to_owned(), id.clone())),
+            "committed key {id} has no audit event"
+        );
+    }
+    // And no event records a write that did not commit.
+    for (action, target) in &audited {
+        let committed = match action.as_str() {
+            "user.created" => users.contains(target),
+            "api_key.created" => keys.iter().any(|(k,)| k == target),
+            _ => true,
+        };
+        assert!(committed, "{action} {target} has an event but no record");
+    }
     eprintln!(
-        "killed after {} users, {} memberships, {} keys acknowledged; {} users stored",
+        "killed after {} users, {} memberships, {} keys acknowledged; {} users, {} memberships, \
+         {} keys committed, each with its event",
         acked.users.len(),
         acked.memberships.len(),
         acked.keys.len(),
-        users.len()
+        users.len(),
+        members.len(),
+        keys.len()
     );
 }
 
@@ -259,4 +295,202 @@ async fn kill_9_during_writes_on_postgres_loses_nothing_acknowledged() {
         return;
     };
     kill_during_writes_loses_nothing(Some(url)).await;
+}
+
+/// Two nodes on one PostgreSQL; `kill -9` the one revoking keys in the
+/// middle of a burst. Every revocation the database holds reached the other
+/// node, whose caches hold the keys for a day (so nothing but the
+/// notification can tell it), within moments; every one has its audit
+/// event; no key that was not revoked is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_revocations_every_committed_one_reaches_the_other_node() {
+    let Some(url) = latchkey_store::testing::fresh_postgres_url().await else {
+        eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Cached entries live a day: only a notification can refresh them.
+    let args = [
+        "--database-url",
+        url.as_str(),
+        "--cache-ttl-seconds",
+        "86400",
+    ];
+    let mut a = Serve::start_with(dir.path(), &data, &args);
+    a.wait_healthy().await;
+    let admin = printed(&a.stderr_text(), "LATCHKEY_TEST_ADMIN_KEY")
+        .pop()
+        .expect("the first start prints the admin key");
+    // The same data directory: the same master key.
+    let mut b = Serve::start_with(dir.path(), &data, &args);
+    b.wait_healthy().await;
+    let http = reqwest::Client::new();
+    let user: Value = http
+        .post(format!("{}/v1/users", a.url))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "fleet"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user = user["id"].as_str().unwrap().to_owned();
+    let mut keys = Vec::new();
+    for _ in 0..300 {
+        let created: Value = http
+            .post(format!("{}/v1/api-keys", a.url))
+            .bearer_auth(&admin)
+            .json(&json!({"userId": user}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        keys.push((
+            created["id"].as_str().unwrap().to_owned(),
+            created["key"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let verdict = |base: String, key: String| {
+        let http = http.clone();
+        let admin = admin.clone();
+        async move {
+            let v: Value = http
+                .post(format!("{base}/v1/api-keys/verify"))
+                .bearer_auth(&admin)
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v
+        }
+    };
+    // B caches every key as valid.
+    for (id, key) in &keys {
+        let v = verdict(b.url.clone(), key.clone()).await;
+        assert_eq!(v["valid"], true, "{id}: {v}");
+    }
+
+    // 16 writers revoke the keys on A; SIGKILL in the middle.
+    let queue = Arc::new(Mutex::new(
+        keys.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+    ));
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let writers: Vec<_> = (0..16)
+        .map(|_| {
+            let (queue, acked, http, admin) =
+                (queue.clone(), acked.clone(), http.clone(), admin.clone());
+            let base = a.url.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Some(id) = queue.lock().unwrap().pop() else {
+                        return;
+                    };
+                    let Ok(r) = http
+                        .delete(format!("{base}/v1/api-keys/{id}"))
+                        .bearer_auth(&admin)
+                        .send()
+                        .await
+                    else {
+                        return;
+                    };
+                    if r.status() != 204 {
+                        return;
+                    }
+                    acked.lock().unwrap().insert(id);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    a.child.kill().unwrap(); // SIGKILL
+    a.child.wait().unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+
+    // What the database holds.
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let revoked: HashSet<String> =
+        sqlx::query_as::<_, (String,)>("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL")
+            .fetch_all(&mut db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id,)| id)
+            .collect();
+    assert!(
+        revoked.len() >= 5 && revoked.len() < keys.len(),
+        "the kill did not land in the middle of the burst: {} of {} revoked",
+        revoked.len(),
+        keys.len()
+    );
+    assert!(
+        acked.is_subset(&revoked),
+        "an acknowledged revocation is not stored"
+    );
+    // B refuses every committed revocation, without waiting for its
+    // day-long cache TTL, and still accepts every other key.
+    let started = std::time::Instant::now();
+    let mut pending: Vec<&(String, String)> =
+        keys.iter().filter(|(id, _)| revoked.contains(id)).collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for entry in pending {
+            let v = verdict(b.url.clone(), entry.1.clone()).await;
+            if v["code"] != "revoked" {
+                still.push(entry);
+            }
+        }
+        pending = still;
+        assert!(
+            pending.is_empty() || started.elapsed() < Duration::from_secs(5),
+            "node B still accepts {} of {} committed revocations after {:?} ({:?}…)",
+            pending.len(),
+            revoked.len(),
+            started.elapsed(),
+            pending.iter().take(3).map(|(id, _)| id).collect::<Vec<_>>()
+        );
+    }
+    let caught_up = started.elapsed();
+    for (id, key) in keys.iter().filter(|(id, _)| !revoked.contains(id)) {
+        let v = verdict(b.url.clone(), key.clone()).await;
+        assert_eq!(v["valid"], true, "{id} was never revoked: {v}");
+    }
+    let audited: HashSet<String> = sqlx::query_as::<_, (String,)>(
+        "SELECT target_id FROM audit_events WHERE action = 'api_key.revoked'",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(id,)| id)
+    .collect();
+    let unaudited: Vec<&String> = revoked.difference(&audited).collect();
+    let unrecorded: Vec<&String> = audited.difference(&revoked).collect();
+    assert!(
+        unaudited.is_empty() && unrecorded.is_empty(),
+        "{} of {} committed revocations have no event ({:?}…), {} events record none",
+        unaudited.len(),
+        revoked.len(),
+        unaudited.iter().take(3).collect::<Vec<_>>(),
+        unrecorded.len()
+    );
+    eprintln!(
+        "killed A after {} revocations acknowledged, {} committed (each with its event); \
+         node B refused all {} within {caught_up:?} of the check (cache TTL: a day)",
+        acked.len(),
+        revoked.len(),
+        revoked.len()
+    );
 }
