@@ -17,11 +17,23 @@
 //!
 //! Credentials are 256-bit random values, so these limits are not what keeps
 //! them from being guessed; they keep floods of guesses cheap to refuse and
-//! visible (`latchkey_bruteforce_refusals_total`). Counters live in a
-//! bounded cache, per node.
+//! visible (`latchkey_bruteforce_refusals_total`).
+//!
+//! **Where the counts live.** Each node keeps its counters in a bounded
+//! cache. With `--redis-url` they are shared by every node: each failure is
+//! counted in Redis (one script bumps the address, pair and client windows
+//! and returns their counts), and a node reads the shared counts of an
+//! address or client the first time it sees it in a window and, once that
+//! address or client has failures in the window, on every attempt; an
+//! attempt by a client that never failed costs one Redis read per window
+//! per node. So guesses spread over N nodes meet one limit; at most one
+//! attempt per node can slip past it, by a caller whose address was first
+//! seen on that node without failures (a NAT shared with a good client)
+//! before failing elsewhere. When Redis fails or is slow, a node counts on
+//! its own, as without Redis.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -29,12 +41,15 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use latchkey_core::credential::CredentialDigest;
 use latchkey_core::oauth_form::{self, Params};
+use parking_lot::Mutex;
 use quick_cache::sync::Cache;
 
 use latchkey_types::audit::{AuditAction, AuditActor, AuditTarget};
 use latchkey_types::Mode;
 
+use crate::coordination::Redis;
 use crate::error::{ApiError, OAuthError, OAuthErrorCode};
 use crate::state::AppState;
 
@@ -77,17 +92,41 @@ enum Subject {
     Pair(String, IpAddr),
 }
 
-/// Failures in one window.
+impl Subject {
+    /// This subject's counter in Redis, in the window `w`, under the
+    /// deployment's `namespace`. Client ids are digested: they are
+    /// whatever a caller sent, of any length.
+    fn redis_key(&self, namespace: &str, w: i64) -> String {
+        let client = |c: &str| CredentialDigest::of(c).to_hex()[..32].to_owned();
+        match self {
+            Subject::Ip(ip) => format!("latchkey:bf:{namespace}:{w}:ip:{ip}"),
+            Subject::Client(c) => format!("latchkey:bf:{namespace}:{w}:client:{}", client(c)),
+            Subject::Pair(c, ip) => {
+                format!("latchkey:bf:{namespace}:{w}:pair:{}:{ip}", client(c))
+            }
+        }
+    }
+}
+
+/// Failures in one window, as this node knows them.
 #[derive(Debug, Default)]
-struct Counter {
-    window: AtomicI64,
-    n: AtomicU32,
+struct Counter(Mutex<Window>);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Window {
+    /// The window these counts are of.
+    window: i64,
+    /// Failures in it.
+    n: u32,
+    /// The window in which the shared count was last read (with Redis).
+    read_in: Option<i64>,
 }
 
 impl Counter {
     fn get(&self, window: i64) -> u32 {
-        if self.window.load(Ordering::Acquire) == window {
-            self.n.load(Ordering::Acquire)
+        let w = self.0.lock();
+        if w.window == window {
+            w.n
         } else {
             0
         }
@@ -95,20 +134,65 @@ impl Counter {
 
     /// Counts one failure; returns the count in `window` after it.
     fn bump(&self, window: i64) -> u32 {
-        if self.window.swap(window, Ordering::AcqRel) != window {
-            self.n.store(1, Ordering::Release);
-            1
+        let mut w = self.0.lock();
+        if w.window != window {
+            *w = Window {
+                window,
+                n: 0,
+                read_in: None,
+            };
+        }
+        w.n = w.n.saturating_add(1);
+        w.n
+    }
+
+    /// Takes the shared count `n` of `window` (read from Redis, or returned
+    /// by a bump there).
+    fn observe(&self, window: i64, n: u32) {
+        let mut w = self.0.lock();
+        if w.window != window {
+            *w = Window {
+                window,
+                n,
+                read_in: Some(window),
+            };
         } else {
-            self.n.fetch_add(1, Ordering::AcqRel) + 1
+            w.n = w.n.max(n);
+            w.read_in = Some(window);
+        }
+    }
+
+    /// Whether the shared count must be read before deciding: the first
+    /// time in a window, and whenever the window has failures.
+    fn needs_read(&self, window: i64) -> bool {
+        let w = self.0.lock();
+        w.read_in != Some(window) || (w.window == window && w.n > 0)
+    }
+
+    /// Marks the window as read (after a failed read: do not retry on
+    /// every request).
+    fn mark_read(&self, window: i64) {
+        let mut w = self.0.lock();
+        if w.window != window {
+            *w = Window {
+                window,
+                n: 0,
+                read_in: Some(window),
+            };
+        } else {
+            w.read_in = Some(window);
         }
     }
 }
 
-/// The failure counters of this node.
+/// The failure counters: this node's, mirroring the shared ones in Redis
+/// when there is Redis.
 #[derive(Debug)]
 pub struct Guard {
     counters: Cache<Subject, Arc<Counter>>,
     limits: Limits,
+    /// Redis, and the deployment's namespace in it (the workspace id).
+    shared: Option<(Redis, String)>,
 }
 
 impl Default for Guard {
@@ -126,12 +210,31 @@ fn retry_after(now: i64) -> u64 {
     (WINDOW_SECONDS - now.rem_euclid(WINDOW_SECONDS)).max(1) as u64
 }
 
+/// The subjects an attempt from `ip` (for `client`) counts against.
+fn subjects(ip: IpAddr, client: Option<&str>) -> Vec<Subject> {
+    let mut out = vec![Subject::Ip(ip)];
+    if let Some(client) = client {
+        out.push(Subject::Pair(client.to_owned(), ip));
+        out.push(Subject::Client(client.to_owned()));
+    }
+    out
+}
+
 impl Guard {
-    /// Empty counters with these limits.
+    /// Empty counters with these limits, on this node only.
     pub fn new(limits: Limits) -> Self {
         Guard {
             counters: Cache::new(MAX_COUNTERS),
             limits,
+            shared: None,
+        }
+    }
+
+    /// Counters shared through `redis` (when given) under `namespace`.
+    pub fn shared(limits: Limits, redis: Option<Redis>, namespace: &str) -> Self {
+        Guard {
+            shared: redis.map(|r| (r, namespace.to_owned())),
+            ..Guard::new(limits)
         }
     }
 
@@ -139,20 +242,98 @@ impl Guard {
         self.counters.get(s).map_or(0, |c| c.get(window))
     }
 
-    fn bump(&self, s: Subject, window: i64) -> u32 {
-        let counter = match self.counters.get(&s) {
+    fn counter(&self, s: &Subject) -> Arc<Counter> {
+        match self.counters.get(s) {
             Some(c) => c,
             None => {
                 let c = Arc::new(Counter::default());
-                self.counters.insert(s, Arc::clone(&c));
+                self.counters.insert(s.clone(), Arc::clone(&c));
                 c
             }
-        };
-        counter.bump(window)
+        }
+    }
+
+    fn bump(&self, s: Subject, window: i64) -> u32 {
+        self.counter(&s).bump(window)
+    }
+
+    /// The limit `s` is held to, and what reaching it means.
+    fn limit_of(&self, s: &Subject) -> Exceeded {
+        match s {
+            Subject::Ip(_) => Exceeded::Address {
+                limit: self.limits.per_address,
+            },
+            Subject::Pair(..) => Exceeded::Client {
+                limit: self.limits.per_client,
+            },
+            Subject::Client(_) => Exceeded::ClientUnderAttack {
+                limit: self.limits.per_client.saturating_mul(10),
+            },
+        }
     }
 
     /// `Some(seconds)` when attempts from `ip` (for `client`, if known) are
-    /// refused now.
+    /// refused now. With Redis, reads the shared counts this node needs
+    /// first (see the module documentation).
+    pub async fn check(&self, ip: IpAddr, client: Option<&str>, now: i64) -> Option<u64> {
+        if let Some((redis, namespace)) = &self.shared {
+            let w = window_of(now);
+            let stale: Vec<(Subject, Arc<Counter>)> = subjects(ip, client)
+                .into_iter()
+                .map(|s| {
+                    let c = self.counter(&s);
+                    (s, c)
+                })
+                .filter(|(_, c)| c.needs_read(w))
+                .collect();
+            if !stale.is_empty() {
+                let keys: Vec<String> = stale
+                    .iter()
+                    .map(|(s, _)| s.redis_key(namespace, w))
+                    .collect();
+                match redis.counts(&keys).await {
+                    Some(counts) => {
+                        for ((_, c), n) in stale.iter().zip(counts) {
+                            c.observe(w, n);
+                        }
+                    }
+                    None => stale.iter().for_each(|(_, c)| c.mark_read(w)),
+                }
+            }
+        }
+        self.refused(ip, client, now)
+    }
+
+    /// Counts a failed attempt (in Redis when there is Redis, else, or when
+    /// Redis fails, here), and says which limits it has just reached: each
+    /// once per window, across all nodes sharing Redis.
+    pub async fn record_failure(
+        &self,
+        ip: IpAddr,
+        client: Option<&str>,
+        now: i64,
+    ) -> Vec<Exceeded> {
+        if let Some((redis, namespace)) = &self.shared {
+            let w = window_of(now);
+            let subjects = subjects(ip, client);
+            let keys: Vec<String> = subjects.iter().map(|s| s.redis_key(namespace, w)).collect();
+            if let Some(counts) = redis.bump_all(&keys, WINDOW_SECONDS + 1).await {
+                let mut reached = Vec::new();
+                for (s, n) in subjects.iter().zip(counts) {
+                    self.counter(s).observe(w, n);
+                    let exceeded = self.limit_of(s);
+                    if n == exceeded.limit() {
+                        reached.push(exceeded);
+                    }
+                }
+                return reached;
+            }
+        }
+        self.failed(ip, client, now)
+    }
+
+    /// `Some(seconds)` when attempts from `ip` (for `client`, if known) are
+    /// refused now, by the counts this node holds.
     pub fn refused(&self, ip: IpAddr, client: Option<&str>, now: i64) -> Option<u64> {
         let w = window_of(now);
         if self.count(&Subject::Ip(ip), w) >= self.limits.per_address {
@@ -165,30 +346,18 @@ impl Guard {
         (pair >= self.limits.per_client || (under_attack && pair > 0)).then(|| retry_after(now))
     }
 
-    /// Counts a failed attempt, and says which limits it has just reached
-    /// (each at most once per window, however many attempts follow).
+    /// Counts a failed attempt on this node, and says which limits it has
+    /// just reached (each at most once per window, however many attempts
+    /// follow).
     pub fn failed(&self, ip: IpAddr, client: Option<&str>, now: i64) -> Vec<Exceeded> {
         let w = window_of(now);
-        let mut reached = Vec::new();
-        if self.bump(Subject::Ip(ip), w) == self.limits.per_address {
-            reached.push(Exceeded::Address {
-                limit: self.limits.per_address,
-            });
-        }
-        if let Some(client) = client {
-            if self.bump(Subject::Pair(client.to_owned(), ip), w) == self.limits.per_client {
-                reached.push(Exceeded::Client {
-                    limit: self.limits.per_client,
-                });
-            }
-            let under_attack = self.limits.per_client.saturating_mul(10);
-            if self.bump(Subject::Client(client.to_owned()), w) == under_attack {
-                reached.push(Exceeded::ClientUnderAttack {
-                    limit: under_attack,
-                });
-            }
-        }
-        reached
+        subjects(ip, client)
+            .into_iter()
+            .filter_map(|s| {
+                let exceeded = self.limit_of(&s);
+                (self.bump(s, w) == exceeded.limit()).then_some(exceeded)
+            })
+            .collect()
     }
 }
 
@@ -375,7 +544,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         client = form_client_id(&bytes);
         request = Request::from_parts(parts, axum::body::Body::from(bytes));
     }
-    if let Some(seconds) = state.bruteforce.refused(ip, client.as_deref(), now) {
+    if let Some(seconds) = state.bruteforce.check(ip, client.as_deref(), now).await {
         state.metrics.bruteforce_refused();
         return too_many(oauth, seconds);
     }
@@ -383,7 +552,10 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     request.extensions_mut().insert(Arc::clone(&attempt));
     let response = next.run(request).await;
     if response.status() == StatusCode::UNAUTHORIZED || attempt.failed.load(Ordering::Acquire) {
-        let reached = state.bruteforce.failed(ip, client.as_deref(), now);
+        let reached = state
+            .bruteforce
+            .record_failure(ip, client.as_deref(), now)
+            .await;
         if !reached.is_empty() {
             // Off the response path: finding the client's partition may
             // need a store read.
@@ -483,6 +655,42 @@ mod tests {
         assert_eq!(g.refused(attacker, Some("usr_a"), now), Some(60));
         // The real machine, which never failed, is not refused.
         assert_eq!(g.refused(ip("192.0.2.10"), Some("usr_a"), now), None);
+    }
+
+    /// With Redis, a node reads the shared count the first time it sees a
+    /// subject in a window, and on every attempt while the window has
+    /// failures; a subject that never failed is read once per window.
+    #[test]
+    fn shared_counts_are_read_once_per_window_unless_there_are_failures() {
+        let c = Counter::default();
+        assert!(c.needs_read(100), "first sight");
+        c.observe(100, 0);
+        assert!(!c.needs_read(100), "read, and clean");
+        c.bump(100);
+        assert!(c.needs_read(100), "failures: read each time");
+        c.observe(100, 7);
+        assert_eq!(c.get(100), 7, "the shared count");
+        c.observe(100, 3);
+        assert_eq!(c.get(100), 7, "counts only grow within a window");
+        assert!(c.needs_read(101), "a new window is read again");
+        assert_eq!(c.get(101), 0);
+        c.mark_read(101);
+        assert!(
+            !c.needs_read(101),
+            "a failed read is not retried per request"
+        );
+    }
+
+    #[test]
+    fn redis_keys_are_per_deployment_and_window_and_bounded() {
+        let long = "x".repeat(10_000);
+        let key = Subject::Client(long).redis_key("ws1", 42);
+        assert!(key.starts_with("latchkey:bf:ws1:42:client:"), "{key}");
+        assert!(key.len() < 80, "{}", key.len());
+        assert_ne!(
+            Subject::Ip(ip("10.0.0.1")).redis_key("ws1", 42),
+            Subject::Ip(ip("10.0.0.1")).redis_key("ws2", 42)
+        );
     }
 
     fn with_authorization(value: &str) -> Request {

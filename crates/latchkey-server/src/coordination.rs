@@ -1,5 +1,6 @@
 //! What the nodes of a cluster must agree on besides the store: per-key
-//! rate-limit windows and the assertion ids (`jti`) already used.
+//! rate-limit windows, the assertion ids (`jti`) already used, and the
+//! failure counts of the brute-force limits (`bruteforce.rs`).
 //!
 //! - **Rate limits.** With `--redis-url`, a window is one Redis counter
 //!   bumped by an atomic script, so a limit holds exactly across every node.
@@ -35,11 +36,25 @@ if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
-/// A connection to Redis, shared by the limiter and the replay guard.
+/// Bumps several windows' counters at once (each given a lifetime on its
+/// first use); returns their counts, in order.
+const WINDOWS_SCRIPT: &str = r"
+local out = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+  out[i] = n
+end
+return out
+";
+
+/// A connection to Redis, shared by the limiter, the replay guard and the
+/// brute-force guard.
 #[derive(Clone)]
 pub struct Redis {
     conn: ConnectionManager,
     window: Script,
+    windows: Script,
 }
 
 impl std::fmt::Debug for Redis {
@@ -61,6 +76,7 @@ impl Redis {
         Ok(Redis {
             conn,
             window: Script::new(WINDOW_SCRIPT),
+            windows: Script::new(WINDOWS_SCRIPT),
         })
     }
 
@@ -77,6 +93,48 @@ impl Redis {
             }
             Err(_) => {
                 tracing::warn!("Redis rate-limit call timed out; counting on this node");
+                None
+            }
+        }
+    }
+
+    /// Counts one failure in each of `keys` (windows of `ttl_seconds`);
+    /// returns their counts, `None` on failure.
+    pub async fn bump_all(&self, keys: &[String], ttl_seconds: i64) -> Option<Vec<u32>> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.windows.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        invocation.arg(ttl_seconds);
+        match tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async(&mut conn)).await {
+            Ok(Ok(counts)) => Some(counts),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "Redis failure count failed; counting on this node");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("Redis failure count timed out; counting on this node");
+                None
+            }
+        }
+    }
+
+    /// The counts of `keys` (0 for a key that does not exist), `None` on
+    /// failure.
+    pub async fn counts(&self, keys: &[String]) -> Option<Vec<u32>> {
+        let mut conn = self.conn.clone();
+        let mut mget = redis::cmd("MGET");
+        mget.arg(keys);
+        let call = mget.query_async::<Vec<Option<u32>>>(&mut conn);
+        match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+            Ok(Ok(counts)) => Some(counts.into_iter().map(Option::unwrap_or_default).collect()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "Redis failure-count read failed; using this node's");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("Redis failure-count read timed out; using this node's");
                 None
             }
         }

@@ -139,7 +139,8 @@ impl AppState {
         };
         let cache_ttl = config.cache_ttl;
         let cache_sizes = config.cache_sizes;
-        let bruteforce = config.bruteforce;
+        let bruteforce =
+            crate::bruteforce::Guard::shared(config.bruteforce, redis.clone(), &workspace.id);
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let observed = Arc::clone(&metrics);
         store.set_observer(Box::new(move |op, elapsed| observed.store_op(op, elapsed)));
@@ -153,8 +154,8 @@ impl AppState {
             admin_keys,
             caches: Arc::new(Caches::new(cache_ttl, cache_sizes)),
             limiter: RateLimiter::new(redis.clone()),
-            replay: ReplayGuard::new(redis),
-            bruteforce: crate::bruteforce::Guard::new(bruteforce),
+            replay: ReplayGuard::new(redis.clone()),
+            bruteforce,
             usage: Arc::new(UsageRecorder::default()),
             deny_list,
             audit,

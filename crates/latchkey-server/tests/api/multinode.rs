@@ -16,6 +16,7 @@ async fn node(
     dir: &std::path::Path,
     admin: &latchkey_core::Secret,
     redis_url: Option<String>,
+    workspace: &str,
 ) -> (String, latchkey_server::RunningServer) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -25,7 +26,7 @@ async fn node(
         database_url: Some(url.to_owned()),
         // One issuer for the cluster, as behind a load balancer.
         issuer: Some("http://latchkey.cluster.test".into()),
-        workspace_id: Some("acme-ws".into()),
+        workspace_id: Some(workspace.to_owned()),
         redis_url,
         ..Default::default()
     };
@@ -65,8 +66,11 @@ impl Cluster {
         // Both nodes share the store and the master key file (one data dir).
         let dir = tempfile::tempdir().unwrap();
         let admin = credential::generate(Mode::Test, CredentialKind::Admin);
-        let (a, node_a) = node(&url, dir.path(), &admin, redis_url.clone()).await;
-        let (b, node_b) = node(&url, dir.path(), &admin, redis_url).await;
+        // A workspace of its own: clusters of concurrent tests share Redis,
+        // and the brute-force counters there are per workspace.
+        let workspace = latchkey_core::ids::new_tenant_id();
+        let (a, node_a) = node(&url, dir.path(), &admin, redis_url.clone(), &workspace).await;
+        let (b, node_b) = node(&url, dir.path(), &admin, redis_url, &workspace).await;
         Some(Cluster {
             a,
             b,
@@ -343,4 +347,69 @@ async fn with_redis_a_rate_limit_holds_exactly_across_nodes() {
     }
     assert_eq!(c.verify(&c.a, &api_key).await["code"], "rate_limited");
     assert_eq!(c.verify(&c.b, &api_key).await["code"], "rate_limited");
+}
+
+/// Failed attempts at the token endpoint, for `client` with a wrong secret,
+/// at `base`; the status of each.
+async fn guesses(c: &Cluster, base: &str, client: &str, n: usize) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let r = c
+            .http
+            .post(format!("{base}/oauth/token"))
+            .basic_auth(client, Some("lk_test_secret_wrong"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        out.push(r.status().as_u16());
+    }
+    out
+}
+
+#[tokio::test]
+async fn with_redis_brute_force_limits_hold_across_nodes() {
+    let Some(redis) = std::env::var("LATCHKEY_TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        eprintln!("skipped: LATCHKEY_TEST_REDIS_URL is not set");
+        return;
+    };
+    let Some(c) = Cluster::start_with(Some(redis)).await else {
+        eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    // Counting windows are whole minutes: start early in one.
+    let into_minute = time::OffsetDateTime::now_utc()
+        .unix_timestamp()
+        .rem_euclid(60);
+    if into_minute > 45 {
+        tokio::time::sleep(Duration::from_secs((61 - into_minute) as u64)).await;
+    }
+    // Ten failures for one client from this address, five on each node:
+    // each node alone has seen five, but the limit (10) is one for both.
+    let spread = [
+        guesses(&c, &c.a, "usr_spread", 5).await,
+        guesses(&c, &c.b, "usr_spread", 5).await,
+    ]
+    .concat();
+    assert_eq!(spread, vec![401; 10]);
+    assert_eq!(guesses(&c, &c.a, "usr_spread", 1).await, [429]);
+    assert_eq!(guesses(&c, &c.b, "usr_spread", 1).await, [429]);
+    // Ten on A alone: B refuses the eleventh the first time it sees the
+    // client.
+    assert_eq!(guesses(&c, &c.a, "usr_one_node", 10).await, vec![401; 10]);
+    assert_eq!(guesses(&c, &c.b, "usr_one_node", 1).await, [429]);
+    // The address limit (50 failures, whatever the client), spread too:
+    // 20 failures so far, then 30 more over both nodes, then nothing.
+    let mut rest = Vec::new();
+    for i in 0..30 {
+        let base = if i % 2 == 0 { &c.a } else { &c.b };
+        rest.extend(guesses(&c, base, &format!("usr_many_{i}"), 1).await);
+    }
+    assert_eq!(rest, vec![401; 30]);
+    for base in [&c.a, &c.b] {
+        assert_eq!(guesses(&c, base, "usr_fresh", 1).await, [429], "{base}");
+    }
 }
