@@ -38,6 +38,9 @@ pub const DEFAULT_BUDGET_BYTES: usize = 4096;
 /// request headers over 16 KiB, and a token travels in one).
 pub const MAX_BUDGET_BYTES: usize = 12 * 1024;
 
+/// The smallest entry a descendant can add: `,"a":{"roles":["b"]}`.
+const MIN_ENTRY_BYTES: usize = 20;
+
 /// The claim as carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoundedAuthorization {
@@ -87,29 +90,41 @@ pub fn bounded(
     let mut claim = Authorization::new();
     claim.insert(tenant.to_owned(), TenantRoles { roles: own });
 
-    // Descendants where the user holds roles, nearest first.
-    let mut below: Vec<(usize, &str)> = direct
+    // Descendants where the user holds roles, nearest first, then by id.
+    let mut rest: Vec<(usize, &str)> = direct
         .iter()
         .filter(|(held_in, roles)| !roles.is_empty() && held_in.as_str() != tenant)
         .filter_map(|(held_in, _)| {
             depth_below(tree, held_in, tenant).map(|d| (d, held_in.as_str()))
         })
         .collect();
-    below.sort_unstable();
+    // Only the first entries in that order can fit: sort a chunk of the
+    // smallest (more than the budget can hold), not all of a fleet's
+    // thousands. A chunk whose entries are all narrowed away is followed by
+    // the next.
+    let chunk = budget / MIN_ENTRY_BYTES + 1;
     let mut truncated = false;
-    for (_, held_in) in below {
-        let roles = narrowed(rbac::effective_roles(tree, direct, held_in));
-        if roles.is_empty() {
-            // Narrowed to nothing: not carried, and not missing either.
-            continue;
+    'chunks: while !rest.is_empty() {
+        let take = chunk.min(rest.len());
+        if take < rest.len() {
+            rest.select_nth_unstable(take);
         }
-        let len = 1 + entry_len(held_in, &roles);
-        if used + len > budget {
-            truncated = true;
-            break;
+        let mut next: Vec<(usize, &str)> = rest.drain(..take).collect();
+        next.sort_unstable();
+        for (_, held_in) in next {
+            let roles = narrowed(rbac::effective_roles(tree, direct, held_in));
+            if roles.is_empty() {
+                // Narrowed to nothing: not carried, and not missing either.
+                continue;
+            }
+            let len = 1 + entry_len(held_in, &roles);
+            if used + len > budget {
+                truncated = true;
+                break 'chunks;
+            }
+            used += len;
+            claim.insert(held_in.to_owned(), TenantRoles { roles });
         }
-        used += len;
-        claim.insert(held_in.to_owned(), TenantRoles { roles });
     }
     Ok(BoundedAuthorization { claim, truncated })
 }
@@ -275,6 +290,56 @@ mod tests {
         // The same as narrowing the full claim, when everything fits.
         let full = rbac::narrow(rbac::authorization(&t, &direct, "fleet"), "fleet", &writer);
         assert_eq!(got.claim, full);
+    }
+
+    #[test]
+    fn a_large_fleet_is_cut_the_same_as_a_full_sort_would_cut_it() {
+        // 1,000 devices under fleet, in an order unrelated to their ids;
+        // the first 300 hold only `writer`, so an API key narrowed to
+        // `reader` must look past the first chunks of candidates.
+        let ids: Vec<String> = (0..1000)
+            .map(|i| format!("d{:04}", (i * 7919) % 1000))
+            .collect();
+        let mut rows = vec![("ws", None, true), ("fleet", Some("ws"), true)];
+        for id in &ids {
+            rows.push((id.as_str(), Some("fleet"), true));
+        }
+        let t = tree(&rows);
+        let mut direct = DirectRoles::new();
+        for id in &ids {
+            let n: usize = id[1..].parse().unwrap();
+            let role = if n < 300 { "writer" } else { "reader" };
+            direct.insert(id.clone(), [role.to_string()].into());
+        }
+        let reader: BTreeSet<String> = ["reader".to_string()].into();
+        for (allowed, budget) in [(None, 4096), (Some(&reader), 4096), (Some(&reader), 600)] {
+            let got = bounded(&t, &direct, "fleet", allowed, budget).unwrap();
+            // The reference: every entry in order, kept while it fits.
+            let full = match allowed {
+                Some(a) => rbac::narrow(rbac::authorization(&t, &direct, "fleet"), "fleet", a),
+                None => rbac::authorization(&t, &direct, "fleet"),
+            };
+            let mut expected = Authorization::new();
+            expected.insert("fleet".into(), full["fleet"].clone());
+            let mut cut = false;
+            for (id, entry) in full.iter().filter(|(id, _)| *id != "fleet") {
+                let mut next = expected.clone();
+                next.insert(id.clone(), entry.clone());
+                if json_len(&next) > budget {
+                    cut = true;
+                    break;
+                }
+                expected = next;
+            }
+            assert_eq!(got.claim, expected, "{allowed:?} {budget}");
+            assert_eq!(got.truncated, cut, "{allowed:?} {budget}");
+            if allowed.is_some() {
+                assert!(got
+                    .claim
+                    .keys()
+                    .all(|k| k == "fleet" || k.as_str() >= "d0300"));
+            }
+        }
     }
 
     #[test]

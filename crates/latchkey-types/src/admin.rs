@@ -20,7 +20,8 @@ pub struct Workspace {
     pub name: String,
     /// The mode of the admin key that asked.
     pub mode: Mode,
-    /// The issuer URL of tokens.
+    /// The issuer URL of this mode's tokens (live: the configured URL;
+    /// test: `{issuer}/test`).
     pub issuer: String,
     /// Default lifetime of access tokens, in seconds.
     pub token_ttl_seconds: i64,

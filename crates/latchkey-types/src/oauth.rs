@@ -84,7 +84,7 @@ pub const RESERVED_CLAIMS: &[&str] = &[
 /// The claims of a Latchkey access token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AccessTokenClaims {
-    /// The issuer URL.
+    /// The issuer URL of the token's mode.
     pub iss: String,
     /// The user id.
     pub sub: String,
@@ -132,14 +132,15 @@ pub struct AccessTokenClaims {
     pub custom: JsonObject,
 }
 
-/// RFC 8414 authorization server metadata.
+/// RFC 8414 authorization server metadata of one mode's issuer.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ServerMetadata {
-    /// The issuer URL.
+    /// The issuer URL: the configured URL for live, `{issuer}/test` for
+    /// test.
     pub issuer: String,
-    /// `POST` here for tokens.
+    /// `POST` here for tokens (shared by both modes).
     pub token_endpoint: String,
-    /// Public signing keys.
+    /// This mode's public signing keys (only this mode's).
     pub jwks_uri: String,
     /// RFC 7662 introspection.
     pub introspection_endpoint: String,
@@ -195,10 +196,11 @@ pub struct Jwk {
     pub e: Option<String>,
 }
 
-/// `GET /.well-known/jwks.json`.
+/// A mode's JWKS: `GET /.well-known/jwks.json` (live),
+/// `GET /test/.well-known/jwks.json` (test).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JwkSet {
-    /// The keys of both modes.
+    /// The published keys of the issuer's mode, and of no other.
     pub keys: Vec<Jwk>,
 }
 
