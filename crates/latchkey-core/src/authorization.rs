@@ -161,19 +161,7 @@ fn json_string_len(s: &str) -> usize {
 mod tests {
     use super::*;
 
-    fn tree(rows: &[(&str, Option<&str>, bool)]) -> TenantTree {
-        TenantTree::new(
-            rows.iter()
-                .map(|(id, p, c)| (id.to_string(), p.map(str::to_string), *c)),
-        )
-    }
-
-    fn held(entries: &[(&str, &[&str])]) -> DirectRoles {
-        entries
-            .iter()
-            .map(|(t, rs)| (t.to_string(), rs.iter().map(|r| r.to_string()).collect()))
-            .collect()
-    }
+    use crate::rbac::fixtures::{held, tree};
 
     fn json_len(claim: &Authorization) -> usize {
         serde_json::to_string(claim).unwrap().len()

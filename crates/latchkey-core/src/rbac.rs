@@ -218,23 +218,33 @@ pub fn check_scope(requested: &str, granted: &BTreeSet<String>) -> Result<Vec<St
     Ok(out)
 }
 
+/// Builders for the table tests of the rules built on this module.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use super::{DirectRoles, TenantTree};
 
-    fn tree(rows: &[(&str, Option<&str>, bool)]) -> TenantTree {
+    /// A tree from `(id, parent, cascade)` rows.
+    pub(crate) fn tree(rows: &[(&str, Option<&str>, bool)]) -> TenantTree {
         TenantTree::new(
             rows.iter()
                 .map(|(id, p, c)| (id.to_string(), p.map(str::to_string), *c)),
         )
     }
 
-    fn held(entries: &[(&str, &[&str])]) -> DirectRoles {
+    /// Direct roles from `(tenant, roles)` pairs.
+    pub(crate) fn held(entries: &[(&str, &[&str])]) -> DirectRoles {
         entries
             .iter()
             .map(|(t, rs)| (t.to_string(), rs.iter().map(|r| r.to_string()).collect()))
             .collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::fixtures::{held, tree};
 
     fn set(rs: &[&str]) -> BTreeSet<String> {
         rs.iter().map(|r| r.to_string()).collect()

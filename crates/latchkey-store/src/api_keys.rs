@@ -206,13 +206,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let key = fetch_key(&mut tx, mode, id).await?;
-        let changes = vec![Invalidation::api_key(
-            mode,
-            id,
-            &digests(&mut tx, mode, id).await?,
-        )];
-        let event = record(&key);
-        self.commit_write(tx, key, Some(event), changes).await
+        self.commit_key_change(tx, key, record).await
     }
 
     /// Gives a key a new value. Current values keep working until
@@ -244,13 +238,20 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_digest(&mut tx, mode, id, digest).await?;
-        // Every value: the new one may be remembered as a miss, the old
-        // ones now expire.
-        let changes = vec![Invalidation::api_key(
-            mode,
-            id,
-            &digests(&mut tx, mode, id).await?,
-        )];
+        self.commit_key_change(tx, key, record).await
+    }
+
+    /// Commits a change to an existing key (revoked, rotated): every value
+    /// it has had is invalidated (the new one may be remembered as a miss,
+    /// the old ones stop or expire).
+    async fn commit_key_change(
+        &self,
+        mut tx: Transaction<'static, Any>,
+        key: ApiKey,
+        record: impl FnOnce(&ApiKey) -> AuditEvent + Send,
+    ) -> StoreResult<Written<ApiKey>> {
+        let all = digests(&mut tx, key.mode, &key.id).await?;
+        let changes = vec![Invalidation::api_key(key.mode, &key.id, &all)];
         let event = record(&key);
         self.commit_write(tx, key, Some(event), changes).await
     }

@@ -2,38 +2,13 @@
 //! clean: a burst of not-found errors followed by good writes never fails.
 
 use latchkey_core::credential::CredentialDigest;
-use latchkey_store::{
-    NewSecret, NewUser, PageRequest, Store, StoreError, WorkspaceRecord, Written,
-};
-use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
+use latchkey_store::{NewSecret, NewUser, PageRequest, Store, StoreError, WorkspaceRecord};
 use latchkey_types::{JsonObject, Mode, UserKind};
 use time::OffsetDateTime;
 
-/// A test audit event for any write (a fresh id each time).
-fn rec<T>() -> impl FnOnce(&T) -> AuditEvent + Send {
-    |_| AuditEvent {
-        id: latchkey_core::ids::new_prefixed_id("evt"),
-        time: OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
-        mode: Some(Mode::Test),
-        action: AuditAction::UserUpdated,
-        actor: AuditActor::system(),
-        target: AuditTarget::new("user", "usr_x"),
-        tenant_id: None,
-        source_address: None,
-        details: JsonObject::new(),
-    }
-}
+mod common;
 
-/// The value of a successful write.
-trait Value<T> {
-    fn v(self) -> T;
-}
-
-impl<T> Value<T> for Result<Written<T>, StoreError> {
-    fn v(self) -> T {
-        self.unwrap().into_parts().0
-    }
-}
+use common::{rec, Value};
 
 async fn hammer(s: &Store) {
     let now = OffsetDateTime::now_utc();

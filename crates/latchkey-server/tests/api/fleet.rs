@@ -103,14 +103,7 @@ async fn a_fleet_token_stays_within_its_budget_and_says_it_was_cut(app: TestApp)
     assert_eq!(r.headers["latchkey-authorization-truncated"], "true");
     assert_eq!(r.expect(200), &claims["authorization"]);
     // Introspection shows it as the token carries it.
-    let body = app
-        .oauth_form(
-            "/oauth/introspect",
-            None,
-            Some(&app.test_admin),
-            &[("token", &token)],
-        )
-        .await;
+    let body = app.introspect(&token).await;
     assert_eq!(body.expect(200)["authorizationTruncated"], true);
     let metrics = app.get("/metrics").await.text;
     assert!(

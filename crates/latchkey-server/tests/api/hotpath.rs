@@ -73,14 +73,7 @@ async fn hot_round(app: &TestApp, m: &Machine) -> String {
         .await
         .expect(200);
     assert_eq!(app.verify(&m.api_key).await["valid"], true);
-    let r = app
-        .oauth_form(
-            "/oauth/introspect",
-            None,
-            Some(&app.test_admin),
-            &[("token", &token)],
-        )
-        .await;
+    let r = app.introspect(&token).await;
     assert_eq!(r.expect(200)["active"], true);
     let assertion = app.sign(&m.signing, &app.claims(&m.id), true);
     app.with_private_key_jwt(&assertion).await.expect(200);

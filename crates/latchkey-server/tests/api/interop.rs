@@ -95,29 +95,35 @@ fn python() -> Option<String> {
     None
 }
 
-async fn python_authlib_and_pyjwt_get_and_verify_a_token(app: TestApp) {
-    let Some(python) = python() else { return };
-    let (id, secret) = setup_machine(&app).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/interop/client_credentials.py"
-    );
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .env("ISSUER", app.issuer(Mode::Test))
-        .env("CLIENT_ID", &id)
-        .env("CLIENT_SECRET", &secret)
-        .env("AUDIENCE", "https://telemetry.example")
+/// Runs `tests/interop/<script>` with `env`; the JSON it printed.
+async fn run_script(python: &str, script: &str, env: &[(&str, &str)]) -> Value {
+    let path = format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new(python)
+        .arg(path)
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "python interop failed:\n{stdout}\n{stderr}"
-    );
-    let verified: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+async fn python_authlib_and_pyjwt_get_and_verify_a_token(app: TestApp) {
+    let Some(python) = python() else { return };
+    let (id, secret) = setup_machine(&app).await;
+    let verified = run_script(
+        &python,
+        "client_credentials.py",
+        &[
+            ("ISSUER", &app.issuer(Mode::Test)),
+            ("CLIENT_ID", &id),
+            ("CLIENT_SECRET", &secret),
+            ("AUDIENCE", "https://telemetry.example"),
+        ],
+    )
+    .await;
     assert_eq!(verified["sub"], id);
     assert_eq!(verified["aud"], "https://telemetry.example");
     assert_eq!(verified["scope"], "telemetry:read");
@@ -211,23 +217,17 @@ async fn pyjwt_refuses_a_token_of_the_other_mode(app: TestApp) {
     let Some(python) = python() else { return };
     let audience = "https://telemetry.example";
     let [(_, test), (_, live)] = one_token_per_mode(&app, audience).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/cross_mode.py");
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .env("SERVER", &app.base)
-        .env("TEST_TOKEN", &test)
-        .env("LIVE_TOKEN", &live)
-        .env("AUDIENCE", audience)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "cross_mode.py failed:\n{stdout}\n{stderr}"
-    );
-    let verdicts: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let verdicts = run_script(
+        &python,
+        "cross_mode.py",
+        &[
+            ("SERVER", &app.base),
+            ("TEST_TOKEN", &test),
+            ("LIVE_TOKEN", &live),
+            ("AUDIENCE", audience),
+        ],
+    )
+    .await;
     eprintln!("{verdicts:#}");
     for service in ["test", "live"] {
         for token in ["test", "live"] {

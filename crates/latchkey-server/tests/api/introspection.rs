@@ -7,6 +7,17 @@ use serde_json::{json, Value};
 use crate::helpers::{Reply, TestApp};
 
 impl TestApp {
+    /// Introspects `token` with the test admin key as the caller.
+    pub async fn introspect(&self, token: &str) -> Reply {
+        self.oauth_form(
+            "/oauth/introspect",
+            None,
+            Some(&self.test_admin),
+            &[("token", token)],
+        )
+        .await
+    }
+
     /// `POST` a form to an OAuth endpoint with Basic client credentials or
     /// an admin key as bearer.
     pub async fn oauth_form(
@@ -101,14 +112,7 @@ async fn introspection_reports_active_tokens_and_keys_with_their_claims(app: Tes
     assert_eq!(r.expect(200), &json!({"active": false}));
     // Expired tokens are inactive.
     app.clock.advance(3600 + 60);
-    let r = app
-        .oauth_form(
-            "/oauth/introspect",
-            None,
-            Some(&app.test_admin),
-            &[("token", &token)],
-        )
-        .await;
+    let r = app.introspect(&token).await;
     assert_eq!(r.expect(200), &json!({"active": false}));
 }
 
@@ -164,14 +168,7 @@ async fn a_revoked_access_token_is_inactive_everywhere_until_it_expires(app: Tes
     )
     .await
     .expect(200);
-    let r = app
-        .oauth_form(
-            "/oauth/introspect",
-            None,
-            Some(&app.test_admin),
-            &[("token", &token)],
-        )
-        .await;
+    let r = app.introspect(&token).await;
     assert_eq!(r.expect(200), &json!({"active": false}));
     let r = app
         .send(
@@ -183,14 +180,7 @@ async fn a_revoked_access_token_is_inactive_everywhere_until_it_expires(app: Tes
         .await;
     r.expect_problem(401, "unauthenticated");
     // Other tokens of the same client are untouched.
-    let r = app
-        .oauth_form(
-            "/oauth/introspect",
-            None,
-            Some(&app.test_admin),
-            &[("token", &other_token)],
-        )
-        .await;
+    let r = app.introspect(&other_token).await;
     assert_eq!(r.expect(200)["active"], true);
     // Revoking garbage or twice is fine (RFC 7009).
     for t in [token.as_str(), "garbage"] {

@@ -82,6 +82,23 @@ impl Cluster {
         })
     }
 
+    /// A cluster sharing Redis too, or `None` (said) when
+    /// `LATCHKEY_TEST_REDIS_URL` or `LATCHKEY_TEST_POSTGRES_URL` is unset.
+    async fn with_redis() -> Option<Cluster> {
+        let Some(redis) = std::env::var("LATCHKEY_TEST_REDIS_URL")
+            .ok()
+            .filter(|s| !s.is_empty())
+        else {
+            eprintln!("skipped: LATCHKEY_TEST_REDIS_URL is not set");
+            return None;
+        };
+        let cluster = Cluster::start_with(Some(redis)).await;
+        if cluster.is_none() {
+            eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+        }
+        cluster
+    }
+
     async fn post(&self, base: &str, path: &str, body: Value) -> Value {
         let r = self
             .http
@@ -318,15 +335,7 @@ async fn after_its_listener_connection_is_cut_a_node_reconnects_and_misses_nothi
 
 #[tokio::test]
 async fn with_redis_a_rate_limit_holds_exactly_across_nodes() {
-    let Some(redis) = std::env::var("LATCHKEY_TEST_REDIS_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-    else {
-        eprintln!("skipped: LATCHKEY_TEST_REDIS_URL is not set");
-        return;
-    };
-    let Some(c) = Cluster::start_with(Some(redis)).await else {
-        eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+    let Some(c) = Cluster::with_redis().await else {
         return;
     };
     let user = c.post(&c.a, "/v1/users", json!({"name": "edge"})).await;
@@ -369,15 +378,7 @@ async fn guesses(c: &Cluster, base: &str, client: &str, n: usize) -> Vec<u16> {
 
 #[tokio::test]
 async fn with_redis_brute_force_limits_hold_across_nodes() {
-    let Some(redis) = std::env::var("LATCHKEY_TEST_REDIS_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-    else {
-        eprintln!("skipped: LATCHKEY_TEST_REDIS_URL is not set");
-        return;
-    };
-    let Some(c) = Cluster::start_with(Some(redis)).await else {
-        eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+    let Some(c) = Cluster::with_redis().await else {
         return;
     };
     // Counting windows are whole minutes: start early in one.

@@ -412,14 +412,7 @@ async fn test_mode_credentials_keep_working_over_plain_http() {
     )
     .await;
     assert_eq!(r.expect(200)["valid"], true, "{}", r.text);
-    let r = app
-        .oauth_form(
-            "/oauth/introspect",
-            None,
-            Some(&app.test_admin),
-            &[("token", &token)],
-        )
-        .await;
+    let r = app.introspect(&token).await;
     assert_eq!(r.expect(200)["active"], true);
     // A live key's prefix in a field that is not a credential is just data.
     let r = app

@@ -8,9 +8,76 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::serve::{printed, Serve};
+
+/// `method {base}{path}` as the admin, with a JSON body; the answer's JSON.
+async fn admin_json(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    admin: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut request = http.request(method, url).bearer_auth(admin);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// The verify endpoint's verdict on `key` at `base`, asked as the admin.
+async fn verdict(http: &reqwest::Client, base: &str, admin: &str, key: &str) -> Value {
+    http.post(format!("{base}/v1/api-keys/verify"))
+        .bearer_auth(admin)
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Starts a server on a store it bootstraps; the server and its test admin
+/// key.
+async fn first_start(
+    dir: &std::path::Path,
+    data: &std::path::Path,
+    args: &[&str],
+) -> (Serve, String) {
+    let mut server = Serve::start_with(dir, data, args);
+    server.wait_healthy().await;
+    let admin = printed(&server.stderr_text(), "LATCHKEY_TEST_ADMIN_KEY")
+        .pop()
+        .expect("the first start prints the admin key");
+    (server, admin)
+}
+
+/// Lets `writers` run for `after`, kills `server` with SIGKILL in the middle
+/// of their burst, and waits for them to give up.
+async fn kill_mid_burst(
+    server: &mut Serve,
+    after: Duration,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+) {
+    tokio::time::sleep(after).await;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+}
+
+/// A connection to the database itself, to see what it holds.
+async fn database(url: &str) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap()
+}
 
 /// What the server acknowledged before it was killed.
 #[derive(Default)]
@@ -84,22 +151,17 @@ async fn kill_during_writes_loses_nothing(database_url: Option<String>) {
         Some(url) => vec!["--database-url", url.as_str()],
         None => vec![],
     };
-    let mut server = Serve::start_with(dir.path(), &data, &extra);
-    server.wait_healthy().await;
-    let admin = printed(&server.stderr_text(), "LATCHKEY_TEST_ADMIN_KEY")
-        .pop()
-        .expect("the first start prints the admin key");
+    let (mut server, admin) = first_start(dir.path(), &data, &extra).await;
     let http = reqwest::Client::new();
     let base = server.url.clone();
-    let ws: Value = http
-        .get(format!("{base}/v1/workspace"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ws = admin_json(
+        &http,
+        Method::GET,
+        format!("{base}/v1/workspace"),
+        &admin,
+        None,
+    )
+    .await;
     let workspace = ws["id"].as_str().unwrap().to_owned();
     let r = http
         .put(format!("{base}/v1/roles/reader"))
@@ -122,12 +184,7 @@ async fn kill_during_writes_loses_nothing(database_url: Option<String>) {
             ))
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    server.child.kill().unwrap(); // SIGKILL
-    server.child.wait().unwrap();
-    for w in writers {
-        w.await.unwrap();
-    }
+    kill_mid_burst(&mut server, Duration::from_millis(700), writers).await;
     let acked = std::mem::take(&mut *acked.lock().unwrap());
     assert!(
         acked.keys.len() >= 5,
@@ -149,15 +206,8 @@ async fn kill_during_writes_loses_nothing(database_url: Option<String>) {
         assert_eq!(r.status(), 200, "acknowledged user {id} is gone");
     }
     for id in &acked.memberships {
-        let a: Value = http
-            .get(format!("{base}/v1/users/{id}/authorization"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!("{base}/v1/users/{id}/authorization");
+        let a = admin_json(&http, Method::GET, url, &admin, None).await;
         assert_eq!(
             a[&workspace]["roles"],
             json!(["reader"]),
@@ -165,16 +215,7 @@ async fn kill_during_writes_loses_nothing(database_url: Option<String>) {
         );
     }
     for (id, key) in &acked.keys {
-        let v: Value = http
-            .post(format!("{base}/v1/api-keys/verify"))
-            .bearer_auth(&admin)
-            .header("x-api-key", key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = verdict(&http, &base, &admin, key).await;
         assert_eq!(v["valid"], true, "acknowledged key {id}: {v}");
     }
     drop(server);
@@ -183,10 +224,7 @@ async fn kill_during_writes_loses_nothing(database_url: Option<String>) {
     let url = database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}?mode=ro", data.join("latchkey.db").display()));
-    sqlx::any::install_default_drivers();
-    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
+    let mut db = database(&url).await;
     let orphans: Vec<(String,)> = sqlx::query_as(
         "SELECT k.id FROM api_keys k WHERE NOT EXISTS \
          (SELECT 1 FROM api_key_digests d WHERE d.mode = k.mode AND d.key_id = k.id)",
@@ -317,63 +355,38 @@ async fn kill_9_during_revocations_every_committed_one_reaches_the_other_node() 
         "--cache-ttl-seconds",
         "86400",
     ];
-    let mut a = Serve::start_with(dir.path(), &data, &args);
-    a.wait_healthy().await;
-    let admin = printed(&a.stderr_text(), "LATCHKEY_TEST_ADMIN_KEY")
-        .pop()
-        .expect("the first start prints the admin key");
+    let (mut a, admin) = first_start(dir.path(), &data, &args).await;
     // The same data directory: the same master key.
     let mut b = Serve::start_with(dir.path(), &data, &args);
     b.wait_healthy().await;
     let http = reqwest::Client::new();
-    let user: Value = http
-        .post(format!("{}/v1/users", a.url))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "fleet"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user = admin_json(
+        &http,
+        Method::POST,
+        format!("{}/v1/users", a.url),
+        &admin,
+        Some(json!({"name": "fleet"})),
+    )
+    .await;
     let user = user["id"].as_str().unwrap().to_owned();
     let mut keys = Vec::new();
     for _ in 0..300 {
-        let created: Value = http
-            .post(format!("{}/v1/api-keys", a.url))
-            .bearer_auth(&admin)
-            .json(&json!({"userId": user}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let created = admin_json(
+            &http,
+            Method::POST,
+            format!("{}/v1/api-keys", a.url),
+            &admin,
+            Some(json!({"userId": user})),
+        )
+        .await;
         keys.push((
             created["id"].as_str().unwrap().to_owned(),
             created["key"].as_str().unwrap().to_owned(),
         ));
     }
-    let verdict = |base: String, key: String| {
-        let http = http.clone();
-        let admin = admin.clone();
-        async move {
-            let v: Value = http
-                .post(format!("{base}/v1/api-keys/verify"))
-                .bearer_auth(&admin)
-                .header("x-api-key", key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v
-        }
-    };
     // B caches every key as valid.
     for (id, key) in &keys {
-        let v = verdict(b.url.clone(), key.clone()).await;
+        let v = verdict(&http, &b.url, &admin, key).await;
         assert_eq!(v["valid"], true, "{id}: {v}");
     }
 
@@ -408,19 +421,11 @@ async fn kill_9_during_revocations_every_committed_one_reaches_the_other_node() 
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    a.child.kill().unwrap(); // SIGKILL
-    a.child.wait().unwrap();
-    for w in writers {
-        w.await.unwrap();
-    }
+    kill_mid_burst(&mut a, Duration::from_millis(250), writers).await;
     let acked = std::mem::take(&mut *acked.lock().unwrap());
 
     // What the database holds.
-    sqlx::any::install_default_drivers();
-    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
+    let mut db = database(&url).await;
     let revoked: HashSet<String> =
         sqlx::query_as::<_, (String,)>("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL")
             .fetch_all(&mut db)
@@ -447,7 +452,7 @@ async fn kill_9_during_revocations_every_committed_one_reaches_the_other_node() 
     while !pending.is_empty() {
         let mut still = Vec::new();
         for entry in pending {
-            let v = verdict(b.url.clone(), entry.1.clone()).await;
+            let v = verdict(&http, &b.url, &admin, &entry.1).await;
             if v["code"] != "revoked" {
                 still.push(entry);
             }
@@ -464,7 +469,7 @@ async fn kill_9_during_revocations_every_committed_one_reaches_the_other_node() 
     }
     let caught_up = started.elapsed();
     for (id, key) in keys.iter().filter(|(id, _)| !revoked.contains(id)) {
-        let v = verdict(b.url.clone(), key.clone()).await;
+        let v = verdict(&http, &b.url, &admin, key).await;
         assert_eq!(v["valid"], true, "{id} was never revoked: {v}");
     }
     let audited: HashSet<String> = sqlx::query_as::<_, (String,)>(
