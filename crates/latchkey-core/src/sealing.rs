@@ -111,11 +111,6 @@ impl MasterKey {
             .map_err(|_| SealError::Unopenable)?;
         Ok(plain.to_vec())
     }
-
-    /// Whether `value` looks sealed (as opposed to a legacy plain value).
-    pub fn is_sealed(value: &str) -> bool {
-        value.starts_with(PREFIX)
-    }
 }
 
 #[cfg(test)]
@@ -126,7 +121,7 @@ mod tests {
     fn sealed_values_open_only_with_the_same_key_and_context() {
         let key = MasterKey::parse(&MasterKey::generate_text().unwrap()).unwrap();
         let sealed = key.seal("kid-1", b"private key bytes").unwrap();
-        assert!(MasterKey::is_sealed(&sealed));
+        assert!(sealed.starts_with(PREFIX));
         assert!(!sealed.contains("private"));
         assert_eq!(key.open("kid-1", &sealed).unwrap(), b"private key bytes");
         assert_eq!(key.open("kid-2", &sealed), Err(SealError::Unopenable));

@@ -33,9 +33,9 @@ use latchkey_core::credential::CredentialDigest;
 use latchkey_core::rbac::{Catalog, DirectRoles, TenantTree};
 use latchkey_store::{ApiKeyMatch, PrincipalRecord, SecretRecord, Store, StoreError, StoreResult};
 use latchkey_types::admin::User;
-use latchkey_types::keys::RateLimit;
+use latchkey_types::api_keys::RateLimit;
 use latchkey_types::Mode;
-use latchkey_verify::keys::KeySet;
+use latchkey_verify::jwks::KeySet;
 use parking_lot::RwLock;
 use quick_cache::sync::Cache as Bounded;
 use time::OffsetDateTime;
@@ -645,7 +645,7 @@ impl Caches {
 
 #[cfg(test)]
 mod tests {
-    use latchkey_types::keys::ApiKey;
+    use latchkey_types::api_keys::ApiKey;
     use time::macros::datetime;
 
     use super::*;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_core::{authorization, rbac};
 use latchkey_store::{Store, StoreError};
-use latchkey_types::keys::{KeyInvalidCode, ValidApiKey};
+use latchkey_types::api_keys::{KeyInvalidCode, ValidApiKey};
 use latchkey_types::Mode;
 use parking_lot::Mutex;
 use time::OffsetDateTime;

@@ -16,7 +16,7 @@ mod extract;
 mod invalidation;
 mod issuance;
 mod keycheck;
-mod keys;
+mod keyring;
 mod metrics;
 mod routes;
 mod serve;

@@ -15,7 +15,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use latchkey_types::keys::KeyInvalidCode;
+use latchkey_types::api_keys::KeyInvalidCode;
 use latchkey_types::Mode;
 use parking_lot::RwLock;
 use utoipa_axum::router::OpenApiRouter;

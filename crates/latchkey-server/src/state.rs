@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::coordination::{RateLimiter, Redis, ReplayGuard};
 use crate::denylist::DenyList;
 use crate::keycheck::UsageRecorder;
-use crate::keys::{resolve_master_key, KeyManager};
+use crate::keyring::{resolve_master_key, KeyManager};
 use crate::startup::ServerError;
 
 /// The state every handler shares.
@@ -287,7 +287,6 @@ async fn bootstrap(
             mode,
             alg: alg.as_str().to_owned(),
             private_pkcs8: sealed,
-            status: "active".into(),
             created_at: now,
             not_before: now,
         });

@@ -1,10 +1,9 @@
-//! API keys (with their current and grace-period digests) and the deny-list
-//! of revoked access tokens.
+//! API keys, with their current and grace-period digests.
 
 use latchkey_core::clock::to_unix_ms;
 use latchkey_core::credential::CredentialDigest;
+use latchkey_types::api_keys::{ApiKey, RateLimit};
 use latchkey_types::audit::AuditEvent;
-use latchkey_types::keys::{ApiKey, RateLimit};
 use latchkey_types::{JsonObject, Mode};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -102,7 +101,7 @@ impl Store {
         record: impl FnOnce(&ApiKey) -> AuditEvent + Send,
     ) -> StoreResult<Written<ApiKey>> {
         let _timer = self.timed("create_api_key");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let user = sqlx::query("SELECT id FROM users WHERE mode = $1 AND id = $2")
             .bind(mode.as_str())
             .bind(&key.user_id)
@@ -195,7 +194,7 @@ impl Store {
         record: impl FnOnce(&ApiKey) -> AuditEvent + Send,
     ) -> StoreResult<Written<ApiKey>> {
         let _timer = self.timed("revoke_api_key");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         fetch_key(&mut tx, mode, id).await?;
         sqlx::query(
             "UPDATE api_keys SET revoked_at = $3 WHERE mode = $1 AND id = $2 AND revoked_at IS NULL",
@@ -221,7 +220,7 @@ impl Store {
         record: impl FnOnce(&ApiKey) -> AuditEvent + Send,
     ) -> StoreResult<Written<ApiKey>> {
         let _timer = self.timed("rotate_api_key");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let key = fetch_key(&mut tx, mode, id).await?;
         if key.revoked_at.is_some() {
             return Err(StoreError::Conflict(
@@ -290,7 +289,7 @@ impl Store {
     /// nodes). Returns the uses left, or `None` when the budget was spent.
     pub async fn spend_api_key_use(&self, mode: Mode, id: &str) -> StoreResult<Option<i64>> {
         let _timer = self.timed("spend_api_key_use");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "UPDATE api_keys SET remaining = remaining - 1 \
              WHERE mode = $1 AND id = $2 AND remaining > 0 RETURNING remaining",
@@ -311,7 +310,7 @@ impl Store {
         if uses.is_empty() {
             return Ok(());
         }
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         for (mode, id, at) in uses {
             sqlx::query(
                 "UPDATE api_keys SET last_used_at = $3 WHERE mode = $1 AND id = $2 \
@@ -325,63 +324,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Adds an access token to the deny-list until it would have expired.
-    pub async fn revoke_token(
-        &self,
-        mode: Mode,
-        jti: &str,
-        expires_at: OffsetDateTime,
-        record: impl FnOnce(&()) -> AuditEvent + Send,
-    ) -> StoreResult<Written<()>> {
-        let _timer = self.timed("revoke_token");
-        let (_writer, mut tx) = self.begin_write().await?;
-        let exists = sqlx::query("SELECT jti FROM revoked_tokens WHERE jti = $1")
-            .bind(jti)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            sqlx::query("INSERT INTO revoked_tokens (jti, mode, expires_at) VALUES ($1, $2, $3)")
-                .bind(jti)
-                .bind(mode.as_str())
-                .bind(to_unix_ms(expires_at))
-                .execute(&mut *tx)
-                .await?;
-        }
-        let changes = vec![Invalidation::TokenRevoked {
-            jti: jti.to_owned(),
-            until: expires_at.unix_timestamp(),
-        }];
-        let event = record(&());
-        self.commit_write(tx, (), Some(event), changes).await
-    }
-
-    /// The deny-list entries that have not expired: `(jti, expires_at)`.
-    pub async fn revoked_tokens(
-        &self,
-        now: OffsetDateTime,
-    ) -> StoreResult<Vec<(String, OffsetDateTime)>> {
-        let _timer = self.timed("revoked_tokens");
-        let rows = sqlx::query("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1")
-            .bind(to_unix_ms(now))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("jti")?, time_of(r, "expires_at")?)))
-            .collect()
-    }
-
-    /// Removes deny-list entries whose tokens have expired anyway.
-    pub async fn purge_revoked_tokens(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        let _timer = self.timed("purge_revoked_tokens");
-        let (_writer, mut tx) = self.begin_write().await?;
-        let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= $1")
-            .bind(to_unix_ms(now))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
     }
 }
 

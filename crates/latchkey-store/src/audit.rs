@@ -73,7 +73,7 @@ impl Store {
             return Ok(());
         }
         let _timer = self.timed("append_audit_events");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         append(&mut tx, self.backend(), events).await?;
         tx.commit().await?;
         Ok(())

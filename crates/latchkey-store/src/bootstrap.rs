@@ -42,7 +42,7 @@ impl Store {
         events: &[AuditEvent],
     ) -> StoreResult<()> {
         let _timer = self.timed("bootstrap");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let existing = sqlx::query("SELECT id FROM workspace")
             .fetch_optional(&mut *tx)
             .await?;
@@ -93,7 +93,7 @@ impl Store {
     pub async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         let _timer = self.timed("signing_keys");
         let rows = sqlx::query(
-            "SELECT kid, mode, alg, private_pkcs8, status, created_at, \
+            "SELECT kid, mode, alg, private_pkcs8, created_at, \
              COALESCE(not_before, created_at) AS not_before FROM signing_keys \
              ORDER BY created_at, kid",
         )
@@ -106,7 +106,6 @@ impl Store {
                     mode: mode_of(r)?,
                     alg: r.try_get("alg")?,
                     private_pkcs8: r.try_get("private_pkcs8")?,
-                    status: r.try_get("status")?,
                     created_at: time_of(r, "created_at")?,
                     not_before: time_of(r, "not_before")?,
                 })
@@ -125,7 +124,7 @@ impl Store {
         record: impl FnOnce(&bool) -> AuditEvent + Send,
     ) -> StoreResult<Written<bool>> {
         let _timer = self.timed("add_signing_key");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         if let Some(since) = unless_newer_than {
             let newer =
                 sqlx::query("SELECT kid FROM signing_keys WHERE mode = $1 AND created_at > $2")
@@ -141,19 +140,6 @@ impl Store {
         let event = record(&true);
         self.commit_write(tx, true, Some(event), vec![Invalidation::SigningKeys])
             .await
-    }
-
-    /// Replaces the stored private key material of a key (re-sealing).
-    pub async fn reseal_signing_key(&self, kid: &str, private_pkcs8: &str) -> StoreResult<()> {
-        let _timer = self.timed("reseal_signing_key");
-        let (_writer, mut tx) = self.begin_write().await?;
-        sqlx::query("UPDATE signing_keys SET private_pkcs8 = $2 WHERE kid = $1")
-            .bind(kid)
-            .bind(private_pkcs8)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Every admin key.
@@ -185,14 +171,13 @@ async fn insert_signing_key(
     key: &SigningKeyRecord,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO signing_keys (kid, mode, alg, private_pkcs8, status, created_at, not_before) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO signing_keys (kid, mode, alg, private_pkcs8, created_at, not_before) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&key.kid)
     .bind(key.mode.as_str())
     .bind(&key.alg)
     .bind(&key.private_pkcs8)
-    .bind(&key.status)
     .bind(to_unix_ms(key.created_at))
     .bind(to_unix_ms(key.not_before))
     .execute(&mut **tx)

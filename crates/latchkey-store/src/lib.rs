@@ -14,6 +14,7 @@ mod changes;
 mod notify;
 mod principals;
 mod records;
+mod revoked_tokens;
 mod roles;
 mod tenants;
 mod user_keys;
@@ -174,10 +175,6 @@ impl Drop for OpTimer<'_> {
     }
 }
 
-/// Nothing to hold besides the transaction; kept so call sites read the same
-/// on both backends.
-type WriteGuard = ();
-
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -273,9 +270,8 @@ impl Store {
     }
 
     /// Begins a write transaction (on SQLite, on the one writer connection).
-    async fn begin_write(&self) -> StoreResult<(WriteGuard, Transaction<'static, Any>)> {
-        let tx = self.write_pool.begin().await?;
-        Ok(((), tx))
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Any>> {
+        Ok(self.write_pool.begin().await?)
     }
 
     /// This process's id in change notifications.

@@ -22,7 +22,9 @@ pub struct WorkspaceRecord {
     pub created_at: OffsetDateTime,
 }
 
-/// A stored signing key. `private_pkcs8` is base64 of PKCS#8 DER.
+/// A stored signing key. `private_pkcs8` is its PKCS#8 DER sealed under the
+/// master key (`latchkey_core::sealing`). Its phase is not stored: the
+/// schedule gives it (`latchkey_core::keyplan`).
 #[derive(Clone)]
 pub struct SigningKeyRecord {
     /// Key id.
@@ -31,10 +33,8 @@ pub struct SigningKeyRecord {
     pub mode: Mode,
     /// JOSE algorithm name.
     pub alg: String,
-    /// Private key, base64 PKCS#8 DER.
+    /// Private key, sealed PKCS#8 DER.
     pub private_pkcs8: String,
-    /// Kept for compatibility; the phase is computed from the schedule.
-    pub status: String,
     /// Creation (publication) time.
     pub created_at: OffsetDateTime,
     /// When it starts signing.
@@ -47,7 +47,6 @@ impl std::fmt::Debug for SigningKeyRecord {
             .field("kid", &self.kid)
             .field("mode", &self.mode)
             .field("alg", &self.alg)
-            .field("status", &self.status)
             .finish_non_exhaustive()
     }
 }

@@ -26,7 +26,7 @@ impl Store {
         record: impl FnOnce(&(Role, bool)) -> AuditEvent + Send,
     ) -> StoreResult<Written<(Role, bool)>> {
         let _timer = self.timed("put_role");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let existed = sqlx::query("DELETE FROM roles WHERE mode = $1 AND name = $2")
             .bind(mode.as_str())
             .bind(name)
@@ -94,7 +94,7 @@ impl Store {
         record: impl FnOnce(&()) -> AuditEvent + Send,
     ) -> StoreResult<Written<()>> {
         let _timer = self.timed("delete_role");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM roles WHERE mode = $1 AND name = $2")
             .bind(mode.as_str())
             .bind(name)

@@ -23,7 +23,7 @@ impl Store {
         record: impl FnOnce(&Tenant) -> AuditEvent + Send,
     ) -> StoreResult<Written<Tenant>> {
         let _timer = self.timed("create_tenant");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         if !tenant_exists(&mut tx, mode, &tenant.parent_id).await? {
             return Err(StoreError::NotFound("parent tenant"));
         }
@@ -104,7 +104,7 @@ impl Store {
         record: impl FnOnce(&Tenant) -> AuditEvent + Send,
     ) -> StoreResult<Written<Tenant>> {
         let _timer = self.timed("update_tenant");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let current = fetch_tenant(&mut tx, mode, id).await?;
         if current.parent_id.is_none() {
             return Err(StoreError::Conflict(
@@ -162,7 +162,7 @@ impl Store {
         record: impl FnOnce(&()) -> AuditEvent + Send,
     ) -> StoreResult<Written<()>> {
         let _timer = self.timed("delete_tenant");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let current = fetch_tenant(&mut tx, mode, id).await?;
         if current.parent_id.is_none() {
             return Err(StoreError::Conflict(
@@ -264,7 +264,7 @@ impl Store {
         record: impl FnOnce(&Option<Membership>) -> AuditEvent + Send,
     ) -> StoreResult<Written<Option<Membership>>> {
         let _timer = self.timed("set_roles");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         if !tenant_exists(&mut tx, mode, tenant_id).await? {
             return Err(StoreError::NotFound("tenant"));
         }

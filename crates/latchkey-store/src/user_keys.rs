@@ -35,7 +35,7 @@ impl Store {
         record: impl FnOnce(&UserKey) -> AuditEvent + Send,
     ) -> StoreResult<Written<UserKey>> {
         let _timer = self.timed("add_user_key");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let user = sqlx::query("SELECT id FROM users WHERE mode = $1 AND id = $2")
             .bind(mode.as_str())
             .bind(&key.user_id)
@@ -108,7 +108,7 @@ impl Store {
         record: impl FnOnce(&()) -> AuditEvent + Send,
     ) -> StoreResult<Written<()>> {
         let _timer = self.timed("delete_user_key");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("DELETE FROM user_keys WHERE mode = $1 AND user_id = $2 AND id = $3")
                 .bind(mode.as_str())
@@ -135,7 +135,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
         let _timer = self.timed("use_assertion");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM used_assertions WHERE expires_at <= $1")
             .bind(to_unix_ms(now))
             .execute(&mut *tx)

@@ -25,7 +25,7 @@ impl Store {
         record: impl FnOnce(&User) -> AuditEvent + Send,
     ) -> StoreResult<Written<User>> {
         let _timer = self.timed("create_user");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         if let Some(username) = &user.username {
             ensure_username_free(&mut tx, mode, username, None).await?;
         }
@@ -116,7 +116,7 @@ impl Store {
         record: impl FnOnce(&User) -> AuditEvent + Send,
     ) -> StoreResult<Written<User>> {
         let _timer = self.timed("update_user");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE mode = $1 AND id = $2"
         ))
@@ -185,7 +185,7 @@ impl Store {
         record: impl FnOnce(&()) -> AuditEvent + Send,
     ) -> StoreResult<Written<()>> {
         let _timer = self.timed("delete_user");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         // Children first, explicitly, so the result does not depend on the
         // database enforcing ON DELETE CASCADE.
         sqlx::query(
@@ -233,7 +233,7 @@ impl Store {
         record: impl FnOnce(&ClientSecret) -> AuditEvent + Send,
     ) -> StoreResult<Written<ClientSecret>> {
         let _timer = self.timed("create_secret");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         ensure_user(&mut tx, mode, &secret.user_id).await?;
         let row = sqlx::query(&format!(
             "INSERT INTO client_secrets (mode, id, user_id, name, digest, created_at, expires_at) \
@@ -291,7 +291,7 @@ impl Store {
         record: impl FnOnce(&()) -> AuditEvent + Send,
     ) -> StoreResult<Written<()>> {
         let _timer = self.timed("delete_secret");
-        let (_writer, mut tx) = self.begin_write().await?;
+        let mut tx = self.begin_write().await?;
         ensure_user(&mut tx, mode, user_id).await?;
         let done =
             sqlx::query("DELETE FROM client_secrets WHERE mode = $1 AND user_id = $2 AND id = $3")

@@ -35,7 +35,6 @@ async fn bootstrapped(store: &Store) {
         mode: Mode::Test,
         alg: "EdDSA".into(),
         private_pkcs8: "AAAA".into(),
-        status: "active".into(),
         created_at: now(),
         not_before: now(),
     }];
@@ -104,7 +103,6 @@ async fn bootstrap_happens_once_and_creates_a_root_tenant_per_mode(s: &Store) {
         mode: Mode::Test,
         alg: "EdDSA".into(),
         private_pkcs8: "v1.sealed".into(),
-        status: "active".into(),
         created_at: now() + time::Duration::seconds(10),
         not_before: now() + time::Duration::seconds(610),
     };
@@ -112,10 +110,9 @@ async fn bootstrap_happens_once_and_creates_a_root_tenant_per_mode(s: &Store) {
     let mut again = next.clone();
     again.kid = "k3".into();
     assert!(!s.add_signing_key(&again, Some(now()), rec()).await.v());
-    s.reseal_signing_key("k1", "v1.resealed").await.unwrap();
     let keys = s.signing_keys().await.unwrap();
     assert_eq!(keys.len(), 2);
-    assert_eq!(keys[0].private_pkcs8, "v1.resealed");
+    assert_eq!(keys[0].private_pkcs8, "AAAA");
     assert_eq!(keys[1].not_before, next.not_before);
     let admin = s
         .find_admin_key(&CredentialDigest::of("admin-key"))
@@ -524,7 +521,7 @@ fn api_key(id: &str, user: &str, digest: &str, remaining: Option<i64>) -> NewApi
         name: Some("edge".into()),
         roles: Some(vec!["viewer".into()]),
         metadata: JsonObject::new(),
-        ratelimit: Some(latchkey_types::keys::RateLimit {
+        ratelimit: Some(latchkey_types::api_keys::RateLimit {
             limit: 10,
             window_seconds: 60,
         }),
@@ -939,7 +936,6 @@ async fn a_writes_event_commits_with_it_and_only_with_it(s: &Store) {
         mode: Mode::Test,
         alg: "EdDSA".into(),
         private_pkcs8: "v1.sealed".into(),
-        status: "active".into(),
         created_at: now(),
         not_before: now(),
     };

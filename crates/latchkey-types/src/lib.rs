@@ -3,9 +3,9 @@
 //! receiving-side library can all share the exact same JSON shapes.
 
 pub mod admin;
+pub mod api_keys;
 pub mod audit;
 pub mod error;
-pub mod keys;
 pub mod oauth;
 pub mod schema;
 

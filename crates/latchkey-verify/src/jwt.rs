@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::claims::Claims;
 use crate::error::VerifyError;
-use crate::keys::{Algorithm, KeySet};
+use crate::jwks::{Algorithm, KeySet};
 
 /// The largest token accepted, in bytes. A Latchkey token is well under
 /// 2 KiB even with many tenants; the cap bounds the work a stranger can ask

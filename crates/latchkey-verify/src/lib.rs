@@ -29,8 +29,8 @@ pub mod apikey;
 pub mod claims;
 pub mod clock;
 pub mod error;
+pub mod jwks;
 pub mod jwt;
-pub mod keys;
 #[cfg(feature = "axum")]
 pub mod middleware;
 #[cfg(feature = "remote")]
@@ -48,8 +48,8 @@ pub use apikey::{
 pub use claims::Claims;
 pub use clock::{Clock, SystemClock};
 pub use error::VerifyError;
+pub use jwks::{Algorithm, KeySet, KeySetError};
 pub use jwt::{verify_jwt, Expectations};
-pub use keys::{Algorithm, KeySet, KeySetError};
 pub use latchkey_types::oauth::{AccessTokenClaims, Audience, Jwk, JwkSet};
 pub use latchkey_types::{Mode, UserKind};
 #[cfg(feature = "remote")]

@@ -26,8 +26,8 @@ use serde::Deserialize;
 use crate::claims::Claims;
 use crate::clock::{Clock, SystemClock};
 use crate::error::VerifyError;
+use crate::jwks::{KeySet, KeySetError};
 use crate::jwt::{verify_jwt, Expectations, DEFAULT_LEEWAY_SECONDS};
-use crate::keys::{KeySet, KeySetError};
 
 /// How long keys are cached when the JWKS response has no `max-age`.
 pub const DEFAULT_JWKS_TTL: Duration = Duration::from_secs(300);

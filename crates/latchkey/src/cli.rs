@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use latchkey_types::keys::RateLimit;
+use latchkey_types::api_keys::RateLimit;
 use latchkey_types::{JsonObject, Mode, UserKind};
 use time::OffsetDateTime;
 

@@ -6,11 +6,11 @@ use axum::response::IntoResponse;
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_core::ids;
 use latchkey_store::NewApiKey;
-use latchkey_types::error::Problem;
-use latchkey_types::keys::{
+use latchkey_types::api_keys::{
     ApiKey, CreateApiKey, CreatedApiKey, KeyInvalidCode, RotateApiKey, VerifyApiKeyRequest,
     VerifyApiKeyResponse,
 };
+use latchkey_types::error::Problem;
 use latchkey_types::schema::Cursor;
 use latchkey_types::Page;
 use serde::Deserialize;

@@ -159,7 +159,6 @@ pub async fn rotate(
         mode,
         alg: alg.as_str().to_owned(),
         private_pkcs8: sealed,
-        status: "scheduled".into(),
         created_at: now,
         not_before,
     };

@@ -486,7 +486,7 @@ fn public_jwk(raw: &JsonObject) -> Result<Jwk, ApiError> {
         None => latchkey_core::signing::thumbprint(&jwk),
     };
     // The key must actually parse as a verification key.
-    latchkey_verify::keys::KeySet::from_keys([&jwk])
+    latchkey_verify::jwks::KeySet::from_keys([&jwk])
         .map_err(|e| ApiError::InvalidRequest(format!("the key does not parse: {e}")))?;
     Ok(jwk)
 }

@@ -2,7 +2,7 @@
 //! key's value is shown once, in the answer to `create` or `rotate`, and
 //! never again.
 
-use latchkey_types::keys::{ApiKey, CreateApiKey, CreatedApiKey, RateLimit, RotateApiKey};
+use latchkey_types::api_keys::{ApiKey, CreateApiKey, CreatedApiKey, RateLimit, RotateApiKey};
 use reqwest::Method;
 
 use super::Admin;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context as _};
 use latchkey_core::credential::{self, CredentialKind};
 use latchkey_core::Secret;
-use latchkey_types::keys::ValidApiKey;
+use latchkey_types::api_keys::ValidApiKey;
 use latchkey_types::Mode;
 use latchkey_verify::{verify_jwt, Expectations, JwkSet, KeySet, VerifyError};
 use serde::Deserialize;

@@ -8,8 +8,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use latchkey_core::clock::to_unix_ms;
 use latchkey_core::keyplan::{self, KeyPlan, ScheduledKey};
 use latchkey_core::sealing::MasterKey;
@@ -18,7 +16,7 @@ use latchkey_core::token;
 use latchkey_store::{SigningKeyRecord, Store};
 use latchkey_types::oauth::JwkSet;
 use latchkey_types::Mode;
-use latchkey_verify::keys::KeySet;
+use latchkey_verify::jwks::KeySet;
 use parking_lot::RwLock;
 use time::OffsetDateTime;
 
@@ -74,7 +72,7 @@ pub struct KeyManager {
 pub const MAX_TOKEN_LIFETIME: i64 = MAX_TOKEN_TTL_SECONDS + 60;
 
 impl KeyManager {
-    /// Opens the master key and every stored key; seals legacy plain keys.
+    /// Opens the master key and every stored key.
     pub async fn load(
         store: &Store,
         master: MasterKey,
@@ -104,7 +102,7 @@ impl KeyManager {
             if self.loaded.read().contains_key(&record.kid) {
                 continue;
             }
-            let key = self.open(store, record).await?;
+            let key = self.open(record)?;
             self.loaded
                 .write()
                 .insert(record.kid.clone(), Arc::new(key));
@@ -113,32 +111,18 @@ impl KeyManager {
         Ok(())
     }
 
-    async fn open(
-        &self,
-        store: &Store,
-        record: &SigningKeyRecord,
-    ) -> Result<LoadedKey, ServerError> {
+    fn open(&self, record: &SigningKeyRecord) -> Result<LoadedKey, ServerError> {
         let alg = Algorithm::parse(&record.alg)
             .ok_or_else(|| ServerError::Bootstrap(format!("unknown algorithm {:?}", record.alg)))?;
-        let der = if MasterKey::is_sealed(&record.private_pkcs8) {
-            self.master.open(&record.kid, &record.private_pkcs8).map_err(|e| {
+        let der = self
+            .master
+            .open(&record.kid, &record.private_pkcs8)
+            .map_err(|e| {
                 ServerError::Bootstrap(format!(
                     "signing key {}: {e} (is LATCHKEY_MASTER_KEY the one this store was created with?)",
                     record.kid
                 ))
-            })?
-        } else {
-            // Written by a version without encryption at rest: seal it now.
-            let der = STANDARD.decode(&record.private_pkcs8).map_err(|_| {
-                ServerError::Bootstrap(format!("signing key {} is corrupt", record.kid))
             })?;
-            let sealed = self
-                .master
-                .seal(&record.kid, &der)
-                .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
-            store.reseal_signing_key(&record.kid, &sealed).await?;
-            der
-        };
         let key = SigningKey::from_pkcs8(alg, &der)
             .map_err(|e| ServerError::Bootstrap(format!("signing key {}: {e}", record.kid)))?;
         Ok(LoadedKey {
