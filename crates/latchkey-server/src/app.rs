@@ -119,6 +119,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::tenants::router())
         .merge(routes::roles::router())
         .merge(routes::users::router())
+        .merge(routes::secrets::router())
+        .merge(routes::user_keys::router())
         .merge(routes::api_keys::router())
         .merge(routes::signing_keys::router())
         .merge(routes::tokens::router())

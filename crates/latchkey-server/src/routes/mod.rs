@@ -7,9 +7,11 @@ pub mod health;
 pub mod introspection;
 pub mod oauth;
 pub mod roles;
+pub mod secrets;
 pub mod signing_keys;
 pub mod tenants;
 pub mod tokens;
+pub mod user_keys;
 pub mod users;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,18 +1,15 @@
-//! `/v1/users`: machines and people, their authorization, and their client
-//! secrets.
+//! `/v1/users`: machines and people, and the `authorization` claim of a
+//! user's tokens. Their client secrets are in `secrets.rs`, their public
+//! keys in `user_keys.rs`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_core::ids;
-use latchkey_store::{NewSecret, NewUser};
-use latchkey_types::admin::{
-    Authorization, ClientSecret, CreateSecret, CreateUser, CreateUserKey, CreatedSecret,
-    UpdateUser, User, UserKey,
-};
+use latchkey_store::NewUser;
+use latchkey_types::admin::{Authorization, CreateUser, UpdateUser, User};
 use latchkey_types::error::Problem;
-use latchkey_types::oauth::{Jwk, RESERVED_CLAIMS};
+use latchkey_types::oauth::RESERVED_CLAIMS;
 use latchkey_types::schema::Cursor;
 use latchkey_types::{JsonObject, Page, UserKind};
 use serde::Deserialize;
@@ -34,10 +31,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_user, list_users))
         .routes(routes!(get_user, update_user, delete_user))
         .routes(routes!(get_authorization))
-        .routes(routes!(create_secret, list_secrets))
-        .routes(routes!(delete_secret))
-        .routes(routes!(add_user_key, list_user_keys))
-        .routes(routes!(delete_user_key))
 }
 
 fn check_custom_claims(claims: &JsonObject) -> Result<(), ApiError> {
@@ -72,7 +65,7 @@ pub(crate) fn check_email(email: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-fn check_user_id(id: &str) -> Result<(), ApiError> {
+pub(super) fn check_user_id(id: &str) -> Result<(), ApiError> {
     if ids::has_id_shape(id, "usr") {
         Ok(())
     } else {
@@ -288,277 +281,4 @@ async fn get_authorization(
         );
     }
     Ok(response)
-}
-
-/// Adds a client secret; the value is in this response only.
-#[utoipa::path(post, path = "/v1/users/{id}/secrets", tag = "users",
-    security(("adminKey" = [])), params(("id" = String, Path)), request_body = CreateSecret,
-    responses((status = 201, body = CreatedSecret), (status = 400, body = Problem),
-        (status = 404, body = Problem)))]
-async fn create_secret(
-    State(state): State<AppState>,
-    admin: Admin,
-    ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<CreateSecret>,
-) -> Result<impl IntoResponse, ApiError> {
-    check_user_id(&id)?;
-    check_optional_text("name", body.name.as_deref())?;
-    let now = state.clock.now();
-    if matches!(body.expires_at, Some(at) if at <= now) {
-        return Err(ApiError::InvalidRequest(
-            "expiresAt must be in the future".into(),
-        ));
-    }
-    let mode = admin.mode();
-    let value = credential::generate(mode, CredentialKind::ClientSecret);
-    let new = NewSecret {
-        id: ids::new_prefixed_id("sec"),
-        user_id: id.clone(),
-        name: body.name,
-        digest: CredentialDigest::of(value.expose()),
-        expires_at: body.expires_at,
-    };
-    let written = state
-        .store
-        .create_secret(mode, &new, now, |stored| {
-            admin
-                .event(
-                    &state,
-                    AuditAction::ClientSecretCreated,
-                    "client_secret",
-                    &stored.id,
-                )
-                .with_detail("userId", id.clone())
-                .with_detail("expiresAt", crate::audit::rfc3339(stored.expires_at))
-        })
-        .await?;
-    let stored = state.applied(written).await;
-    let created = CreatedSecret {
-        id: stored.id,
-        user_id: stored.user_id,
-        name: stored.name,
-        secret: value.expose().to_owned(),
-        created_at: stored.created_at,
-        expires_at: stored.expires_at,
-    };
-    Ok((StatusCode::CREATED, axum::Json(created)))
-}
-
-/// Paging of `GET /v1/users/{id}/secrets`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct SecretListQuery {
-    /// Page size, 1 to 1000 (default 50).
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<u32>,
-    /// `nextCursor` of the previous page.
-    #[param(value_type = Option<Cursor>, inline)]
-    cursor: Option<String>,
-}
-
-/// A user's client secrets, without their values.
-#[utoipa::path(get, path = "/v1/users/{id}/secrets", tag = "users",
-    security(("adminKey" = [])), params(("id" = String, Path), SecretListQuery),
-    responses((status = 200, body = Page<ClientSecret>), (status = 404, body = Problem)))]
-async fn list_secrets(
-    State(state): State<AppState>,
-    admin: Admin,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<SecretListQuery>,
-) -> Result<axum::Json<Page<ClientSecret>>, ApiError> {
-    check_user_id(&id)?;
-    let page = page_request(q.limit, q.cursor.as_deref())?;
-    Ok(axum::Json(to_page(
-        state.store.list_secrets(admin.mode(), &id, &page).await?,
-    )))
-}
-
-/// Deletes a client secret; it stops working at once.
-#[utoipa::path(delete, path = "/v1/users/{id}/secrets/{secretId}", tag = "users",
-    security(("adminKey" = [])), params(("id" = String, Path), ("secretId" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_secret(
-    State(state): State<AppState>,
-    admin: Admin,
-    ApiPath((id, secret_id)): ApiPath<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    check_user_id(&id)?;
-    let event = admin
-        .event(
-            &state,
-            AuditAction::ClientSecretRevoked,
-            "client_secret",
-            &secret_id,
-        )
-        .with_detail("userId", id.clone());
-    let written = state
-        .store
-        .delete_secret(admin.mode(), &id, &secret_id, |_| event)
-        .await?;
-    state.applied(written).await;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Members a public JWK must not have: any of them makes it a private key.
-const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-
-/// Checks a JWK given for registration and returns it typed, with its kid.
-fn public_jwk(raw: &JsonObject) -> Result<Jwk, ApiError> {
-    let bad = |d: &str| ApiError::InvalidRequest(d.to_owned());
-    if let Some(m) = PRIVATE_JWK_MEMBERS.iter().find(|m| raw.contains_key(**m)) {
-        return Err(ApiError::InvalidRequest(format!(
-            "this JWK has the private member {m:?}; register the public key only"
-        )));
-    }
-    let text = |name: &str| raw.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-    let kty = text("kty").ok_or_else(|| bad("jwk.kty is required"))?;
-    let (alg, jwk) = match (kty.as_str(), text("crv").as_deref()) {
-        ("OKP", Some("Ed25519")) => (
-            "EdDSA",
-            Jwk {
-                kty,
-                kid: String::new(),
-                alg: "EdDSA".into(),
-                use_: "sig".into(),
-                crv: text("crv"),
-                x: Some(text("x").ok_or_else(|| bad("jwk.x is required"))?),
-                y: None,
-                n: None,
-                e: None,
-            },
-        ),
-        ("EC", Some("P-256")) => (
-            "ES256",
-            Jwk {
-                kty,
-                kid: String::new(),
-                alg: "ES256".into(),
-                use_: "sig".into(),
-                crv: text("crv"),
-                x: Some(text("x").ok_or_else(|| bad("jwk.x is required"))?),
-                y: Some(text("y").ok_or_else(|| bad("jwk.y is required"))?),
-                n: None,
-                e: None,
-            },
-        ),
-        ("RSA", _) => {
-            let n = text("n").ok_or_else(|| bad("jwk.n is required"))?;
-            // base64url of at least 2048 bits.
-            if n.len() < 342 {
-                return Err(bad("RSA keys must have at least 2048 bits"));
-            }
-            (
-                "RS256",
-                Jwk {
-                    kty,
-                    kid: String::new(),
-                    alg: "RS256".into(),
-                    use_: "sig".into(),
-                    crv: None,
-                    x: None,
-                    y: None,
-                    n: Some(n),
-                    e: Some(text("e").ok_or_else(|| bad("jwk.e is required"))?),
-                },
-            )
-        }
-        _ => {
-            return Err(bad(
-                "the key must be OKP Ed25519 (EdDSA), EC P-256 (ES256) or RSA (RS256)",
-            ))
-        }
-    };
-    if let Some(given) = text("alg") {
-        if given != alg {
-            return Err(ApiError::InvalidRequest(format!(
-                "jwk.alg {given:?} does not match the key type ({alg})"
-            )));
-        }
-    }
-    if text("use").is_some_and(|u| u != "sig") {
-        return Err(bad("jwk.use must be \"sig\""));
-    }
-    let mut jwk = jwk;
-    jwk.kid = match text("kid") {
-        Some(kid) if !kid.is_empty() && kid.len() <= 128 && !kid.contains('\0') => kid,
-        Some(_) => return Err(bad("jwk.kid must be 1 to 128 characters, without U+0000")),
-        None => latchkey_core::signing::thumbprint(&jwk),
-    };
-    // The key must actually parse as a verification key.
-    latchkey_verify::jwks::KeySet::from_keys([&jwk])
-        .map_err(|e| ApiError::InvalidRequest(format!("the key does not parse: {e}")))?;
-    Ok(jwk)
-}
-
-/// Registers a public key for `private_key_jwt` and the JWT-bearer grant.
-#[utoipa::path(post, path = "/v1/users/{id}/keys", tag = "users",
-    security(("adminKey" = [])), params(("id" = String, Path)), request_body = CreateUserKey,
-    responses((status = 201, body = UserKey), (status = 400, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn add_user_key(
-    State(state): State<AppState>,
-    admin: Admin,
-    ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<CreateUserKey>,
-) -> Result<impl IntoResponse, ApiError> {
-    check_user_id(&id)?;
-    let jwk = public_jwk(&body.jwk)?;
-    let key = UserKey {
-        id: ids::new_prefixed_id("pk"),
-        user_id: id.clone(),
-        kid: jwk.kid.clone(),
-        alg: jwk.alg.clone(),
-        jwk,
-        created_at: state.clock.now(),
-    };
-    let written = state
-        .store
-        .add_user_key(admin.mode(), &key, |created| {
-            admin
-                .event(&state, AuditAction::UserKeyAdded, "user_key", &created.id)
-                .with_detail("userId", id.clone())
-                .with_detail("kid", created.kid.clone())
-                .with_detail("alg", created.alg.clone())
-        })
-        .await?;
-    let created = state.applied(written).await;
-    Ok((StatusCode::CREATED, axum::Json(created)))
-}
-
-/// The public keys registered on a user.
-#[utoipa::path(get, path = "/v1/users/{id}/keys", tag = "users",
-    security(("adminKey" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = Page<UserKey>), (status = 404, body = Problem)))]
-async fn list_user_keys(
-    State(state): State<AppState>,
-    admin: Admin,
-    ApiPath(id): ApiPath<String>,
-) -> Result<axum::Json<Page<UserKey>>, ApiError> {
-    check_user_id(&id)?;
-    Ok(axum::Json(Page {
-        data: state.store.list_user_keys(admin.mode(), &id).await?,
-        next_cursor: None,
-    }))
-}
-
-/// Removes a public key; assertions signed with it stop working at once.
-#[utoipa::path(delete, path = "/v1/users/{id}/keys/{keyId}", tag = "users",
-    security(("adminKey" = [])), params(("id" = String, Path), ("keyId" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_user_key(
-    State(state): State<AppState>,
-    admin: Admin,
-    ApiPath((id, key_id)): ApiPath<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    check_user_id(&id)?;
-    let event = admin
-        .event(&state, AuditAction::UserKeyRemoved, "user_key", &key_id)
-        .with_detail("userId", id.clone());
-    let written = state
-        .store
-        .delete_user_key(admin.mode(), &id, &key_id, |_| event)
-        .await?;
-    state.applied(written).await;
-    Ok(StatusCode::NO_CONTENT)
 }
