@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
+#[cfg(feature = "openapi")]
 use crate::schema::{EmailAddress, RoleName, ScopeToken, ShortText, TenantId};
 use crate::{JsonObject, Mode, UserKind};
 
 /// `GET /v1/workspace`: the root tenant, seen from one mode.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Workspace {
     /// The workspace id, which is also the id of the root tenant.
@@ -28,7 +29,8 @@ pub struct Workspace {
 }
 
 /// A tenant: a node of the tenant tree.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Tenant {
     /// `[a-z0-9][a-z0-9_-]{0,62}`.
@@ -41,7 +43,7 @@ pub struct Tenant {
     /// Whether roles held in the parent flow into this tenant.
     pub cascade: bool,
     /// Free-form JSON object.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: JsonObject,
     /// The tenant's mode.
     pub mode: Mode,
@@ -51,31 +53,33 @@ pub struct Tenant {
 }
 
 /// `POST /v1/tenants`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTenant {
     /// Chosen id; 8 random lowercase letters and digits when absent.
-    #[schema(value_type = Option<TenantId>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<TenantId>))]
     pub id: Option<String>,
     /// Display name.
-    #[schema(value_type = ShortText)]
+    #[cfg_attr(feature = "openapi", schema(value_type = ShortText))]
     pub name: String,
     /// Parent tenant; the workspace when absent.
     pub parent_id: Option<String>,
     /// Inherit the parent's roles (default `true`).
     pub cascade: Option<bool>,
     /// Free-form JSON object, at most 8 KiB as JSON.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<JsonObject>,
 }
 
 /// `PATCH /v1/tenants/{id}`: every field optional; `parentId` moves the tenant.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateTenant {
     /// New display name.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<ShortText>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ShortText>))]
     pub name: Option<String>,
     /// New parent (a move). Moving under the tenant itself or a descendant is 409.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,23 +88,25 @@ pub struct UpdateTenant {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cascade: Option<bool>,
     /// Replaces the metadata object (at most 8 KiB as JSON).
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<JsonObject>,
 }
 
 /// `PUT /v1/tenants/{tenantId}/users/{userId}/roles`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetRoles {
     /// The roles the user holds directly in the tenant (at most 100);
     /// empty ends the membership.
-    #[schema(value_type = Vec<RoleName>, max_items = 100)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>, max_items = 100))]
     pub roles: Vec<String>,
 }
 
 /// A user's direct roles in one tenant.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
     /// The tenant.
@@ -115,20 +121,22 @@ pub struct Membership {
 }
 
 /// `PUT /v1/roles/{name}`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PutRole {
     /// OAuth scope tokens the role grants, such as `telemetry:write` (at
     /// most 200).
-    #[schema(value_type = Vec<ScopeToken>, max_items = 200)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<ScopeToken>, max_items = 200))]
     pub permissions: Vec<String>,
     /// What the role is for.
-    #[schema(value_type = Option<ShortText>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ShortText>))]
     pub description: Option<String>,
 }
 
 /// An entry of the role catalog.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Role {
     /// `[a-z0-9][a-z0-9:_-]{0,63}`.
@@ -145,7 +153,8 @@ pub struct Role {
 }
 
 /// A user: a machine or a person.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     /// `usr_…`; also the OAuth `client_id`.
@@ -161,10 +170,10 @@ pub struct User {
     /// Phone number.
     pub phone_number: Option<String>,
     /// Free-form JSON object.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: JsonObject,
     /// Claims added to this user's access tokens.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom_claims: JsonObject,
     /// A disabled user's credentials all stop working at once.
     pub disabled: bool,
@@ -181,45 +190,47 @@ pub struct User {
 }
 
 /// `POST /v1/users`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUser {
     /// `machine` (default) or `human`.
     pub kind: Option<UserKind>,
     /// Display name.
-    #[schema(value_type = ShortText)]
+    #[cfg_attr(feature = "openapi", schema(value_type = ShortText))]
     pub name: String,
     /// Email address.
-    #[schema(value_type = Option<EmailAddress>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<EmailAddress>))]
     pub email: Option<String>,
     /// Unique user name within the mode.
-    #[schema(value_type = Option<ShortText>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ShortText>))]
     pub username: Option<String>,
     /// Phone number.
-    #[schema(value_type = Option<ShortText>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ShortText>))]
     pub phone_number: Option<String>,
     /// Free-form JSON object, at most 8 KiB as JSON.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<JsonObject>,
     /// Claims added to this user's tokens, at most 8 KiB as JSON; reserved
     /// claim names are refused.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub custom_claims: Option<JsonObject>,
     /// Create the user disabled.
     pub disabled: Option<bool>,
     /// Token lifetime for this user, in seconds (at most a day).
     #[serde(default, deserialize_with = "crate::whole::option")]
-    #[schema(minimum = 1, maximum = 86400)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
     pub token_ttl_seconds: Option<i64>,
 }
 
 /// `PATCH /v1/users/{id}`: absent fields are kept; `null` clears an optional one.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateUser {
     /// New display name.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<ShortText>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ShortText>))]
     pub name: Option<String>,
     /// New email (`null` clears).
     #[serde(
@@ -227,7 +238,7 @@ pub struct UpdateUser {
         deserialize_with = "crate::nullable::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<EmailAddress>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<EmailAddress>))]
     pub email: Option<Option<String>>,
     /// New user name (`null` clears).
     #[serde(
@@ -235,7 +246,7 @@ pub struct UpdateUser {
         deserialize_with = "crate::nullable::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<ShortText>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ShortText>))]
     pub username: Option<Option<String>>,
     /// New phone number (`null` clears).
     #[serde(
@@ -243,15 +254,15 @@ pub struct UpdateUser {
         deserialize_with = "crate::nullable::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<ShortText>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ShortText>))]
     pub phone_number: Option<Option<String>>,
     /// Replaces the metadata object (at most 8 KiB as JSON).
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<JsonObject>,
     /// Replaces the custom claims (at most 8 KiB as JSON; reserved claim
     /// names are refused).
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_claims: Option<JsonObject>,
     /// Disable or enable every credential of the user.
@@ -264,16 +275,17 @@ pub struct UpdateUser {
         deserialize_with = "crate::whole::nullable",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<i64>, minimum = 1, maximum = 86400)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 1, maximum = 86400))]
     pub token_ttl_seconds: Option<Option<i64>>,
 }
 
 /// `POST /v1/users/{id}/secrets`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSecret {
     /// A label, such as the host the secret is deployed to.
-    #[schema(value_type = Option<ShortText>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ShortText>))]
     pub name: Option<String>,
     /// When the secret stops working (in the future).
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -281,7 +293,8 @@ pub struct CreateSecret {
 }
 
 /// A client secret as listed: the value itself is never shown again.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ClientSecret {
     /// `sec_…`.
@@ -299,7 +312,8 @@ pub struct ClientSecret {
 }
 
 /// `POST /v1/users/{id}/secrets` response: the only time `secret` is shown.
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedSecret {
     /// `sec_…`.
@@ -329,7 +343,8 @@ impl std::fmt::Debug for CreatedSecret {
 }
 
 /// The roles effective in one tenant, as in the `authorization` claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenantRoles {
     /// Sorted role names.
     pub roles: Vec<String>,
@@ -340,7 +355,8 @@ pub type Authorization = BTreeMap<String, TenantRoles>;
 
 /// A public key registered on a user, for `private_key_jwt` and the
 /// JWT-bearer grant.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UserKey {
     /// `pk_…`.
@@ -359,11 +375,12 @@ pub struct UserKey {
 }
 
 /// `POST /v1/users/{id}/keys`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUserKey {
     /// A public EdDSA (OKP Ed25519), ES256 (EC P-256) or RS256 (RSA) JWK.
     /// A private JWK is refused.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub jwk: serde_json::Map<String, serde_json::Value>,
 }

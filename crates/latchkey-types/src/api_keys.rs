@@ -2,28 +2,30 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
 use crate::admin::Authorization;
+#[cfg(feature = "openapi")]
 use crate::schema::{RoleName, ShortText};
 use crate::{JsonObject, Mode};
 
 /// A per-key rate limit: at most `limit` verifications per window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimit {
     /// Uses allowed per window (1 or more).
     #[serde(deserialize_with = "crate::whole::deserialize")]
-    #[schema(minimum = 1)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub limit: i64,
     /// Window length in seconds, 1 to 86400 (a day).
     #[serde(deserialize_with = "crate::whole::deserialize")]
-    #[schema(minimum = 1, maximum = 86400)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
     pub window_seconds: i64,
 }
 
 /// An API key as listed: the value is never shown again.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
     /// `key_…`.
@@ -37,7 +39,7 @@ pub struct ApiKey {
     /// When set, narrows the roles the user holds in the tenant.
     pub roles: Option<Vec<String>>,
     /// Free-form JSON object.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: JsonObject,
     /// Per-key rate limit.
     pub ratelimit: Option<RateLimit>,
@@ -60,7 +62,8 @@ pub struct ApiKey {
 }
 
 /// A new or rotated API key: the only time `key` is shown.
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedApiKey {
     /// `lk_<mode>_key_…`: store it now, it is not shown again.
@@ -80,7 +83,8 @@ impl std::fmt::Debug for CreatedApiKey {
 }
 
 /// `POST /v1/api-keys`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateApiKey {
     /// The user the key authenticates as.
@@ -88,38 +92,40 @@ pub struct CreateApiKey {
     /// The tenant the key is scoped to; the workspace when absent.
     pub tenant_id: Option<String>,
     /// Label.
-    #[schema(value_type = Option<ShortText>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ShortText>))]
     pub name: Option<String>,
     /// Narrows the roles the user holds in the tenant (at most 100).
-    #[schema(value_type = Option<Vec<RoleName>>, max_items = 100)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<RoleName>>, max_items = 100))]
     pub roles: Option<Vec<String>>,
     /// When the key stops working (in the future).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
     /// Free-form JSON object, at most 8 KiB as JSON.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<JsonObject>,
     /// Per-key rate limit.
     pub ratelimit: Option<RateLimit>,
     /// A budget of uses; each successful verification or token spends one.
     #[serde(default, deserialize_with = "crate::whole::option")]
-    #[schema(minimum = 0)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub remaining: Option<i64>,
 }
 
 /// `POST /v1/api-keys/{id}/rotate`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateApiKey {
     /// How long the previous value keeps working, in seconds, at most 30
     /// days (default 0: it stops now).
     #[serde(default, deserialize_with = "crate::whole::option")]
-    #[schema(minimum = 0, maximum = 2592000)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 2592000))]
     pub grace_period_seconds: Option<i64>,
 }
 
 /// `POST /v1/api-keys/verify` body (the key may also come in `X-Api-Key`).
-#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyApiKeyRequest {
     /// The key to check.
@@ -133,7 +139,8 @@ impl std::fmt::Debug for VerifyApiKeyRequest {
 }
 
 /// Why a key is not valid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeyInvalidCode {
     /// No such key.
@@ -155,7 +162,8 @@ pub enum KeyInvalidCode {
 }
 
 /// A valid key, as `POST /v1/api-keys/verify` describes it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ValidApiKey {
     /// Always `true`.
@@ -188,7 +196,8 @@ pub struct ValidApiKey {
 }
 
 /// An invalid key: `{valid: false, code}`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvalidApiKey {
     /// Always `false`.
     pub valid: bool,
@@ -197,7 +206,8 @@ pub struct InvalidApiKey {
 }
 
 /// `POST /v1/api-keys/verify` answer (always 200).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum VerifyApiKeyResponse {
     /// The key is valid.

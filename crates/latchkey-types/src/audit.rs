@@ -4,12 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
 use crate::{JsonObject, Mode};
 
 /// One audit event (`GET /v1/audit-events`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
     /// `evt_…`.
@@ -33,7 +33,7 @@ pub struct AuditEvent {
     pub source_address: Option<String>,
     /// Facts about the change that are not secret (roles granted, grace
     /// period, algorithm, failure count…).
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: JsonObject,
 }
 
@@ -52,7 +52,8 @@ impl AuditEvent {
 }
 
 /// The kinds of audit event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AuditAction {
     /// The workspace was created (first start), in this mode's partition.
     #[serde(rename = "workspace.created")]
@@ -196,7 +197,8 @@ impl std::fmt::Display for AuditAction {
 }
 
 /// Who acted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditActor {
     /// `admin_key` (the `adm_…` id of the admin key), `client` (the `usr_…`
     /// that authenticated), `system` (the server itself, such as scheduled
@@ -242,7 +244,8 @@ impl AuditActor {
 }
 
 /// What an event is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditTarget {
     /// `workspace`, `admin_key`, `tenant`, `role`, `user`, `client_secret`,
     /// `user_key`, `api_key`, `signing_key`, `token` (by its `jti`),

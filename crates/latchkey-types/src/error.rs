@@ -2,11 +2,11 @@
 //! codes clients match on.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// The stable machine code of an `/v1` error. Clients match on this, never on
 /// the human-readable `title` or `detail`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The request is malformed: bad JSON, unknown field, wrong type, bad id.
@@ -59,7 +59,8 @@ impl ErrorCode {
 }
 
 /// An RFC 9457 problem document (`application/problem+json`).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// A URI naming the kind of problem.
     #[serde(rename = "type")]
@@ -75,7 +76,8 @@ pub struct Problem {
 }
 
 /// An RFC 6749 §5.2 error, as the OAuth endpoints answer it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OAuthErrorBody {
     /// `invalid_request`, `invalid_client`, `invalid_grant`, `invalid_scope`,
     /// `unsupported_grant_type`, `invalid_target`, ...

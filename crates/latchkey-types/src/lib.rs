@@ -7,16 +7,15 @@ pub mod api_keys;
 pub mod audit;
 pub mod error;
 pub mod oauth;
+#[cfg(feature = "openapi")]
 pub mod schema;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// The partition a record or credential belongs to. Test and live data never
 /// see each other.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Test mode: works over plain HTTP, for development and CI.
@@ -69,7 +68,8 @@ impl std::fmt::Display for Mode {
 }
 
 /// Whether an identity is a machine or a person. Both are users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum UserKind {
     /// A server, service, device or job (the default).
@@ -99,7 +99,8 @@ impl UserKind {
 }
 
 /// A page of a list: `{"data": [...], "nextCursor": ...}`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
     /// The items of this page.

@@ -3,14 +3,15 @@
 //! the JWKS (RFC 7517).
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::admin::Authorization;
+#[cfg(feature = "openapi")]
 use crate::schema::{ScopeList, SigningAlgorithm};
 use crate::{JsonObject, Mode, UserKind};
 
 /// `POST /oauth/token` success (RFC 6749 §5.1).
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     /// The signed JWT.
     pub access_token: String,
@@ -34,7 +35,8 @@ impl std::fmt::Debug for TokenResponse {
 }
 
 /// The `aud` claim: one audience or several.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Audience {
     /// A single audience.
@@ -82,7 +84,8 @@ pub const RESERVED_CLAIMS: &[&str] = &[
 ];
 
 /// The claims of a Latchkey access token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessTokenClaims {
     /// The issuer URL of the token's mode.
     pub iss: String,
@@ -128,12 +131,13 @@ pub struct AccessTokenClaims {
     pub authorization_truncated: bool,
     /// The user's custom claims.
     #[serde(flatten)]
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom: JsonObject,
 }
 
 /// RFC 8414 authorization server metadata of one mode's issuer.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServerMetadata {
     /// The issuer URL: the configured URL for live, `{issuer}/test` for
     /// test.
@@ -168,7 +172,8 @@ pub struct ServerMetadata {
 }
 
 /// One public key of the JWKS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Jwk {
     /// `OKP`, `EC` or `RSA`.
     pub kty: String,
@@ -198,14 +203,16 @@ pub struct Jwk {
 
 /// A mode's JWKS: `GET /.well-known/jwks.json` (live),
 /// `GET /test/.well-known/jwks.json` (test).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JwkSet {
     /// The published keys of the issuer's mode, and of no other.
     pub keys: Vec<Jwk>,
 }
 
 /// A signing key as `GET /v1/signing-keys` lists it (public half only).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SigningKeyInfo {
     /// Key id (RFC 7638 thumbprint).
@@ -234,11 +241,12 @@ pub struct SigningKeyInfo {
 }
 
 /// `POST /v1/signing-keys/rotate`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateSigningKey {
     /// Algorithm of the new key (default: the current key's).
-    #[schema(value_type = Option<SigningAlgorithm>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<SigningAlgorithm>))]
     pub alg: Option<String>,
     /// Sign with the new key at once instead of after the publish-ahead
     /// delay (verifiers with a cached JWKS may then meet an unknown `kid`).
@@ -247,7 +255,8 @@ pub struct RotateSigningKey {
 
 /// `POST /v1/tokens`: custom authentication, where your own system vouched
 /// for the machine.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateToken {
     /// The user the token is for.
@@ -257,21 +266,22 @@ pub struct CreateToken {
     /// The audience (default: the issuer).
     pub audience: Option<String>,
     /// Space-separated permissions, each granted by a role the user holds.
-    #[schema(value_type = Option<ScopeList>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ScopeList>))]
     pub scope: Option<String>,
     /// Lifetime in seconds, at most the server's
     /// `custom_token_max_ttl_seconds` (the served document says this
     /// server's; the setting's ceiling is a day).
     #[serde(default, deserialize_with = "crate::whole::option")]
-    #[schema(minimum = 1, maximum = 86400)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
     pub ttl_seconds: Option<i64>,
     /// Extra claims, at most 8 KiB as JSON; reserved claim names are refused.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub claims: Option<JsonObject>,
 }
 
 /// `POST /v1/tokens` answer.
-#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedToken {
     /// The signed JWT.
