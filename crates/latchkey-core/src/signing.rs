@@ -15,41 +15,7 @@ use base64::Engine as _;
 use latchkey_types::oauth::Jwk;
 use sha2::{Digest as _, Sha256};
 
-/// A JWS signature algorithm Latchkey signs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Algorithm {
-    /// Ed25519 (RFC 8037), the default: fast and small.
-    #[default]
-    EdDSA,
-    /// ECDSA P-256 with SHA-256.
-    ES256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys, for old verifiers.
-    RS256,
-}
-
-impl Algorithm {
-    /// The JOSE name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::EdDSA => "EdDSA",
-            Algorithm::ES256 => "ES256",
-            Algorithm::RS256 => "RS256",
-        }
-    }
-
-    /// Parses the JOSE name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "EdDSA" => Some(Algorithm::EdDSA),
-            "ES256" => Some(Algorithm::ES256),
-            "RS256" => Some(Algorithm::RS256),
-            _ => None,
-        }
-    }
-
-    /// Every algorithm, for metadata.
-    pub const ALL: [Algorithm; 3] = [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
-}
+pub use latchkey_types::oauth::Algorithm;
 
 /// A signing-key error: bad key material or a crypto failure.
 #[derive(Debug, thiserror::Error)]

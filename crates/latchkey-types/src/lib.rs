@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api_keys;
 pub mod audit;
+pub mod credential;
 pub mod error;
 pub mod oauth;
 #[cfg(feature = "openapi")]

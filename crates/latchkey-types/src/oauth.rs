@@ -55,24 +55,119 @@ impl Audience {
     }
 }
 
-/// Names of the claims Latchkey sets itself; custom claims may not use them.
+/// A JWS signature algorithm Latchkey signs and verifies with: one
+/// definition for the server (which signs) and `latchkey-verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Algorithm {
+    /// Ed25519 (RFC 8037), the default: fast and small.
+    #[default]
+    EdDSA,
+    /// ECDSA P-256 with SHA-256 (fixed-size `r || s` signatures).
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (2048-bit keys when Latchkey makes
+    /// them; 2048 to 8192 bits verified), for old verifiers.
+    RS256,
+}
+
+impl Algorithm {
+    /// Every algorithm, for metadata.
+    pub const ALL: [Algorithm; 3] = [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
+
+    /// The JOSE name (`EdDSA`, `ES256`, `RS256`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES256 => "ES256",
+            Algorithm::RS256 => "RS256",
+        }
+    }
+
+    /// Parses the JOSE name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Algorithm::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The names of the claims of an access token ([`AccessTokenClaims`]): one
+/// definition for the reserved list below and for `latchkey-verify`'s
+/// one-pass claims reader (a test holds the serde names to them).
+pub mod claim {
+    /// Issuer.
+    pub const ISS: &str = "iss";
+    /// Subject (the user id).
+    pub const SUB: &str = "sub";
+    /// Audience(s).
+    pub const AUD: &str = "aud";
+    /// Expiry.
+    pub const EXP: &str = "exp";
+    /// Issue time.
+    pub const IAT: &str = "iat";
+    /// Not before.
+    pub const NBF: &str = "nbf";
+    /// Token id.
+    pub const JTI: &str = "jti";
+    /// The OAuth client (the user id).
+    pub const CLIENT_ID: &str = "client_id";
+    /// Granted scope.
+    pub const SCOPE: &str = "scope";
+    /// `test` or `live`.
+    pub const MODE: &str = "mode";
+    /// The token's tenant.
+    pub const TENANT_ID: &str = "tenantId";
+    /// The user id.
+    pub const USER_ID: &str = "userId";
+    /// Machine or human.
+    pub const KIND: &str = "kind";
+    /// Roles by tenant.
+    pub const AUTHORIZATION: &str = "authorization";
+    /// The authorization claim was cut to its budget.
+    pub const AUTHORIZATION_TRUNCATED: &str = "authorizationTruncated";
+
+    /// Every claim Latchkey sets, in the order of [`super::AccessTokenClaims`].
+    pub const ALL: [&str; 15] = [
+        ISS,
+        SUB,
+        AUD,
+        EXP,
+        IAT,
+        NBF,
+        JTI,
+        CLIENT_ID,
+        SCOPE,
+        MODE,
+        TENANT_ID,
+        USER_ID,
+        KIND,
+        AUTHORIZATION,
+        AUTHORIZATION_TRUNCATED,
+    ];
+}
+
+/// Names of the claims Latchkey sets itself, and registered claims too
+/// easy to misread if set freely (RFC 7519, RFC 9068, OpenID Connect):
+/// custom claims may not use them.
 pub const RESERVED_CLAIMS: &[&str] = &[
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "nbf",
-    "jti",
-    "client_id",
-    "scope",
-    "mode",
-    "tenantId",
-    "userId",
-    "kind",
-    "authorization",
-    "authorizationTruncated",
-    // Registered by RFC 7519/9068/OIDC and too easy to misread if set freely.
+    claim::ISS,
+    claim::SUB,
+    claim::AUD,
+    claim::EXP,
+    claim::IAT,
+    claim::NBF,
+    claim::JTI,
+    claim::CLIENT_ID,
+    claim::SCOPE,
+    claim::MODE,
+    claim::TENANT_ID,
+    claim::USER_ID,
+    claim::KIND,
+    claim::AUTHORIZATION,
+    claim::AUTHORIZATION_TRUNCATED,
     "typ",
     "auth_time",
     "acr",
@@ -301,5 +396,46 @@ impl std::fmt::Debug for CreatedToken {
             .field("access_token", &"[redacted]")
             .field("expires_in", &self.expires_in)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The serde names of [`AccessTokenClaims`] are exactly [`claim::ALL`]
+    /// (plus custom claims), every one reserved.
+    #[test]
+    fn claim_names_are_the_serde_names() {
+        let mut custom = crate::JsonObject::new();
+        custom.insert("region".into(), "eu".into());
+        let claims = AccessTokenClaims {
+            iss: "i".into(),
+            sub: "s".into(),
+            aud: Audience::One("a".into()),
+            exp: 2,
+            iat: 1,
+            nbf: 1,
+            jti: "j".into(),
+            client_id: "c".into(),
+            scope: Some("x".into()),
+            mode: crate::Mode::Test,
+            tenant_id: "t".into(),
+            user_id: "u".into(),
+            kind: crate::UserKind::Machine,
+            authorization: Default::default(),
+            authorization_truncated: true,
+            custom,
+        };
+        let serde_json::Value::Object(json) = serde_json::to_value(&claims).unwrap() else {
+            panic!("not an object");
+        };
+        let mut names: Vec<&str> = json.keys().map(String::as_str).collect();
+        names.retain(|n| *n != "region");
+        names.sort_unstable();
+        let mut all = claim::ALL.to_vec();
+        all.sort_unstable();
+        assert_eq!(names, all);
+        assert!(claim::ALL.iter().all(|c| RESERVED_CLAIMS.contains(c)));
     }
 }

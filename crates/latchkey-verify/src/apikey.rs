@@ -3,147 +3,18 @@
 //! typos and junk are refused before any lookup, and [`LocalKeyList`], the
 //! SHA-256 digests of the keys a device accepts.
 //!
-//! The format is Latchkey's documented public contract, re-implemented here
-//! so this crate does not depend on the server's domain crate.
+//! The format is Latchkey's documented public contract, defined once in
+//! `latchkey_types::credential` and shared with the server and the CLI.
 
 use std::collections::HashSet;
 
-use aws_lc_rs::digest::{digest, SHA256};
-use latchkey_types::Mode;
-use subtle::ConstantTimeEq;
-
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-const RANDOM_LEN: usize = 43;
-const CHECKSUM_LEN: usize = 6;
-/// The longest credential: `lk_live_secret_` plus the body.
-const MAX_CREDENTIAL_LEN: usize = 15 + RANDOM_LEN + CHECKSUM_LEN;
-
-/// What a Latchkey credential is for (its `<type>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CredentialKind {
-    /// `admin`: an admin key for the `/v1` API.
-    Admin,
-    /// `key`: an API key.
-    ApiKey,
-    /// `secret`: a client secret.
-    ClientSecret,
-}
-
-/// Why a string is not a Latchkey credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum CredentialError {
-    /// Wrong prefix, mode, type, length or alphabet.
-    #[error("not a Latchkey credential")]
-    Malformed,
-    /// Well-shaped but the checksum does not match: a typo or a forgery.
-    #[error("credential checksum mismatch")]
-    BadChecksum,
-}
-
-/// What the format of a credential says, read without any lookup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CredentialInfo {
-    /// The mode in the prefix.
-    pub mode: Mode,
-    /// The type in the prefix.
-    pub kind: CredentialKind,
-}
-
-/// Checks the shape and CRC-32 checksum of `value` and reads its mode and
-/// type. A string that passes is not necessarily a key anyone issued; one
-/// that fails certainly is not.
-///
-/// # Errors
-/// [`CredentialError::Malformed`] or [`CredentialError::BadChecksum`].
-pub fn parse_credential(value: &str) -> Result<CredentialInfo, CredentialError> {
-    if value.len() > MAX_CREDENTIAL_LEN {
-        return Err(CredentialError::Malformed);
-    }
-    let rest = value
-        .strip_prefix("lk_")
-        .ok_or(CredentialError::Malformed)?;
-    let (mode, rest) = rest.split_once('_').ok_or(CredentialError::Malformed)?;
-    let (kind, body) = rest.split_once('_').ok_or(CredentialError::Malformed)?;
-    let mode = Mode::parse(mode).ok_or(CredentialError::Malformed)?;
-    let kind = match kind {
-        "admin" => CredentialKind::Admin,
-        "key" => CredentialKind::ApiKey,
-        "secret" => CredentialKind::ClientSecret,
-        _ => return Err(CredentialError::Malformed),
-    };
-    if body.len() != RANDOM_LEN + CHECKSUM_LEN || !body.bytes().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(CredentialError::Malformed);
-    }
-    let (signed, given) = value.split_at(value.len() - CHECKSUM_LEN);
-    if checksum(signed.as_bytes()) != given.as_bytes() {
-        return Err(CredentialError::BadChecksum);
-    }
-    Ok(CredentialInfo { mode, kind })
-}
-
-/// CRC-32 (IEEE) of `bytes` in base62, most significant digit first,
-/// left-padded with `0` to 6 characters.
-fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
-    let mut n = crc32fast::hash(bytes);
-    let mut digits = [b'0'; CHECKSUM_LEN];
-    for slot in digits.iter_mut().rev() {
-        *slot = BASE62[(n % 62) as usize];
-        n /= 62;
-    }
-    digits
-}
+pub use latchkey_types::credential::{
+    parse as parse_credential, CredentialDigest, CredentialError, CredentialInfo, CredentialKind,
+};
 
 /// The SHA-256 digest of a credential: what the issuer stores and what a
 /// device keeps instead of the key itself.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct KeyDigest([u8; 32]);
-
-impl KeyDigest {
-    /// The digest of `key`.
-    pub fn of(key: &str) -> Self {
-        let d = digest(&SHA256, key.as_bytes());
-        let mut out = [0u8; 32];
-        out.copy_from_slice(d.as_ref());
-        KeyDigest(out)
-    }
-
-    /// Parses 64 hex digits (either case).
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        let hex = hex.as_bytes();
-        if hex.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (slot, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-            let hi = (pair[0] as char).to_digit(16)?;
-            let lo = (pair[1] as char).to_digit(16)?;
-            *slot = u8::try_from(hi * 16 + lo).ok()?;
-        }
-        Some(KeyDigest(out))
-    }
-
-    /// Lowercase hex.
-    pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-            s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-        }
-        s
-    }
-
-    /// Constant-time equality.
-    pub fn ct_eq(&self, other: &KeyDigest) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl std::fmt::Debug for KeyDigest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Enough to tell digests apart in logs, not enough to grep a dump.
-        write!(f, "KeyDigest({}…)", &self.to_hex()[..8])
-    }
-}
+pub type KeyDigest = CredentialDigest;
 
 /// A digest in a [`LocalKeyList`] was not 64 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -241,6 +112,8 @@ impl LocalKeyList {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use latchkey_types::credential::{checksum, BASE62, RANDOM_LEN};
+    use latchkey_types::Mode;
 
     /// A well-formed credential with this prefix (`lk_test_key_`) and a
     /// body derived from `seed`.

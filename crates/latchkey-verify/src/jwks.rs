@@ -15,33 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use latchkey_types::oauth::{Jwk, JwkSet};
 
-/// A signature algorithm this library verifies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    /// Ed25519 (RFC 8037), Latchkey's default.
-    EdDSA,
-    /// ECDSA on P-256 with SHA-256, fixed-size (`r || s`) signatures.
-    ES256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048 to 8192-bit moduli.
-    RS256,
-}
-
-impl Algorithm {
-    /// The JOSE name (`EdDSA`, `ES256`, `RS256`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::EdDSA => "EdDSA",
-            Algorithm::ES256 => "ES256",
-            Algorithm::RS256 => "RS256",
-        }
-    }
-}
-
-impl std::fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use latchkey_types::oauth::Algorithm;
 
 /// Why a JWKS could not be turned into a [`KeySet`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use latchkey_types::admin::{Authorization, TenantRoles};
-use latchkey_types::oauth::{AccessTokenClaims, Audience};
+use latchkey_types::oauth::{claim, AccessTokenClaims, Audience};
 use latchkey_types::{JsonObject, Mode, UserKind};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -712,24 +712,24 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
         let mut custom = JsonObject::new();
         while let Some(Key(key)) = map.next_key()? {
             match &*key {
-                "iss" => set_once(&mut iss, map.next_value()?)?,
-                "sub" => set_once(&mut sub, map.next_value()?)?,
-                "aud" => set_once(&mut aud, map.next_value()?)?,
-                "exp" => set_once(&mut exp, map.next_value()?)?,
-                "iat" => set_once(&mut iat, map.next_value()?)?,
-                "nbf" => set_once(&mut nbf, map.next_value()?)?,
-                "jti" => set_once(&mut jti, map.next_value()?)?,
-                "client_id" => set_once(&mut client_id, map.next_value()?)?,
-                "scope" => set_once(&mut scope, map.next_value()?)?,
-                "mode" => set_once(&mut mode, map.next_value()?)?,
-                "tenantId" => set_once(&mut tenant_id, map.next_value()?)?,
-                "userId" => set_once(&mut user_id, map.next_value()?)?,
-                "kind" => set_once(&mut kind, map.next_value()?)?,
-                "authorization" => set_once(
+                claim::ISS => set_once(&mut iss, map.next_value()?)?,
+                claim::SUB => set_once(&mut sub, map.next_value()?)?,
+                claim::AUD => set_once(&mut aud, map.next_value()?)?,
+                claim::EXP => set_once(&mut exp, map.next_value()?)?,
+                claim::IAT => set_once(&mut iat, map.next_value()?)?,
+                claim::NBF => set_once(&mut nbf, map.next_value()?)?,
+                claim::JTI => set_once(&mut jti, map.next_value()?)?,
+                claim::CLIENT_ID => set_once(&mut client_id, map.next_value()?)?,
+                claim::SCOPE => set_once(&mut scope, map.next_value()?)?,
+                claim::MODE => set_once(&mut mode, map.next_value()?)?,
+                claim::TENANT_ID => set_once(&mut tenant_id, map.next_value()?)?,
+                claim::USER_ID => set_once(&mut user_id, map.next_value()?)?,
+                claim::KIND => set_once(&mut kind, map.next_value()?)?,
+                claim::AUTHORIZATION => set_once(
                     &mut authorization,
                     map.next_value::<StrictAuthorization>()?.0,
                 )?,
-                "authorizationTruncated" => {
+                claim::AUTHORIZATION_TRUNCATED => {
                     set_once(&mut authorization_truncated, map.next_value()?)?
                 }
                 _ => {
@@ -745,20 +745,20 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
             slot.ok_or_else(|| E::missing_field(name))
         }
         Ok(AccessTokenClaims {
-            iss: required(iss, "iss")?,
-            sub: required(sub, "sub")?,
-            aud: required(aud, "aud")?,
-            exp: required(exp, "exp")?,
-            iat: required(iat, "iat")?,
-            nbf: required(nbf, "nbf")?,
-            jti: required(jti, "jti")?,
-            client_id: required(client_id, "client_id")?,
+            iss: required(iss, claim::ISS)?,
+            sub: required(sub, claim::SUB)?,
+            aud: required(aud, claim::AUD)?,
+            exp: required(exp, claim::EXP)?,
+            iat: required(iat, claim::IAT)?,
+            nbf: required(nbf, claim::NBF)?,
+            jti: required(jti, claim::JTI)?,
+            client_id: required(client_id, claim::CLIENT_ID)?,
             scope: scope.flatten(),
-            mode: required(mode, "mode")?,
-            tenant_id: required(tenant_id, "tenantId")?,
-            user_id: required(user_id, "userId")?,
-            kind: required(kind, "kind")?,
-            authorization: required(authorization, "authorization")?,
+            mode: required(mode, claim::MODE)?,
+            tenant_id: required(tenant_id, claim::TENANT_ID)?,
+            user_id: required(user_id, claim::USER_ID)?,
+            kind: required(kind, claim::KIND)?,
+            authorization: required(authorization, claim::AUTHORIZATION)?,
             authorization_truncated: authorization_truncated.unwrap_or(false),
             custom,
         })

@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, bail, Context as _};
 use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use latchkey_core::credential::CredentialKind;
@@ -90,13 +90,12 @@ fn form(
     form
 }
 
-/// The `Authorization` value for `client_secret_basic`. RFC 6749 §2.3.1
+/// The `Authorization` value for `client_secret_basic`, as the server reads
+/// it (`latchkey_core::oauth_form::basic_header`: RFC 6749 §2.3.1
 /// form-urlencodes the id and the secret before joining them with `:` and
-/// base64-encoding, so a `:` or non-ASCII character in either survives.
+/// base64-encoding, so a `:` or non-ASCII character in either survives).
 pub fn basic_auth(client_id: &str, secret: &Secret) -> String {
-    let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let pair = format!("{}:{}", encode(client_id), encode(secret.expose()));
-    format!("Basic {}", STANDARD.encode(pair))
+    latchkey_core::oauth_form::basic_header(client_id, secret.expose())
 }
 
 /// The header and claims of a compact JWS, decoded but NOT verified.
@@ -119,6 +118,7 @@ pub fn decode_jwt(token: &str) -> anyhow::Result<(serde_json::Value, serde_json:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
 
     fn unbasic(header: &str) -> String {
         let b64 = header.strip_prefix("Basic ").unwrap();
