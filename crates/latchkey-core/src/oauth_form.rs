@@ -206,6 +206,67 @@ pub fn basic_credentials(
     }))
 }
 
+/// An `Authorization` header, read once for everything that asks about it:
+/// whether the request had one, its Bearer credential, and its Basic
+/// credentials decoded (RFC 6749 §2.3.1) or why they could not be (raised
+/// where the OAuth rules read the client authentication, so errors keep
+/// their order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationHeader {
+    present: bool,
+    bearer: Option<Secret>,
+    basic: Result<Option<BasicCredentials>, FormError>,
+}
+
+impl Default for AuthorizationHeader {
+    fn default() -> Self {
+        AuthorizationHeader::read(None)
+    }
+}
+
+impl AuthorizationHeader {
+    /// Reads the header's raw value (the first, if repeated).
+    pub fn read(value: Option<&[u8]>) -> Self {
+        AuthorizationHeader {
+            present: value.is_some(),
+            bearer: value.and_then(bearer_token),
+            basic: basic_credentials(value),
+        }
+    }
+
+    /// Whether the request had an `Authorization` header at all.
+    pub fn is_present(&self) -> bool {
+        self.present
+    }
+
+    /// The credential of `Authorization: Bearer <credential>` (trimmed, not
+    /// empty).
+    pub fn bearer(&self) -> Option<&str> {
+        self.bearer.as_ref().map(Secret::expose)
+    }
+
+    /// The Basic credentials, `Ok(None)` for another scheme or no header.
+    pub fn basic(&self) -> Result<Option<&BasicCredentials>, FormError> {
+        self.basic
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(Clone::clone)
+    }
+}
+
+/// The credential of a `Bearer` header value, as `HeaderValue::to_str`
+/// reads it: visible ASCII, the scheme in any case, the credential trimmed
+/// and not empty.
+fn bearer_token(value: &[u8]) -> Option<Secret> {
+    let value = std::str::from_utf8(value)
+        .ok()
+        .filter(|v| v.bytes().all(|b| (32..127).contains(&b) || b == b'\t'))?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+        .then(|| Secret::new(token.to_owned()))
+}
+
 /// `application/x-www-form-urlencoded` decoding of one Basic part; `None`
 /// when the result is not UTF-8.
 fn form_decode(s: &str) -> Option<String> {
@@ -258,7 +319,12 @@ impl ClientAuth {
     /// carries none (a `client_id` alone, a secret without a `client_id` or
     /// an `Authorization` of another scheme are none).
     pub fn parse(authorization: Option<&[u8]>, params: &Params) -> Result<Self, FormError> {
-        let basic = basic_credentials(authorization)?;
+        ClientAuth::from_header(&AuthorizationHeader::read(authorization), params)
+    }
+
+    /// [`ClientAuth::parse`], the header already read.
+    pub fn from_header(header: &AuthorizationHeader, params: &Params) -> Result<Self, FormError> {
+        let basic = header.basic()?.cloned();
         let post_id = params.one("client_id")?;
         let post_secret = params.one("client_secret")?;
         let assertion_type = params.one("client_assertion_type")?;
@@ -302,7 +368,15 @@ impl ClientAuth {
     /// [`ClientAuth::parse`] where authentication is required: none is
     /// `invalid_client` (without the Basic challenge).
     pub fn required(authorization: Option<&[u8]>, params: &Params) -> Result<Self, FormError> {
-        match ClientAuth::parse(authorization, params)? {
+        ClientAuth::required_from_header(&AuthorizationHeader::read(authorization), params)
+    }
+
+    /// [`ClientAuth::required`], the header already read.
+    pub fn required_from_header(
+        header: &AuthorizationHeader,
+        params: &Params,
+    ) -> Result<Self, FormError> {
+        match ClientAuth::from_header(header, params)? {
             ClientAuth::None => Err(FormError::InvalidClient { basic: false }),
             auth => Ok(auth),
         }
@@ -384,17 +458,22 @@ impl TokenRequestForm {
     /// the form. Errors come in this order: the grant, the client
     /// authentication, then any other repeated parameter.
     pub fn parse(authorization: Option<&[u8]>, params: &Params) -> Result<Self, FormError> {
+        TokenRequestForm::from_header(&AuthorizationHeader::read(authorization), params)
+    }
+
+    /// [`TokenRequestForm::parse`], the header already read.
+    pub fn from_header(header: &AuthorizationHeader, params: &Params) -> Result<Self, FormError> {
         let grant = Grant::parse(params)?;
         let client_auth = match grant {
-            Grant::ClientCredentials => ClientAuth::required(authorization, params)?,
+            Grant::ClientCredentials => ClientAuth::required_from_header(header, params)?,
             Grant::JwtBearer { .. } => {
                 // Client authentication beside the grant is optional; any
                 // sign of it means it must be complete and valid.
-                let attempted = authorization.is_some()
+                let attempted = header.is_present()
                     || params.one("client_secret")?.is_some()
                     || params.one("client_assertion")?.is_some();
                 if attempted {
-                    ClientAuth::required(authorization, params)?
+                    ClientAuth::required_from_header(header, params)?
                 } else {
                     ClientAuth::None
                 }
@@ -472,6 +551,50 @@ impl TokenRequestForm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_authorization_header_is_read_once_for_bearer_and_basic() {
+        let basic = basic_header("usr_1", "s3cret");
+        // (header, present, bearer, basic client id)
+        type Row<'a> = (Option<&'a str>, bool, Option<&'a str>, Option<&'a str>);
+        let table: &[Row] = &[
+            (None, false, None, None),
+            (
+                Some("Bearer lk_test_admin_x"),
+                true,
+                Some("lk_test_admin_x"),
+                None,
+            ),
+            (Some("bearer   tok  "), true, Some("tok"), None),
+            (Some("BEARER tok"), true, Some("tok"), None),
+            (Some("Bearer "), true, None, None),
+            (Some("Token tok"), true, None, None),
+            (Some(&basic), true, None, Some("usr_1")),
+        ];
+        for (raw, present, bearer, client) in table {
+            let h = AuthorizationHeader::read(raw.map(str::as_bytes));
+            assert_eq!(h.is_present(), *present, "{raw:?}");
+            assert_eq!(h.bearer(), *bearer, "{raw:?}");
+            assert_eq!(
+                h.basic().unwrap().map(|b| b.client_id.as_str()),
+                *client,
+                "{raw:?}"
+            );
+        }
+        // Not visible ASCII: no bearer, and Basic's refusal kept for the
+        // OAuth rules to raise in their order.
+        let h = AuthorizationHeader::read(Some(b"Bearer t\xffk"));
+        assert_eq!(h.bearer(), None);
+        assert_eq!(h.basic(), Err(FormError::InvalidClient { basic: true }));
+        // No scheme at all: no bearer, and a refusal for the OAuth rules.
+        let h = AuthorizationHeader::read(Some(b"Bearer"));
+        assert_eq!(h.bearer(), None);
+        assert!(h.basic().is_err());
+        assert_eq!(
+            AuthorizationHeader::default(),
+            AuthorizationHeader::read(None)
+        );
+    }
 
     fn params(body: &str) -> Params {
         Params::parse(body.as_bytes())

@@ -256,7 +256,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::transport::require_tls,
+            crate::transport::read_credentials,
         ))
         .layer(axum::middleware::from_fn(limit_headers))
         // The path, never the query: a client that puts a credential in

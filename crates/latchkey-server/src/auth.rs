@@ -7,13 +7,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_types::Mode;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::transport::credentials_of;
 
 /// A request authenticated with an admin key of `mode`.
 #[derive(Debug, Clone)]
@@ -42,21 +42,12 @@ impl Admin {
     }
 }
 
-/// The credential of an `Authorization: Bearer …` header, if any.
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(key) = bearer(parts) else {
+        let credentials = credentials_of(parts);
+        let Some(key) = credentials.authorization.bearer() else {
             return Err(ApiError::Unauthenticated(
                 "send an admin key as Authorization: Bearer lk_<mode>_admin_…",
             ));
@@ -73,10 +64,7 @@ impl FromRequestParts<AppState> for Admin {
             Some(admin) if admin.mode == info.mode => Ok(Admin {
                 mode: admin.mode,
                 id: Arc::clone(&admin.id),
-                source: parts
-                    .extensions
-                    .get::<crate::transport::Transport>()
-                    .and_then(|t| t.source),
+                source: credentials.source,
             }),
             _ => Err(ApiError::Unauthenticated("the admin key is not valid")),
         }
@@ -101,7 +89,11 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(credential) = bearer(parts).map(str::to_owned) else {
+        let Some(credential) = credentials_of(parts)
+            .authorization
+            .bearer()
+            .map(str::to_owned)
+        else {
             return Err(ApiError::Unauthenticated(
                 "send your own credential as Authorization: Bearer <admin key, API key or access token>",
             ));

@@ -36,13 +36,12 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use axum::extract::{Request, State};
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use latchkey_core::credential::CredentialDigest;
-use latchkey_core::oauth_form::{self, Params};
 use parking_lot::Mutex;
 use quick_cache::sync::Cache;
 
@@ -413,19 +412,6 @@ impl Attempt {
     }
 }
 
-/// The client id named by `Authorization: Basic` (read as the endpoints
-/// read it; none when the header does not decode).
-fn basic_client_id(request: &Request) -> Option<String> {
-    let header = request.headers().get(AUTHORIZATION)?;
-    let basic = oauth_form::basic_credentials(Some(header.as_bytes())).ok()??;
-    Some(basic.client_id)
-}
-
-/// The (first) `client_id` of a form body.
-fn form_client_id(bytes: &[u8]) -> Option<String> {
-    Params::parse(bytes).first("client_id").map(str::to_owned)
-}
-
 /// The partition a client id names a user in, if any (a burst against a
 /// client is shown to that partition's admins only).
 async fn partition_of(state: &AppState, client: &str) -> Option<Mode> {
@@ -504,46 +490,19 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         return next.run(request).await;
     };
     // The client's address (behind a trusted proxy, the one it forwarded
-    // for), else the peer.
-    let source = request
+    // for), and the client id it names, as the transport layer read them.
+    let credentials = request
         .extensions()
-        .get::<crate::transport::Transport>()
-        .and_then(|t| t.source);
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip().to_canonical());
-    let Some(ip) = source.or(peer) else {
+        .get::<Arc<crate::transport::RequestCredentials>>()
+        .cloned()
+        .unwrap_or_default();
+    let Some(ip) = credentials.source else {
         return next.run(request).await;
     };
-    let oauth = request.uri().path().starts_with("/oauth/");
+    let oauth = path.starts_with("/oauth/");
     let now = state.clock.now().unix_timestamp();
-    let mut client = basic_client_id(&request);
+    let client = credentials.client_id().map(str::to_owned);
     let mut request = request;
-    let is_form = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    // An oversized body is left for the handler to refuse (413).
-    let small = declared.is_some_and(|n| n <= crate::MAX_BODY_BYTES as u64);
-    if oauth && client.is_none() && is_form && small {
-        let (parts, body) = request.into_parts();
-        let Ok(bytes) = crate::transport::read_capped(body).await else {
-            return OAuthError::new(
-                OAuthErrorCode::InvalidRequest,
-                "the request body could not be read",
-            )
-            .into_response();
-        };
-        client = form_client_id(&bytes);
-        request = Request::from_parts(parts, axum::body::Body::from(bytes));
-    }
     if let Some(seconds) = state.bruteforce.check(ip, client.as_deref(), now).await {
         state.metrics.bruteforce_refused();
         return too_many(oauth, seconds);
@@ -690,35 +649,6 @@ mod tests {
         assert_ne!(
             Subject::Ip(ip("10.0.0.1")).redis_key("ws1", 42),
             Subject::Ip(ip("10.0.0.1")).redis_key("ws2", 42)
-        );
-    }
-
-    fn with_authorization(value: &str) -> Request {
-        Request::builder()
-            .header(AUTHORIZATION, value)
-            .body(axum::body::Body::empty())
-            .unwrap()
-    }
-
-    #[test]
-    fn client_ids_are_read_from_basic_and_forms() {
-        let basic = oauth_form::basic_header("usr:x", "secret");
-        assert_eq!(
-            basic_client_id(&with_authorization(&basic)).as_deref(),
-            Some("usr:x")
-        );
-        for other in ["Bearer lk_test_key_x", "Basic !!!"] {
-            assert_eq!(basic_client_id(&with_authorization(other)), None, "{other}");
-        }
-        assert_eq!(
-            form_client_id(b"grant_type=client_credentials&client_id=usr_1&client_secret=x")
-                .as_deref(),
-            Some("usr_1")
-        );
-        assert_eq!(form_client_id(b"grant_type=client_credentials"), None);
-        assert_eq!(
-            form_client_id(b"client_id=usr%5F1+x&client_id=usr_2").as_deref(),
-            Some("usr_1 x")
         );
     }
 }

@@ -124,6 +124,8 @@ pub struct Metrics {
     bruteforce_refusals: AtomicU64,
     /// Connections closed at once because the cap was reached.
     connections_refused: AtomicU64,
+    /// OAuth forms read and parsed (once per request).
+    forms_parsed: AtomicU64,
 }
 
 fn mode_index(mode: Mode) -> usize {
@@ -183,6 +185,11 @@ impl Metrics {
     /// Counts an issued access token.
     pub fn token_issued(&self, mode: Mode) {
         self.tokens[mode_index(mode)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an OAuth form read and parsed.
+    pub fn form_parsed(&self) {
+        self.forms_parsed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a token whose `authorization` claim was cut to its budget.
@@ -267,6 +274,16 @@ impl Metrics {
                 get(&self.tokens[mode_index(mode)])
             );
         }
+        out.push_str(
+            "# HELP latchkey_oauth_forms_parsed_total Forms of the OAuth endpoints read and \
+             parsed (once per request).\n",
+        );
+        out.push_str("# TYPE latchkey_oauth_forms_parsed_total counter\n");
+        let _ = writeln!(
+            out,
+            "latchkey_oauth_forms_parsed_total {}",
+            get(&self.forms_parsed)
+        );
         out.push_str(
             "# HELP latchkey_tokens_authorization_truncated_total Access tokens whose \
              authorization claim left descendants out for its byte budget, by mode.\n",

@@ -1,22 +1,30 @@
-//! Transport awareness and the `tls_required` rule: every request learns
-//! whether it arrived over TLS (natively, or from a trusted proxy that says
-//! `X-Forwarded-Proto: https`), and a request that did not is refused with
-//! 403 when it presents a live-mode credential anywhere, before any handler
-//! checks, counts or even parses that credential.
+//! What a request presents, read once, early: [`RequestCredentials`]
+//! (whether it came over TLS, its source address, its `Authorization`
+//! header read with core's parser, `X-Api-Key`, and an OAuth endpoint's form
+//! parsed once), and the `tls_required` rule on it: a request that did not
+//! arrive over TLS (natively, or from a trusted proxy that says
+//! `X-Forwarded-Proto: https`) is refused with 403 when it presents a
+//! live-mode credential anywhere, before any handler checks, counts or even
+//! parses that credential. The brute-force guard, the admin check and the
+//! handlers read the same [`RequestCredentials`].
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http_body_util::BodyExt as _;
 use ipnet::IpNet;
+use latchkey_core::oauth_form::{AuthorizationHeader, Params};
+use latchkey_core::Secret;
 use serde::Deserialize;
 
 use crate::app::MAX_BODY_BYTES;
@@ -24,17 +32,74 @@ use crate::error::{ApiError, OAuthError, OAuthErrorCode, TLS_REQUIRED_DETAIL};
 use crate::state::AppState;
 use crate::tls::NativeTls;
 
-/// How a request reached us, for handlers that learn a credential's mode
-/// only after looking it up (they must then refuse a live one themselves
-/// when `secure` is false).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transport {
+/// What a request presents and how it reached us, read once by
+/// [`read_credentials`]. Handlers that learn a credential's mode only after
+/// looking it up must refuse a live one themselves when `secure` is false.
+#[derive(Debug, Clone)]
+pub struct RequestCredentials {
     /// Over TLS, natively or through a trusted proxy.
     pub secure: bool,
     /// The client's address: the peer, or, when the peer is a trusted proxy,
     /// the nearest address in `X-Forwarded-For` that is not one. `None` only
     /// for requests that did not come over a socket (in-process tests).
     pub source: Option<IpAddr>,
+    /// The `Authorization` header (the first), read once.
+    pub authorization: AuthorizationHeader,
+    /// The first `X-Api-Key`; `Err` when it is not visible ASCII text.
+    pub api_key: Result<Option<Secret>, NotText>,
+    /// An OAuth endpoint's form (`POST /oauth/…` with an urlencoded body
+    /// within the body limit), parsed once. `None` otherwise: the handler's
+    /// form extractor then reads the body and answers its errors.
+    pub form: Option<Params>,
+}
+
+impl Default for RequestCredentials {
+    fn default() -> Self {
+        RequestCredentials {
+            secure: false,
+            source: None,
+            authorization: AuthorizationHeader::default(),
+            api_key: Ok(None),
+            form: None,
+        }
+    }
+}
+
+impl RequestCredentials {
+    /// The client id a request names: in `Authorization: Basic`, else the
+    /// form's (first) `client_id`.
+    pub fn client_id(&self) -> Option<&str> {
+        match self.authorization.basic() {
+            Ok(Some(basic)) => Some(basic.client_id.as_str()),
+            _ => self.form.as_ref().and_then(|f| f.first("client_id")),
+        }
+    }
+}
+
+/// A header that should hold a credential is not visible ASCII text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NotText;
+
+/// The request's [`RequestCredentials`] (an empty one for a request that
+/// did not pass the middleware, such as an in-process test's).
+#[derive(Debug, Clone)]
+pub struct Credentials(pub Arc<RequestCredentials>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Credentials {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Credentials(credentials_of(parts)))
+    }
+}
+
+/// The credentials recorded on a request's parts.
+pub fn credentials_of(parts: &Parts) -> Arc<RequestCredentials> {
+    parts
+        .extensions
+        .get::<Arc<RequestCredentials>>()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The prefix every live-mode credential starts with.
@@ -44,19 +109,20 @@ const LIVE_PREFIX: &str = "lk_live_";
 const OAUTH_CREDENTIAL_FIELDS: [&str; 4] =
     ["client_secret", "token", "assertion", "client_assertion"];
 
-/// The middleware: records the [`Transport`] on the request and refuses a
-/// live credential over a connection that is not TLS.
-pub async fn require_tls(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The middleware: reads the [`RequestCredentials`] (an OAuth form is read
+/// and parsed here, once) and refuses a live credential over a connection
+/// that is not TLS.
+pub async fn read_credentials(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let secure = request.extensions().get::<NativeTls>().is_some()
         || via_trusted_proxy(&request, &state.config.trusted_proxies);
-    let (mut parts, body) = request.into_parts();
+    let (mut parts, mut body) = request.into_parts();
     let source = source_address(&parts, &state.config.trusted_proxies);
-    parts.extensions.insert(Transport { secure, source });
-    if secure {
-        return next.run(Request::from_parts(parts, body)).await;
-    }
     let oauth = parts.uri.path().starts_with("/oauth/");
-    let refuse = || {
+    let refuse = |parts: &Parts| {
         tracing::info!(
             path = parts.uri.path(),
             "refused a live credential over a connection that is not TLS"
@@ -67,49 +133,96 @@ pub async fn require_tls(State(state): State<AppState>, request: Request, next: 
             ApiError::TlsRequired.into_response()
         }
     };
-    if headers_carry_live_credential(&parts.headers) {
-        return refuse();
+    if !secure && headers_carry_live_credential(&parts.headers) {
+        return refuse(&parts);
     }
     let verify = parts.uri.path() == "/v1/api-keys/verify";
-    if parts.method != Method::POST || !(oauth || verify) {
-        return next.run(Request::from_parts(parts, body)).await;
-    }
-    // These bodies may carry a credential: read them (within the body limit)
-    // and hand the same bytes on to the handler.
     let declared = parts
         .headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        // The handler refuses it as too large without reading a credential.
-        return next.run(Request::from_parts(parts, body)).await;
-    }
-    let bytes = match read_capped(body).await {
-        Ok(bytes) => bytes,
-        Err(()) => {
-            let detail = "the request body could not be read";
-            return if oauth {
-                OAuthError::new(OAuthErrorCode::InvalidRequest, detail).into_response()
-            } else {
-                ApiError::InvalidRequest(detail.into()).into_response()
-            };
-        }
-    };
-    let live = bytes.len() <= MAX_BODY_BYTES
-        && if oauth {
-            form_carries_live_credential(&bytes)
-        } else {
-            json_carries_live_key(&bytes)
+    // A body declared over the limit is left for the handler to refuse (413)
+    // unread.
+    let within_limit = !declared.is_some_and(|n| n > MAX_BODY_BYTES as u64);
+    let is_form = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let mut form = None;
+    // These bodies may carry a credential: an OAuth form is read (within
+    // the body limit) and parsed once for everyone; the verify body is read
+    // when it must be searched for a live key. The same bytes go on to the
+    // handler.
+    let read_form = parts.method == Method::POST && oauth && is_form;
+    let read_verify = parts.method == Method::POST && verify && !secure;
+    if within_limit && (read_form || read_verify) {
+        let bytes = match read_capped(body).await {
+            Ok(bytes) => bytes,
+            Err(()) => {
+                let detail = "the request body could not be read";
+                return if oauth {
+                    OAuthError::new(OAuthErrorCode::InvalidRequest, detail).into_response()
+                } else {
+                    ApiError::InvalidRequest(detail.into()).into_response()
+                };
+            }
         };
-    if live {
-        return refuse();
+        let fits = bytes.len() <= MAX_BODY_BYTES;
+        if read_form && fits {
+            state.metrics.form_parsed();
+            form = Some(Params::parse(&bytes));
+        }
+        let live = if read_form {
+            form.as_ref().is_some_and(params_carry_live_credential)
+        } else {
+            fits && json_carries_live_key(&bytes)
+        };
+        if !secure && live {
+            return refuse(&parts);
+        }
+        body = Body::from(bytes);
+    } else if !secure && oauth && parts.method == Method::POST && within_limit {
+        // Another content type: the handler refuses it without reading a
+        // credential, but a live one in it still must not pass unrefused.
+        let bytes = match read_capped(body).await {
+            Ok(bytes) => bytes,
+            Err(()) => {
+                return OAuthError::new(
+                    OAuthErrorCode::InvalidRequest,
+                    "the request body could not be read",
+                )
+                .into_response()
+            }
+        };
+        if bytes.len() <= MAX_BODY_BYTES && params_carry_live_credential(&Params::parse(&bytes)) {
+            return refuse(&parts);
+        }
+        body = Body::from(bytes);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    let credentials = RequestCredentials {
+        secure,
+        source,
+        authorization: AuthorizationHeader::read(
+            parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes()),
+        ),
+        api_key: parts
+            .headers
+            .get("x-api-key")
+            .map(|v| {
+                v.to_str()
+                    .map(|v| Secret::new(v.to_owned()))
+                    .map_err(|_| NotText)
+            })
+            .transpose(),
+        form,
+    };
+    parts.extensions.insert(Arc::new(credentials));
+    next.run(Request::from_parts(parts, body)).await
 }
 
-/// The client's address (see [`Transport::source`]). Proxies append the
+/// The client's address (see [`RequestCredentials::source`]). Proxies append the
 /// address they received from, so the list is read from the right, skipping
 /// trusted proxies; anything left of the first untrusted hop could be
 /// forged by the client and is ignored.
@@ -169,44 +282,19 @@ fn via_trusted_proxy(request: &Request, trusted: &[IpNet]) -> bool {
         })
 }
 
-/// `Authorization` (Bearer or Basic) and `X-Api-Key`, every occurrence.
+/// `Authorization` (Bearer or Basic, read by core's parser) and
+/// `X-Api-Key`, every occurrence.
 fn headers_carry_live_credential(headers: &HeaderMap) -> bool {
     let authorization = headers.get_all(AUTHORIZATION).iter().any(|value| {
-        let Ok(value) = value.to_str() else {
-            return false;
-        };
-        let Some((scheme, credential)) = value.trim().split_once(' ') else {
-            return false;
-        };
-        if scheme.eq_ignore_ascii_case("bearer") {
-            is_live(credential)
-        } else if scheme.eq_ignore_ascii_case("basic") {
-            basic_secret(credential).is_some_and(|secret| is_live(&secret))
-        } else {
-            false
-        }
+        let header = AuthorizationHeader::read(Some(value.as_bytes()));
+        header.bearer().is_some_and(is_live)
+            || matches!(header.basic(), Ok(Some(basic)) if is_live(basic.secret.expose()))
     });
     authorization
         || headers
             .get_all("x-api-key")
             .iter()
             .any(|v| v.to_str().is_ok_and(is_live))
-}
-
-/// The secret of a Basic credential: base64 of `id:secret`, each part
-/// form-urlencoded first (RFC 6749 §2.3.1).
-fn basic_secret(encoded: &str) -> Option<String> {
-    let decoded = STANDARD.decode(encoded.trim()).ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (_, secret) = decoded.split_once(':')?;
-    Some(form_decode(secret))
-}
-
-fn form_decode(text: &str) -> String {
-    let plus_free = text.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus_free)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 /// A live key or secret (`lk_live_…`), or a JWT whose payload says
@@ -238,15 +326,12 @@ fn jwt_mode_is_live(token: &str) -> bool {
         .is_some_and(|mode| mode == "live")
 }
 
-fn form_carries_live_credential(body: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return false;
-    };
-    text.split('&').any(|pair| {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        OAUTH_CREDENTIAL_FIELDS.contains(&form_decode(name).as_str())
-            && is_live(&form_decode(value))
-    })
+/// A credential-carrying field of an OAuth form with a live value.
+fn params_carry_live_credential(params: &Params) -> bool {
+    params
+        .pairs()
+        .iter()
+        .any(|(name, value)| OAUTH_CREDENTIAL_FIELDS.contains(&name.as_str()) && is_live(value))
 }
 
 fn json_carries_live_key(body: &[u8]) -> bool {
@@ -281,6 +366,11 @@ pub(crate) async fn read_capped(mut body: Body) -> Result<Bytes, ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
+
+    fn form_carries_live_credential(body: &[u8]) -> bool {
+        params_carry_live_credential(&Params::parse(body))
+    }
     use axum::http::HeaderValue;
 
     fn jwt(payload: &str) -> String {

@@ -1,7 +1,7 @@
 //! `/v1/api-keys`: the API-key lifecycle and the verify endpoint.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_core::ids;
@@ -24,6 +24,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use crate::keycheck;
 use crate::state::AppState;
+use crate::transport::Credentials;
 use latchkey_types::audit::AuditAction;
 
 /// Longest rotation grace period: 30 days.
@@ -272,17 +273,14 @@ async fn verify_api_key(
     State(state): State<AppState>,
     attempt: Option<axum::Extension<std::sync::Arc<crate::bruteforce::Attempt>>>,
     caller: Caller,
-    headers: HeaderMap,
+    Credentials(credentials): Credentials,
     ApiBytes(body): ApiBytes,
 ) -> Result<axum::Json<VerifyApiKeyResponse>, ApiError> {
-    let from_header = headers
-        .get("x-api-key")
-        .map(|v| {
-            v.to_str()
-                .map(str::to_owned)
-                .map_err(|_| ApiError::InvalidRequest("X-Api-Key is not valid text".into()))
-        })
-        .transpose()?;
+    let from_header = credentials
+        .api_key
+        .clone()
+        .map_err(|_| ApiError::InvalidRequest("X-Api-Key is not valid text".into()))?
+        .map(|key| key.expose().to_owned());
     let from_body = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {

@@ -5,7 +5,7 @@
 
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, PRAGMA};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_core::oauth_form::{ClientAuth, Params};
@@ -18,10 +18,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::oauth::{authenticate_client, authorization, require_tls_for, OAuthForm};
+use super::oauth::{authenticate_client, require_tls_for, OAuthRequest};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::keycheck;
 use crate::state::{AdminKeyInfo, AppState};
+use crate::transport::RequestCredentials;
 use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
 
 /// The routes of this module.
@@ -66,7 +67,7 @@ impl OAuthCaller {
 fn revoked(
     state: &AppState,
     caller: &OAuthCaller,
-    transport: Option<&axum::Extension<crate::transport::Transport>>,
+    credentials: &RequestCredentials,
     action: AuditAction,
     target: AuditTarget,
 ) -> AuditEvent {
@@ -76,24 +77,13 @@ fn revoked(
         action,
         caller.actor(),
         target,
-        transport
-            .and_then(|axum::Extension(t)| t.source)
-            .map(|ip| ip.to_string()),
+        credentials.source.map(|ip| ip.to_string()),
     )
 }
 
-async fn caller(
-    state: &AppState,
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<OAuthCaller, OAuthError> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    if let Some(key) = bearer {
+async fn caller(state: &AppState, request: &OAuthRequest) -> Result<OAuthCaller, OAuthError> {
+    let authorization = &request.0.authorization;
+    if let Some(key) = authorization.bearer() {
         // Admin keys only; anything else is not a way to authenticate here.
         let info = credential::parse(key).map_err(|_| OAuthError::invalid_client(false))?;
         if info.kind != CredentialKind::Admin {
@@ -104,7 +94,7 @@ async fn caller(
             _ => Err(OAuthError::invalid_client(false)),
         };
     }
-    let client_auth = ClientAuth::required(authorization(headers), params)?;
+    let client_auth = ClientAuth::required_from_header(authorization, request.params())?;
     let client = authenticate_client(state, &client_auth).await?;
     Ok(OAuthCaller::Client {
         mode: client.mode,
@@ -166,12 +156,11 @@ fn token_param(params: &Params) -> Result<String, OAuthError> {
         (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 async fn introspect(
     State(state): State<AppState>,
-    transport: Option<axum::Extension<crate::transport::Transport>>,
-    headers: HeaderMap,
-    OAuthForm(params): OAuthForm,
+    request: OAuthRequest,
 ) -> Result<Response, OAuthError> {
-    let caller = caller(&state, &headers, &params).await?;
-    require_tls_for(caller.mode(), transport.as_ref())?;
+    let caller = caller(&state, &request).await?;
+    require_tls_for(caller.mode(), &request.0)?;
+    let params = request.params();
     let token = token_param(&params)?;
     let mode = caller.mode();
     let inactive = || IntrospectionResponse {
@@ -235,12 +224,11 @@ async fn introspect(
         (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 async fn revoke(
     State(state): State<AppState>,
-    transport: Option<axum::Extension<crate::transport::Transport>>,
-    headers: HeaderMap,
-    OAuthForm(params): OAuthForm,
+    request: OAuthRequest,
 ) -> Result<Response, OAuthError> {
-    let caller = caller(&state, &headers, &params).await?;
-    require_tls_for(caller.mode(), transport.as_ref())?;
+    let caller = caller(&state, &request).await?;
+    require_tls_for(caller.mode(), &request.0)?;
+    let params = request.params();
     let token = token_param(&params)?;
     let mode = caller.mode();
     let refused = || {
@@ -259,7 +247,7 @@ async fn revoke(
                 let event = revoked(
                     &state,
                     &caller,
-                    transport.as_ref(),
+                    &request.0,
                     AuditAction::ApiKeyRevoked,
                     AuditTarget::new("api_key", found.id()),
                 )
@@ -287,7 +275,7 @@ async fn revoke(
                 let event = revoked(
                     &state,
                     &caller,
-                    transport.as_ref(),
+                    &request.0,
                     AuditAction::TokenRevoked,
                     AuditTarget::new("token", claims.jti()),
                 )

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::extract::rejection::RawFormRejection;
 use axum::extract::{FromRequest, RawForm, Request, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_core::ids;
@@ -29,6 +29,7 @@ use crate::error::{OAuthError, OAuthErrorCode};
 use crate::issuance::{self, TokenRequest};
 use crate::keycheck::{self, VerifiedKey};
 use crate::state::AppState;
+use crate::transport::RequestCredentials;
 
 /// How long verifiers may cache the JWKS, in seconds.
 pub const JWKS_MAX_AGE_SECONDS: u64 = 300;
@@ -196,18 +197,44 @@ struct TokenForm {
     tenant_id: Option<String>,
 }
 
-/// The form of an OAuth endpoint, read like `axum::Form` (content type,
-/// size limit, `form_urlencoded` decoding) into [`Params`], with
-/// OAuth-shaped rejections.
+/// An OAuth endpoint's request: its [`RequestCredentials`] with the form.
+/// The transport layer has read and parsed an urlencoded body within the
+/// limit; anything else is read here like `axum::Form` (content type, size
+/// limit) for its OAuth-shaped rejection.
 #[derive(Debug)]
-pub(crate) struct OAuthForm(pub Params);
+pub(crate) struct OAuthRequest(pub Arc<RequestCredentials>);
 
-impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+impl OAuthRequest {
+    /// The form's parameters.
+    pub(crate) fn params(&self) -> &Params {
+        static NONE: std::sync::OnceLock<Params> = std::sync::OnceLock::new();
+        self.0
+            .form
+            .as_ref()
+            .unwrap_or_else(|| NONE.get_or_init(Params::default))
+    }
+}
+
+impl FromRequest<AppState> for OAuthRequest {
     type Rejection = OAuthError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, OAuthError> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
+        let credentials = request
+            .extensions()
+            .get::<Arc<RequestCredentials>>()
+            .cloned()
+            .unwrap_or_default();
+        if credentials.form.is_some() {
+            return Ok(OAuthRequest(credentials));
+        }
+        // Not read by the transport layer (another content type, a body
+        // over the limit, an in-process request): the same rejections as
+        // before, or the form parsed here.
         let RawForm(body) = RawForm::from_request(request, state).await?;
-        Ok(OAuthForm(Params::parse(&body)))
+        state.metrics.form_parsed();
+        let mut read = RequestCredentials::clone(&credentials);
+        read.form = Some(Params::parse(&body));
+        Ok(OAuthRequest(Arc::new(read)))
     }
 }
 
@@ -232,11 +259,6 @@ impl From<RawFormRejection> for OAuthError {
     }
 }
 
-/// The raw `Authorization` header value (the first, if repeated).
-pub(crate) fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
-    headers.get(AUTHORIZATION).map(HeaderValue::as_bytes)
-}
-
 /// Issues an access token (`client_credentials`).
 #[utoipa::path(post, path = "/oauth/token", tag = "oauth",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
@@ -244,18 +266,17 @@ pub(crate) fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
         (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 async fn token(
     State(state): State<AppState>,
-    transport: Option<axum::Extension<crate::transport::Transport>>,
-    headers: HeaderMap,
-    OAuthForm(params): OAuthForm,
+    request: OAuthRequest,
 ) -> Result<Response, OAuthError> {
-    let form = TokenRequestForm::parse(authorization(&headers), &params)?;
+    let credentials = &request.0;
+    let form = TokenRequestForm::from_header(&credentials.authorization, request.params())?;
     let client = match &form.grant {
         Grant::ClientCredentials => authenticate_client(&state, &form.client_auth).await?,
         Grant::JwtBearer { assertion } => {
             jwt_bearer_client(&state, assertion.expose(), &form.client_auth).await?
         }
     };
-    require_tls_for(client.mode, transport.as_ref())?;
+    require_tls_for(client.mode, credentials)?;
     let request = TokenRequest {
         tenant_id: form.tenant_id.as_deref(),
         scope: form.scope.as_deref(),
@@ -283,10 +304,9 @@ fn dummy_digest() -> CredentialDigest {
 /// connection that is not TLS is refused here.
 pub(crate) fn require_tls_for(
     mode: Mode,
-    transport: Option<&axum::Extension<crate::transport::Transport>>,
+    credentials: &RequestCredentials,
 ) -> Result<(), OAuthError> {
-    let secure = transport.is_some_and(|axum::Extension(t)| t.secure);
-    if mode == Mode::Live && !secure {
+    if mode == Mode::Live && !credentials.secure {
         return Err(OAuthError::new(
             OAuthErrorCode::TlsRequired,
             "live credentials are accepted over TLS only",
@@ -421,6 +441,8 @@ pub(crate) async fn authenticate_client(
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header::AUTHORIZATION;
+    use axum::http::HeaderMap;
     use latchkey_core::oauth_form::{basic_credentials, FormError};
 
     use super::*;
@@ -437,7 +459,7 @@ mod tests {
             };
             let mut headers = HeaderMap::new();
             headers.insert(AUTHORIZATION, value);
-            let got = basic_credentials(authorization(&headers));
+            let got = basic_credentials(headers.get(AUTHORIZATION).map(HeaderValue::as_bytes));
             if headers[AUTHORIZATION].to_str().is_ok() {
                 assert_eq!(got, Ok(None), "byte {b}");
             } else {
@@ -450,6 +472,5 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 200, "{checked}");
-        assert_eq!(authorization(&HeaderMap::new()), None);
     }
 }

@@ -84,3 +84,53 @@ async fn metrics_count_requests_tokens_verifications_and_cache_lookups() {
     // No secret appears in the metrics.
     assert!(!text.contains(&secret) && !text.contains(&key));
 }
+
+/// The transport layer reads and parses an OAuth form once, for the TLS
+/// rule, the brute-force guard and the handler alike.
+#[tokio::test]
+async fn an_oauth_request_form_is_parsed_once() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let m = app.machine("m").await;
+    let secret = app.secret(&m).await;
+    let parsed = || async {
+        let text = app.get("/metrics").await.text;
+        sample(&text, "latchkey_oauth_forms_parsed_total ")
+    };
+    let before = parsed().await;
+    // client_secret_post: the client id is in the form, which the
+    // brute-force guard reads before the handler does.
+    let r = app
+        .token(
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &m),
+                ("client_secret", &secret),
+            ],
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(parsed().await - before, 1.0);
+    // Basic, and a refused one.
+    app.token(Some((&m, &secret)), &[("grant_type", "client_credentials")])
+        .await
+        .expect(200);
+    app.token(
+        Some((&m, "lk_test_secret_wrong")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(parsed().await - before, 3.0);
+    // Introspection reads its form once too.
+    let (token, _) = app.access_token(&m, &secret, &[]).await;
+    let at = parsed().await;
+    app.oauth_form(
+        "/oauth/introspect",
+        Some((&m, &secret)),
+        None,
+        &[("token", &token)],
+    )
+    .await
+    .expect(200);
+    assert_eq!(parsed().await - at, 1.0);
+}
