@@ -144,7 +144,7 @@ pub async fn read_credentials(
         .and_then(|v| v.parse::<u64>().ok());
     // A body declared over the limit is left for the handler to refuse (413)
     // unread.
-    let within_limit = !declared.is_some_and(|n| n > MAX_BODY_BYTES as u64);
+    let within_limit = declared.is_none_or(|n| n <= MAX_BODY_BYTES as u64);
     let is_form = parts
         .headers
         .get(CONTENT_TYPE)

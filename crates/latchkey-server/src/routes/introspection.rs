@@ -161,7 +161,7 @@ async fn introspect(
     let caller = caller(&state, &request).await?;
     require_tls_for(caller.mode(), &request.0)?;
     let params = request.params();
-    let token = token_param(&params)?;
+    let token = token_param(params)?;
     let mode = caller.mode();
     let inactive = || IntrospectionResponse {
         active: false,
@@ -229,7 +229,7 @@ async fn revoke(
     let caller = caller(&state, &request).await?;
     require_tls_for(caller.mode(), &request.0)?;
     let params = request.params();
-    let token = token_param(&params)?;
+    let token = token_param(params)?;
     let mode = caller.mode();
     let refused = || {
         OAuthError::new(
