@@ -3,10 +3,12 @@
 //! OAuth endpoints' forms. It does no I/O; time comes through the
 //! [`clock::Clock`] trait so every rule can be tested with a fixed clock.
 
+pub mod assertion;
 pub mod authorization;
 pub mod clock;
 pub mod credential;
 pub mod ids;
+pub mod issuance;
 pub mod keyplan;
 pub mod oauth_form;
 pub mod rbac;

@@ -19,14 +19,9 @@ use time::OffsetDateTime;
 use crate::cache::Principal;
 use crate::state::AppState;
 
+use latchkey_core::assertion::{self as rules, LEEWAY_SECONDS, MAX_BYTES as MAX_ASSERTION_BYTES};
 /// `grant_type` of the JWT-bearer grant (with the form rules, in core).
 pub use latchkey_core::oauth_form::JWT_BEARER_GRANT;
-/// An assertion may expire at most this far ahead.
-pub const MAX_ASSERTION_LIFETIME_SECONDS: i64 = 300;
-/// Clock skew tolerated on `exp`, `nbf` and `iat`.
-const LEEWAY_SECONDS: i64 = 30;
-/// Assertions longer than this are refused before any work.
-const MAX_ASSERTION_BYTES: usize = 8 * 1024;
 
 /// Why an assertion was refused (for the log; clients get one answer).
 #[derive(Debug, thiserror::Error)]
@@ -140,9 +135,8 @@ fn unverified_subject(assertion: &str) -> Result<String, AssertionError> {
     Ok(sub.to_owned())
 }
 
-/// Checks `iss`, `sub`, `aud`, `exp`, `nbf` and `iat`; returns `exp`.
-///
-/// `aud` may name the token endpoint, the client's mode's issuer, or the
+/// The claims rules (`latchkey_core::assertion`), with the audiences this
+/// server answers to: the token endpoint, the client's mode's issuer, or the
 /// configured issuer URL (which test clients named before each mode had its
 /// own issuer; the assertion is signed by a key of one mode's client, so
 /// naming the shared URL cannot carry it into the other mode).
@@ -153,43 +147,13 @@ fn check_claims(
     client_id: &str,
     now: i64,
 ) -> Result<i64, AssertionError> {
-    let text = |name: &str| claims.get(name).and_then(Value::as_str);
-    if text("iss") != Some(client_id) || text("sub") != Some(client_id) {
-        return Err(AssertionError::Claims("iss and sub must be the client id"));
-    }
     let issuer = state.config.issuer.as_str();
-    let mode_issuer = state.config.issuer_of(mode);
     let token_endpoint = format!("{issuer}/oauth/token");
-    let audience_ok = |a: &str| a == issuer || a == mode_issuer || a == token_endpoint;
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => audience_ok(a),
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(audience_ok),
-        _ => false,
-    };
-    if !aud_ok {
-        return Err(AssertionError::Claims(
-            "aud must be the token endpoint or the issuer",
-        ));
-    }
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .ok_or(AssertionError::Claims("exp is required"))?;
-    if exp.saturating_add(LEEWAY_SECONDS) <= now {
-        return Err(AssertionError::Claims("expired"));
-    }
-    if exp > now + MAX_ASSERTION_LIFETIME_SECONDS + LEEWAY_SECONDS {
-        return Err(AssertionError::Claims("exp is more than 5 minutes ahead"));
-    }
-    for (name, what) in [("nbf", "not yet valid"), ("iat", "issued in the future")] {
-        match claims.get(name) {
-            None => {}
-            Some(v) => match v.as_i64() {
-                Some(t) if t <= now + LEEWAY_SECONDS => {}
-                Some(_) => return Err(AssertionError::Claims(what)),
-                None => return Err(AssertionError::Claims("nbf and iat must be numbers")),
-            },
-        }
-    }
-    Ok(exp)
+    let audiences = [
+        issuer,
+        state.config.issuer_of(mode),
+        token_endpoint.as_str(),
+    ];
+    rules::check_claims(claims, client_id, &audiences, now)
+        .map_err(|rules::ClaimsError(why)| AssertionError::Claims(why))
 }

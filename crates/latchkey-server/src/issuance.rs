@@ -1,11 +1,11 @@
-//! Token issuance, independent of how the client authenticated: resolve the
-//! tenant, check the scope against the role catalog, choose the audience,
-//! build the claims and sign. Everything here reads from the caches; once
-//! warm, issuance touches no database.
+//! Token issuance, independent of how the client authenticated: fetch the
+//! inputs from the caches, let `latchkey_core::issuance::decide` decide the
+//! tenant, scope, audience and `authorization` claim, then build the claims
+//! and sign. Once warm, issuance touches no database.
 
+use latchkey_core::issuance::{self, Asked, Decision, Inputs, Refusal};
 use latchkey_core::token::{self, TokenGrant};
-use latchkey_core::{authorization, rbac};
-use latchkey_types::oauth::{Audience, TokenResponse};
+use latchkey_types::oauth::TokenResponse;
 use latchkey_types::{JsonObject, Mode};
 
 use crate::cache::Principal;
@@ -14,7 +14,7 @@ use crate::keycheck::VerifiedKey;
 use crate::state::AppState;
 
 /// The description of the error for a `tenant_id` that names no tenant.
-pub const UNKNOWN_TENANT: &str = "tenant_id names no tenant";
+pub use latchkey_core::issuance::UNKNOWN_TENANT;
 
 /// What the client asked for.
 #[derive(Debug, Default)]
@@ -44,55 +44,37 @@ pub async fn issue(
     request: &TokenRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let tree = state.caches.tree(&state.store, mode).await?;
-    let key_tenant = request.key.map(|k| k.key.tenant_id());
-    let tenant = match (request.tenant_id, key_tenant) {
-        (Some(asked), Some(fixed)) if asked != fixed => {
-            return Err(OAuthError::new(
-                OAuthErrorCode::InvalidTarget,
-                "an API key's tokens are scoped to the key's tenant",
-            ))
-        }
-        (_, Some(fixed)) => fixed,
-        (Some(asked), None) => asked,
-        (None, None) => state.workspace.id.as_str(),
-    };
-    let allowed = request.key.and_then(VerifiedKey::allowed_roles);
-    if !tree.contains(tenant) {
-        return Err(OAuthError::new(
-            OAuthErrorCode::InvalidTarget,
-            UNKNOWN_TENANT,
-        ));
-    }
-    let scope = match request.scope.map(str::trim).filter(|s| !s.is_empty()) {
+    // The catalog is read only to grant a scope.
+    let catalog = match request.scope.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(_) => Some(state.caches.catalog(&state.store, mode).await?),
         None => None,
-        Some(requested) => {
-            if requested.len() > 4096
-                || !requested
-                    .split(' ')
-                    .filter(|t| !t.is_empty())
-                    .all(latchkey_core::ids::is_valid_scope_token)
-            {
-                return Err(OAuthError::new(
-                    OAuthErrorCode::InvalidScope,
-                    "scope is not a list of valid scope tokens",
-                ));
-            }
-            let catalog = state.caches.catalog(&state.store, mode).await?;
-            let mut roles = rbac::effective_roles(&tree, &principal.direct, tenant);
-            if let Some(allowed) = &allowed {
-                roles.retain(|r| allowed.contains(r));
-            }
-            let granted = catalog.permissions(&roles);
-            let accepted = rbac::check_scope(requested, &granted).map_err(|missing| {
-                OAuthError::new(
-                    OAuthErrorCode::InvalidScope,
-                    format!("no role the client holds in this tenant grants {missing:?}"),
-                )
-            })?;
-            Some(accepted.join(" "))
-        }
     };
-    let audience = audience(state, mode, request)?;
+    let key_roles = request.key.and_then(VerifiedKey::allowed_roles);
+    let asked = Asked {
+        tenant_id: request.tenant_id,
+        scope: request.scope,
+        audiences: request.audiences.clone(),
+        resources: request.resources.clone(),
+        key_tenant: request.key.map(|k| k.key.tenant_id()),
+        key_roles: key_roles.as_ref(),
+    };
+    let inputs = Inputs {
+        tree: &tree,
+        direct: &principal.direct,
+        catalog: catalog.as_deref(),
+        workspace: &state.workspace.id,
+        issuer: state.config.issuer_of(mode),
+        budget: state.config.token_authorization_max_bytes,
+    };
+    let Decision {
+        tenant,
+        scope,
+        audience,
+        authorization,
+    } = issuance::decide(&asked, &inputs).map_err(|refusal| match refusal {
+        Refusal::InvalidTarget(why) => OAuthError::new(OAuthErrorCode::InvalidTarget, why),
+        Refusal::InvalidScope(why) => OAuthError::new(OAuthErrorCode::InvalidScope, why),
+    })?;
     let ttl = request.ttl_seconds.unwrap_or(
         principal
             .user
@@ -109,19 +91,6 @@ pub async fn issue(
         }
         None => &principal.user.custom_claims,
     };
-    let authorization = authorization::bounded(
-        &tree,
-        &principal.direct,
-        tenant,
-        allowed.as_ref(),
-        state.config.token_authorization_max_bytes,
-    )
-    .map_err(|e| {
-        OAuthError::new(
-            OAuthErrorCode::InvalidTarget,
-            format!("tenant_id: {e} (token_authorization_max_bytes)"),
-        )
-    })?;
     if authorization.truncated {
         state.metrics.authorization_truncated(mode);
     }
@@ -153,48 +122,5 @@ pub async fn issue(
         token_type: "Bearer".into(),
         expires_in: ttl,
         scope,
-    })
-}
-
-/// The `aud` claim: every `audience` and `resource` given, or the mode's
-/// issuer.
-fn audience(
-    state: &AppState,
-    mode: Mode,
-    request: &TokenRequest<'_>,
-) -> Result<Audience, OAuthError> {
-    let mut all: Vec<String> = Vec::new();
-    for a in &request.audiences {
-        if a.is_empty() || a.len() > 512 || a.contains(char::is_whitespace) {
-            return Err(OAuthError::new(
-                OAuthErrorCode::InvalidTarget,
-                "audience must be a non-empty identifier without spaces",
-            ));
-        }
-        all.push((*a).to_owned());
-    }
-    for r in &request.resources {
-        // RFC 8707 §2: an absolute URI without a fragment.
-        let absolute = r.split_once(':').is_some_and(|(scheme, rest)| {
-            !scheme.is_empty()
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-                && !rest.is_empty()
-        });
-        if !absolute || r.contains('#') || r.len() > 512 || r.contains(char::is_whitespace) {
-            return Err(OAuthError::new(
-                OAuthErrorCode::InvalidTarget,
-                "resource must be an absolute URI without a fragment",
-            ));
-        }
-        all.push((*r).to_owned());
-    }
-    all.sort();
-    all.dedup();
-    Ok(match all.len() {
-        0 => Audience::One(state.config.issuer_of(mode).to_owned()),
-        1 => Audience::One(all.remove(0)),
-        _ => Audience::Many(all),
     })
 }

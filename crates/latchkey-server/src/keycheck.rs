@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
-use latchkey_core::{authorization, rbac};
+use latchkey_core::{authorization, issuance};
 use latchkey_store::{Store, StoreError};
 use latchkey_types::api_keys::{KeyInvalidCode, ValidApiKey};
 use latchkey_types::Mode;
@@ -153,10 +153,7 @@ pub async fn describe(state: &AppState, verified: &VerifiedKey) -> Result<ValidA
     let tree = state.caches.tree(&state.store, key.mode).await?;
     let direct = &verified.principal.direct;
     let allowed = verified.allowed_roles();
-    let mut roles = rbac::effective_roles(&tree, direct, key.tenant_id());
-    if let Some(allowed) = &allowed {
-        roles.retain(|r| allowed.contains(r));
-    }
+    let roles = issuance::roles(&tree, direct, key.tenant_id(), allowed.as_ref());
     // The token tenant's entry is `roles`; a budget too small for it alone
     // shows what fits of the rest: none.
     let authorization = authorization::bounded(

@@ -293,12 +293,6 @@ async fn token(
     Ok(response)
 }
 
-/// A fixed digest compared against when there is no real one, so an unknown
-/// client costs the same work as a wrong secret.
-fn dummy_digest() -> CredentialDigest {
-    CredentialDigest([0x5a; 32])
-}
-
 /// A signed assertion carries no mode prefix, so the transport layer cannot
 /// spot a live one; once the client's mode is known, a live client over a
 /// connection that is not TLS is refused here.
@@ -416,18 +410,13 @@ pub(crate) async fn authenticate_client(
         }
         _ => None,
     };
-    let now = state.clock.now();
     let Some(principal) = principal else {
         // Same work as a real comparison, then the same answer.
-        let _ = std::hint::black_box(dummy_digest().ct_eq(&presented));
+        credential::no_client_matches(&presented);
         return Err(fail());
     };
-    let mut matched = false;
-    for s in &principal.secrets {
-        let equal = s.digest.ct_eq(&presented);
-        let current = s.expires_at.is_none_or(|at| at > now);
-        matched |= equal & current;
-    }
+    let secrets = principal.secrets.iter().map(|s| (&s.digest, s.expires_at));
+    let matched = credential::matches_current(secrets, &presented, state.clock.now());
     if !matched || principal.user.disabled {
         return Err(fail());
     }
