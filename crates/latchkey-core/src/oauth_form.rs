@@ -24,23 +24,147 @@ pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-
 /// refused before decoding.
 pub const MAX_BASIC_CREDENTIALS_LEN: usize = 2048;
 
-/// The token endpoint's parameters that may repeat (RFC 8707 resources and
-/// audience lists).
-pub const REPEATABLE_PARAMETERS: [&str; 2] = ["audience", "resource"];
+/// What a form parameter's value is, for the API description (the parser
+/// reads each one as text; these say what text it expects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParameterValue {
+    /// Any text.
+    Text,
+    /// [`CLIENT_CREDENTIALS_GRANT`] or [`JWT_BEARER_GRANT`].
+    GrantType,
+    /// Exactly [`CLIENT_ASSERTION_TYPE`].
+    ClientAssertionType,
+    /// Space-separated scope tokens.
+    Scope,
+    /// Text that is not blank.
+    NonBlank,
+}
 
-/// The token endpoint's parameters that must not repeat, in the order their
-/// repetition is reported. Parameters not listed here are ignored (RFC 6749
-/// §3.2: unrecognized parameters are ignored), repeated or not.
-pub const SINGLE_PARAMETERS: [&str; 8] = [
-    "grant_type",
-    "assertion",
-    "client_id",
-    "client_secret",
-    "client_assertion_type",
-    "client_assertion",
-    "tenant_id",
-    "scope",
+/// One parameter of an OAuth endpoint's form: the parser reads these tables
+/// (which parameters may repeat, which carry a credential) and the server's
+/// API description is generated from them, so the two cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormParameter {
+    /// The parameter's name.
+    pub name: &'static str,
+    /// A sentence for people.
+    pub description: &'static str,
+    /// What its value is.
+    pub value: ParameterValue,
+    /// Whether the form is refused without it.
+    pub required: bool,
+    /// Whether it may repeat (RFC 6749 §3.2 forbids it for the others).
+    pub repeats: bool,
+    /// Whether its value is a credential (a live one needs TLS).
+    pub credential: bool,
+}
+
+const fn parameter(name: &'static str, description: &'static str) -> FormParameter {
+    FormParameter {
+        name,
+        description,
+        value: ParameterValue::Text,
+        required: false,
+        repeats: false,
+        credential: false,
+    }
+}
+
+impl FormParameter {
+    const fn of(self, value: ParameterValue) -> Self {
+        FormParameter { value, ..self }
+    }
+    const fn required(self) -> Self {
+        FormParameter {
+            required: true,
+            ..self
+        }
+    }
+    const fn repeats(self) -> Self {
+        FormParameter {
+            repeats: true,
+            ..self
+        }
+    }
+    const fn credential(self) -> Self {
+        FormParameter {
+            credential: true,
+            ..self
+        }
+    }
+}
+
+/// The form of `POST /oauth/token` (RFC 6749 §4.4, RFC 7523, RFC 8707).
+/// Parameters not listed are ignored (RFC 6749 §3.2), repeated or not; of
+/// those listed, the first one found repeated (in this order) is reported.
+pub const TOKEN_FORM: [FormParameter; 10] = [
+    parameter("grant_type", "The grant.")
+        .of(ParameterValue::GrantType)
+        .required(),
+    parameter(
+        "assertion",
+        "The signed JWT (JWT-bearer grant, RFC 7523 §2.1).",
+    )
+    .credential(),
+    parameter(
+        "client_id",
+        "The user id (for `client_secret_post`, or naming the client of an assertion).",
+    ),
+    parameter(
+        "client_secret",
+        "The client secret (for `client_secret_post`).",
+    )
+    .credential(),
+    parameter(
+        "client_assertion_type",
+        "`urn:ietf:params:oauth:client-assertion-type:jwt-bearer` (for `private_key_jwt`).",
+    )
+    .of(ParameterValue::ClientAssertionType),
+    parameter(
+        "client_assertion",
+        "The signed client assertion (for `private_key_jwt`).",
+    )
+    .credential(),
+    parameter(
+        "tenant_id",
+        "Tenant to scope the token to (default: the workspace).",
+    ),
+    parameter("scope", "Space-separated permissions.").of(ParameterValue::Scope),
+    parameter("audience", "Audience of the token (may repeat).").repeats(),
+    parameter("resource", "RFC 8707 resource indicator (may repeat).").repeats(),
 ];
+
+/// The form of introspection (RFC 7662) and revocation (RFC 7009).
+pub const TOKEN_HINT_FORM: [FormParameter; 4] = [
+    parameter("token", "The access token or API key.")
+        .of(ParameterValue::NonBlank)
+        .required()
+        .credential(),
+    parameter(
+        "token_type_hint",
+        "`access_token` or `api_key` (a hint; both are tried).",
+    ),
+    parameter(
+        "client_id",
+        "The caller's client id (for `client_secret_post`).",
+    ),
+    parameter(
+        "client_secret",
+        "The caller's client secret (for `client_secret_post`).",
+    )
+    .credential(),
+];
+
+/// Every parameter of the OAuth endpoints' forms.
+pub fn form_parameters() -> impl Iterator<Item = &'static FormParameter> {
+    TOKEN_FORM.iter().chain(TOKEN_HINT_FORM.iter())
+}
+
+/// Whether `name` is a parameter whose value is a credential, in any of the
+/// OAuth endpoints' forms.
+pub fn is_credential_parameter(name: &str) -> bool {
+    form_parameters().any(|p| p.credential && p.name == name)
+}
 
 /// Why a form was refused: an RFC 6749 error code and a description for
 /// people. Descriptions name parameters but never echo a value.
@@ -145,11 +269,7 @@ impl Params {
 
 impl fmt::Debug for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let known = |k: &str| {
-            SINGLE_PARAMETERS.contains(&k)
-                || REPEATABLE_PARAMETERS.contains(&k)
-                || matches!(k, "token" | "token_type_hint")
-        };
+        let known = |k: &str| form_parameters().any(|p| p.name == k);
         let mut list = f.debug_list();
         for (k, _) in &self.0 {
             list.entry(&format_args!(
@@ -435,6 +555,19 @@ impl Grant {
     }
 }
 
+/// The token named by an introspection or revocation form
+/// ([`TOKEN_HINT_FORM`]): `token`, trimmed and not blank. `token_type_hint`
+/// is only a hint (both kinds are tried), but neither may repeat.
+pub fn hinted_token(params: &Params) -> Result<&str, FormError> {
+    let token = params
+        .one("token")?
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| FormError::invalid_request("token is required"))?;
+    params.one("token_type_hint")?;
+    Ok(token)
+}
+
 /// A request to the token endpoint (`POST /oauth/token`), as it reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRequestForm {
@@ -482,8 +615,8 @@ impl TokenRequestForm {
         let tenant_id = params.one("tenant_id")?.map(str::to_owned);
         let scope = params.one("scope")?.map(str::to_owned);
         // Even the parameters this grant does not read must not repeat.
-        for name in SINGLE_PARAMETERS {
-            params.one(name)?;
+        for parameter in TOKEN_FORM.iter().filter(|p| !p.repeats) {
+            params.one(parameter.name)?;
         }
         let owned = |name| params.all(name).into_iter().map(str::to_owned).collect();
         Ok(TokenRequestForm {
@@ -1002,9 +1135,58 @@ mod tests {
     }
 
     #[test]
+    fn the_form_tables_say_which_parameters_repeat_and_which_are_credentials() {
+        let repeating: Vec<&str> = form_parameters()
+            .filter(|p| p.repeats)
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(repeating, ["audience", "resource"]);
+        type Row<'a> = (&'a str, bool);
+        let rows: [Row; 9] = [
+            ("client_secret", true),
+            ("assertion", true),
+            ("client_assertion", true),
+            ("token", true),
+            ("client_id", false),
+            ("grant_type", false),
+            ("scope", false),
+            ("token_type_hint", false),
+            ("password", false),
+        ];
+        for (name, credential) in rows {
+            assert_eq!(is_credential_parameter(name), credential, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_hinted_token_is_required_trimmed_and_not_repeated() {
+        type Row<'a> = (&'a str, Result<&'a str, FormError>);
+        let required = invalid_request("token is required");
+        let rows: [Row; 6] = [
+            ("token=abc", Ok("abc")),
+            ("token=+abc+&token_type_hint=api_key", Ok("abc")),
+            ("", Err(required.clone())),
+            ("token=+++", Err(required)),
+            (
+                "token=a&token=b",
+                Err(invalid_request("the parameter token must not repeat")),
+            ),
+            (
+                "token=a&token_type_hint=x&token_type_hint=y",
+                Err(invalid_request(
+                    "the parameter token_type_hint must not repeat",
+                )),
+            ),
+        ];
+        for (body, expected) in rows {
+            assert_eq!(hinted_token(&params(body)), expected, "{body}");
+        }
+    }
+
+    #[test]
     fn no_token_parameter_repeats_except_audience_and_resource() {
         let header = basic("usr_1:pw");
-        for name in SINGLE_PARAMETERS {
+        for name in TOKEN_FORM.iter().filter(|p| !p.repeats).map(|p| p.name) {
             for grant in [
                 "grant_type=client_credentials".to_owned(),
                 format!("{JWT_BEARER_PAIR}&assertion=a.b.c"),

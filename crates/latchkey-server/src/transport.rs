@@ -23,7 +23,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http_body_util::BodyExt as _;
 use ipnet::IpNet;
-use latchkey_core::oauth_form::{AuthorizationHeader, Params};
+use latchkey_core::oauth_form::{is_credential_parameter, AuthorizationHeader, Params};
 use latchkey_core::Secret;
 use serde::Deserialize;
 
@@ -104,10 +104,6 @@ pub fn credentials_of(parts: &Parts) -> Arc<RequestCredentials> {
 
 /// The prefix every live-mode credential starts with.
 const LIVE_PREFIX: &str = "lk_live_";
-
-/// Form fields of the OAuth endpoints that carry a credential.
-const OAUTH_CREDENTIAL_FIELDS: [&str; 4] =
-    ["client_secret", "token", "assertion", "client_assertion"];
 
 /// The middleware: reads the [`RequestCredentials`] (an OAuth form is read
 /// and parsed here, once) and refuses a live credential over a connection
@@ -331,7 +327,7 @@ fn params_carry_live_credential(params: &Params) -> bool {
     params
         .pairs()
         .iter()
-        .any(|(name, value)| OAUTH_CREDENTIAL_FIELDS.contains(&name.as_str()) && is_live(value))
+        .any(|(name, value)| is_credential_parameter(name) && is_live(value))
 }
 
 fn json_carries_live_key(body: &[u8]) -> bool {

@@ -8,11 +8,10 @@ use axum::http::header::{CACHE_CONTROL, PRAGMA};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
-use latchkey_core::oauth_form::{ClientAuth, Params};
+use latchkey_core::oauth_form::{hinted_token, ClientAuth};
 use latchkey_types::error::OAuthErrorBody;
-use latchkey_types::schema::NonBlank;
 use latchkey_types::Mode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -102,23 +101,6 @@ async fn caller(state: &AppState, request: &OAuthRequest) -> Result<OAuthCaller,
     })
 }
 
-/// The form of introspection and revocation. (Not `TokenForm`: that name
-/// is the token endpoint's, and two schemas of one name are one in the
-/// document.)
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)] // Documents the form for OpenAPI; parsing is by hand.
-struct TokenHintForm {
-    /// The access token or API key.
-    #[schema(value_type = NonBlank)]
-    token: String,
-    /// `access_token` or `api_key` (a hint; both are tried).
-    token_type_hint: Option<String>,
-    /// The caller's client id (for `client_secret_post`).
-    client_id: Option<String>,
-    /// The caller's client secret (for `client_secret_post`).
-    client_secret: Option<String>,
-}
-
 /// RFC 7662 answer: `{"active": false}` or the token's claims.
 #[derive(Debug, Serialize, ToSchema)]
 struct IntrospectionResponse {
@@ -139,19 +121,9 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-fn token_param(params: &Params) -> Result<String, OAuthError> {
-    let token = params
-        .one("token")?
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "token is required"))?;
-    params.one("token_type_hint")?;
-    Ok(token.to_owned())
-}
-
 /// Checks a token or key and says whether it is active (RFC 7662).
 #[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
-    request_body(content = TokenHintForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = super::forms::TokenHintForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = IntrospectionResponse),
         (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 async fn introspect(
@@ -161,14 +133,14 @@ async fn introspect(
     let caller = caller(&state, &request).await?;
     require_tls_for(caller.mode(), &request.0)?;
     let params = request.params();
-    let token = token_param(params)?;
+    let token = hinted_token(params)?;
     let mode = caller.mode();
     let inactive = || IntrospectionResponse {
         active: false,
         details: Map::new(),
     };
-    let answer = if credential::parse(&token).is_ok() {
-        match keycheck::check(&state, &token, Some(mode), keycheck::Check::Inspect).await? {
+    let answer = if credential::parse(token).is_ok() {
+        match keycheck::check(&state, token, Some(mode), keycheck::Check::Inspect).await? {
             Ok(verified) => {
                 let described = keycheck::describe(&state, &verified).await?;
                 let mut details = Map::new();
@@ -198,7 +170,7 @@ async fn introspect(
             Err(_) => inactive(),
         }
     } else {
-        match state.verify_access_token(&token, mode) {
+        match state.verify_access_token(token, mode) {
             Some(claims) => {
                 let mut details = match serde_json::to_value(claims.raw()) {
                     Ok(Value::Object(map)) => map,
@@ -219,7 +191,7 @@ async fn introspect(
 /// Revokes an access token (until it would have expired) or an API key
 /// (at once). Unknown or invalid tokens are not an error (RFC 7009 §2.2).
 #[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
-    request_body(content = TokenHintForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = super::forms::TokenHintForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "revoked, or nothing to revoke"),
         (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 async fn revoke(
@@ -229,7 +201,7 @@ async fn revoke(
     let caller = caller(&state, &request).await?;
     require_tls_for(caller.mode(), &request.0)?;
     let params = request.params();
-    let token = token_param(params)?;
+    let token = hinted_token(params)?;
     let mode = caller.mode();
     let refused = || {
         OAuthError::new(
@@ -237,9 +209,9 @@ async fn revoke(
             "a client may only revoke its own tokens and keys",
         )
     };
-    match credential::parse(&token) {
+    match credential::parse(token) {
         Ok(info) if info.kind == CredentialKind::ApiKey && info.mode == mode => {
-            let digest = CredentialDigest::of(&token);
+            let digest = CredentialDigest::of(token);
             if let Some(found) = state.caches.api_key(&state.store, mode, &digest).await? {
                 if !caller.may_revoke(found.user_id()) {
                     return Err(refused());
@@ -261,7 +233,7 @@ async fn revoke(
         }
         Ok(_) => {}
         Err(_) => {
-            if let Some(claims) = state.verify_access_token(&token, mode) {
+            if let Some(claims) = state.verify_access_token(token, mode) {
                 if !caller.may_revoke(claims.user_id()) {
                     return Err(refused());
                 }

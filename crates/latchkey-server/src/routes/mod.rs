@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod forms;
 pub mod health;
 pub mod introspection;
 pub mod oauth;

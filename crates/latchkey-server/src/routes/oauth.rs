@@ -16,10 +16,7 @@ use latchkey_core::oauth_form::{ClientAuth, Grant, Params, TokenRequestForm};
 use latchkey_core::signing::Algorithm;
 use latchkey_types::error::OAuthErrorBody;
 use latchkey_types::oauth::{JwkSet, ServerMetadata, TokenResponse};
-use latchkey_types::schema::{GrantType, ScopeList};
 use latchkey_types::Mode;
-use serde::Deserialize;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -167,36 +164,6 @@ async fn test_jwks(State(state): State<AppState>) -> Response {
     jwks_of(&state, Mode::Test)
 }
 
-/// The form of `POST /oauth/token` (RFC 6749 §4.4, RFC 8707).
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)] // Documents the form for OpenAPI; parsing is by hand.
-struct TokenForm {
-    /// The grant.
-    #[schema(value_type = GrantType)]
-    grant_type: String,
-    /// The signed JWT (JWT-bearer grant, RFC 7523 §2.1).
-    assertion: Option<String>,
-    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` (for
-    /// `private_key_jwt`).
-    #[schema(pattern = "^urn:ietf:params:oauth:client-assertion-type:jwt-bearer$")]
-    client_assertion_type: Option<String>,
-    /// The signed client assertion (for `private_key_jwt`).
-    client_assertion: Option<String>,
-    /// The user id (for `client_secret_post`).
-    client_id: Option<String>,
-    /// The client secret (for `client_secret_post`).
-    client_secret: Option<String>,
-    /// Space-separated permissions.
-    #[schema(value_type = Option<ScopeList>)]
-    scope: Option<String>,
-    /// Audience of the token (may repeat).
-    audience: Option<String>,
-    /// RFC 8707 resource indicator (may repeat).
-    resource: Option<String>,
-    /// Tenant to scope the token to (default: the workspace).
-    tenant_id: Option<String>,
-}
-
 /// An OAuth endpoint's request: its [`RequestCredentials`] with the form.
 /// The transport layer has read and parsed an urlencoded body within the
 /// limit; anything else is read here like `axum::Form` (content type, size
@@ -261,7 +228,7 @@ impl From<RawFormRejection> for OAuthError {
 
 /// Issues an access token (`client_credentials`).
 #[utoipa::path(post, path = "/oauth/token", tag = "oauth",
-    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = super::forms::TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = TokenResponse),
         (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
 async fn token(
