@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use latchkey_types::ids::{Identifier as _, ScopeToken};
 use latchkey_types::oauth::Audience;
 
 use crate::authorization::{self, BoundedAuthorization};
@@ -127,7 +128,7 @@ pub fn scope(
         || !requested
             .split(' ')
             .filter(|t| !t.is_empty())
-            .all(crate::ids::is_valid_scope_token)
+            .all(ScopeToken::is_valid)
     {
         return Err(Refusal::InvalidScope(
             "scope is not a list of valid scope tokens".into(),

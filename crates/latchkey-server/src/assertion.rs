@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use latchkey_core::ids;
 use latchkey_store::StoreError;
+use latchkey_types::ids::{Identifier as _, UserId};
 use latchkey_types::Mode;
 use latchkey_verify::jwt::verify_jws;
 use serde_json::Value;
@@ -129,7 +129,7 @@ fn unverified_subject(assertion: &str) -> Result<String, AssertionError> {
         .get("sub")
         .and_then(Value::as_str)
         .ok_or(AssertionError::Malformed("no sub"))?;
-    if !ids::has_id_shape(sub, "usr") {
+    if !UserId::is_valid(sub) {
         return Err(AssertionError::Malformed("sub is not a user id"));
     }
     Ok(sub.to_owned())

@@ -46,6 +46,7 @@ use parking_lot::Mutex;
 use quick_cache::sync::Cache;
 
 use latchkey_types::audit::{AuditAction, AuditActor, AuditTarget};
+use latchkey_types::ids::{Identifier as _, UserId};
 use latchkey_types::Mode;
 
 use crate::coordination::Redis;
@@ -415,7 +416,7 @@ impl Attempt {
 /// The partition a client id names a user in, if any (a burst against a
 /// client is shown to that partition's admins only).
 async fn partition_of(state: &AppState, client: &str) -> Option<Mode> {
-    if !latchkey_core::ids::has_id_shape(client, "usr") {
+    if !UserId::is_valid(client) {
         return None;
     }
     for mode in Mode::ALL {

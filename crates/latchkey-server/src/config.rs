@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use latchkey_core::signing::Algorithm;
 use latchkey_core::Secret;
+use latchkey_types::ids::{Identifier as _, TenantId};
 use serde::Deserialize;
 
 /// One layer of settings. Every field is optional so layers can be merged;
@@ -445,10 +446,8 @@ impl Config {
             alg(settings.live_signing_alg, "live")?,
         );
         if let Some(id) = &settings.workspace_id {
-            if !latchkey_core::ids::is_valid_tenant_id(id) {
-                return Err(ConfigError(format!(
-                    "workspace id {id:?} must match [a-z0-9][a-z0-9_-]{{0,62}}"
-                )));
+            if let Err(invalid) = TenantId::parse(id.as_str()) {
+                return Err(ConfigError(format!("workspace {invalid}")));
             }
         }
         Ok(Config {

@@ -7,6 +7,8 @@ use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 
+use latchkey_types::ids::{ApiKeyId, Identifier, RoleName, TenantId, UserId};
+
 use crate::error::ApiError;
 
 /// `axum::Json` with problem-document rejections, for a body that must be a
@@ -48,6 +50,82 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
+
+/// Path segments that name records which must exist, such as
+/// `/v1/users/{id}`: a segment whose shape no record can have is answered
+/// like an unknown one (404, `user not found`), before any lookup. (A
+/// segment that names something new, such as the role of `PUT
+/// /v1/roles/{name}`, is an [`ApiPath`] of the identifier: a bad one is 400.)
+#[derive(Debug)]
+pub struct RecordPath<T>(pub T);
+
+impl<T: Segments, S: Send + Sync> FromRequestParts<S> for RecordPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        let ApiPath(segments) = ApiPath::<Vec<String>>::from_request_parts(parts, state).await?;
+        T::from_segments(segments).map(RecordPath)
+    }
+}
+
+/// What a [`RecordPath`] holds: one [`Segment`], or a pair.
+pub trait Segments: Sized {
+    /// Reads the path's segments, in order.
+    fn from_segments(segments: Vec<String>) -> Result<Self, ApiError>;
+}
+
+/// One segment of a [`RecordPath`]: any text, or an identifier.
+pub trait Segment: Sized {
+    /// Reads one segment.
+    fn from_segment(segment: String) -> Result<Self, ApiError>;
+}
+
+impl Segment for String {
+    fn from_segment(segment: String) -> Result<Self, ApiError> {
+        Ok(segment)
+    }
+}
+
+macro_rules! identifier_segments {
+    ($($id:ty),*) => {$(
+        impl Segment for $id {
+            fn from_segment(segment: String) -> Result<Self, ApiError> {
+                reference(segment)
+            }
+        }
+    )*};
+}
+identifier_segments!(TenantId, UserId, ApiKeyId, RoleName);
+
+impl<A: Segment> Segments for A {
+    fn from_segments(segments: Vec<String>) -> Result<Self, ApiError> {
+        let [a]: [String; 1] = segments.try_into().map_err(|_| wrong_segments())?;
+        A::from_segment(a)
+    }
+}
+
+impl<A: Segment, B: Segment> Segments for (A, B) {
+    fn from_segments(segments: Vec<String>) -> Result<Self, ApiError> {
+        let [a, b]: [String; 2] = segments.try_into().map_err(|_| wrong_segments())?;
+        Ok((A::from_segment(a)?, B::from_segment(b)?))
+    }
+}
+
+/// A route whose path has another number of parameters than its handler
+/// reads: a programming error (every route is walked by the API tests).
+fn wrong_segments() -> ApiError {
+    tracing::error!("a route's path parameters do not match its handler");
+    ApiError::Internal
+}
+
+/// A value that refers to a record by its id: one whose shape no record can
+/// have names no record (404), as an unknown one does.
+pub fn reference<T: Identifier>(value: impl Into<String>) -> Result<T, ApiError> {
+    T::parse(value).map_err(|_| ApiError::not_found(T::RECORD))
+}
 
 /// `axum::extract::Query` with problem-document rejections.
 #[derive(Debug, FromRequestParts)]

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::ids::{RoleName, ScopeToken, TenantId};
 #[cfg(feature = "openapi")]
-use crate::schema::{EmailAddress, RoleName, ScopeToken, ShortText, TenantId};
+use crate::schema::{EmailAddress, ShortText};
 use crate::{JsonObject, Mode, UserKind};
 
 /// `GET /v1/workspace`: the root tenant, seen from one mode.
@@ -58,8 +59,7 @@ pub struct Tenant {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTenant {
     /// Chosen id; 8 random lowercase letters and digits when absent.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<TenantId>))]
-    pub id: Option<String>,
+    pub id: Option<TenantId>,
     /// Display name.
     #[cfg_attr(feature = "openapi", schema(value_type = ShortText))]
     pub name: String,
@@ -100,8 +100,8 @@ pub struct UpdateTenant {
 pub struct SetRoles {
     /// The roles the user holds directly in the tenant (at most 100);
     /// empty ends the membership.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<RoleName>, max_items = 100))]
-    pub roles: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
+    pub roles: Vec<RoleName>,
 }
 
 /// A user's direct roles in one tenant.
@@ -127,8 +127,8 @@ pub struct Membership {
 pub struct PutRole {
     /// OAuth scope tokens the role grants, such as `telemetry:write` (at
     /// most 200).
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<ScopeToken>, max_items = 200))]
-    pub permissions: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(max_items = 200))]
+    pub permissions: Vec<ScopeToken>,
     /// What the role is for.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<ShortText>))]
     pub description: Option<String>,

@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::admin::Authorization;
+use crate::ids::RoleName;
 #[cfg(feature = "openapi")]
-use crate::schema::{RoleName, ShortText};
+use crate::schema::ShortText;
 use crate::{JsonObject, Mode};
 
 /// A per-key rate limit: at most `limit` verifications per window.
@@ -95,8 +96,8 @@ pub struct CreateApiKey {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<ShortText>))]
     pub name: Option<String>,
     /// Narrows the roles the user holds in the tenant (at most 100).
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<RoleName>>, max_items = 100))]
-    pub roles: Option<Vec<String>>,
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
+    pub roles: Option<Vec<RoleName>>,
     /// When the key stops working (in the future).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,

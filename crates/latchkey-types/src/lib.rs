@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod credential;
 pub mod error;
+pub mod ids;
 pub mod oauth;
 #[cfg(feature = "openapi")]
 pub mod schema;

@@ -1,11 +1,14 @@
 //! OpenAPI schemas of the string shapes the server checks (display names
-//! and labels, emails, tenant ids, role names, scope tokens, cursors), so
-//! the published document states the same rules as the code. A field uses
-//! one with `#[schema(value_type = …)]`; the Rust field stays a `String`.
+//! and labels, emails, scope lists, cursors), so the published document
+//! states the same rules as the code. A field uses one with
+//! `#[schema(value_type = …)]`; the Rust field stays a `String`. The
+//! identifiers carry their own schemas ([`crate::ids`]).
 
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
+
+use crate::ids::{Identifier as _, ScopeToken};
 
 /// The characters Rust's `char::is_whitespace` (Unicode `White_Space`)
 /// matches, as the body of a regular-expression class. Spelled out rather
@@ -87,58 +90,6 @@ impl PartialSchema for EmailAddress {
 }
 impl ToSchema for EmailAddress {}
 
-/// A tenant id: `[a-z0-9][a-z0-9_-]{0,62}`.
-#[derive(Debug)]
-pub struct TenantId;
-
-impl PartialSchema for TenantId {
-    fn schema() -> RefOr<Schema> {
-        string(
-            "^[a-z0-9][a-z0-9_-]{0,62}$",
-            Some(1),
-            Some(63),
-            "A tenant id",
-        )
-        .into()
-    }
-}
-impl ToSchema for TenantId {}
-
-/// A role name: `[a-z0-9][a-z0-9:_-]{0,63}`.
-#[derive(Debug)]
-pub struct RoleName;
-
-impl PartialSchema for RoleName {
-    fn schema() -> RefOr<Schema> {
-        string(
-            "^[a-z0-9][a-z0-9:_-]{0,63}$",
-            Some(1),
-            Some(64),
-            "A role name",
-        )
-        .into()
-    }
-}
-impl ToSchema for RoleName {}
-
-/// An OAuth scope token (RFC 6749 §3.3): printable ASCII but space, `"`
-/// and `\`, at most 128 characters.
-#[derive(Debug)]
-pub struct ScopeToken;
-
-impl PartialSchema for ScopeToken {
-    fn schema() -> RefOr<Schema> {
-        string(
-            r"^[!#-\[\]-~]{1,128}$",
-            Some(1),
-            Some(128),
-            "An OAuth scope token such as `telemetry:write`",
-        )
-        .into()
-    }
-}
-impl ToSchema for ScopeToken {}
-
 /// A `scope`: space-separated scope tokens, at most 4096 characters
 /// (surrounding whitespace is ignored).
 #[derive(Debug)]
@@ -146,13 +97,21 @@ pub struct ScopeList;
 
 impl PartialSchema for ScopeList {
     fn schema() -> RefOr<Schema> {
+        let token = format!(
+            "{}{{1,{}}}",
+            ScopeToken::SHAPE.class(),
+            ScopeToken::SHAPE.max_len()
+        );
         string(
-            concat!(
-                "^[",
-                white_space!(),
-                r"]*(?:[!#-\[\]-~]{1,128}(?: +[!#-\[\]-~]{1,128})*)?[",
-                white_space!(),
-                "]*$"
+            &format!(
+                concat!(
+                    "^[",
+                    white_space!(),
+                    "]*(?:{token}(?: +{token})*)?[",
+                    white_space!(),
+                    "]*$"
+                ),
+                token = token
             ),
             None,
             Some(4096),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use latchkey_types::api_keys::RateLimit;
+use latchkey_types::ids::{RoleName, ScopeToken, TenantId};
 use latchkey_types::{JsonObject, Mode, UserKind};
 use time::OffsetDateTime;
 
@@ -260,7 +261,7 @@ pub enum TenantsCommand {
 pub struct TenantCreate {
     /// Id (`[a-z0-9][a-z0-9_-]{0,62}`); 8 random characters when absent.
     #[arg(long)]
-    pub id: Option<String>,
+    pub id: Option<TenantId>,
     /// Display name.
     #[arg(long)]
     pub name: String,
@@ -535,7 +536,7 @@ pub struct RoleSet {
     /// A permission (OAuth scope token such as `telemetry:write`) the role
     /// grants; repeat for several. The list replaces the role's permissions.
     #[arg(long = "permission", value_name = "PERMISSION")]
-    pub permissions: Vec<String>,
+    pub permissions: Vec<ScopeToken>,
     /// What the role is for.
     #[arg(long)]
     pub description: Option<String>,
@@ -578,7 +579,7 @@ pub struct MemberSet {
     /// A role the user holds in the tenant; repeat for several. The list
     /// replaces the user's roles there; none removes the membership.
     #[arg(long = "role", value_name = "ROLE")]
-    pub roles: Vec<String>,
+    pub roles: Vec<RoleName>,
 }
 
 /// `latchkey secrets`.
@@ -682,7 +683,7 @@ pub struct ApiKeyCreate {
     /// Narrow the key to this role (of those the user holds in the tenant);
     /// repeat for several. Without --role the key carries all of them.
     #[arg(long = "role", value_name = "ROLE")]
-    pub roles: Vec<String>,
+    pub roles: Vec<RoleName>,
     /// When the key stops working (RFC 3339, e.g. 2030-01-31T00:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
     pub expires_at: Option<OffsetDateTime>,

@@ -11,6 +11,7 @@ use latchkey_types::api_keys::{
     VerifyApiKeyResponse,
 };
 use latchkey_types::error::Problem;
+use latchkey_types::ids::{ApiKeyId, UserId};
 use latchkey_types::schema::Cursor;
 use latchkey_types::Page;
 use serde::Deserialize;
@@ -21,7 +22,7 @@ use utoipa_axum::routes;
 use super::{check_object, check_optional_text, page_request, to_page};
 use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
-use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
+use crate::extract::{reference, ApiBytes, ApiJson, ApiQuery, RecordPath};
 use crate::keycheck;
 use crate::state::AppState;
 use crate::transport::Credentials;
@@ -53,14 +54,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     router
 }
 
-fn check_key_id(id: &str) -> Result<(), ApiError> {
-    if ids::has_id_shape(id, "key") {
-        Ok(())
-    } else {
-        Err(ApiError::not_found("API key"))
-    }
-}
-
 /// Creates an API key; the value is in this response only.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys",
     security(("adminKey" = [])), request_body = CreateApiKey,
@@ -72,18 +65,11 @@ async fn create_api_key(
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mode = admin.mode();
-    if !ids::has_id_shape(&body.user_id, "usr") {
-        return Err(ApiError::not_found("user"));
-    }
+    let user_id: UserId = reference(body.user_id)?;
     check_optional_text("name", body.name.as_deref())?;
     if let Some(roles) = &body.roles {
         if roles.len() > 100 {
             return Err(ApiError::InvalidRequest("at most 100 roles per key".into()));
-        }
-        if let Some(bad) = roles.iter().find(|r| !ids::is_valid_role_name(r)) {
-            return Err(ApiError::InvalidRequest(format!(
-                "role {bad:?} must match [a-z0-9][a-z0-9:_-]{{0,63}}"
-            )));
         }
     }
     if let Some(limit) = body.ratelimit {
@@ -108,14 +94,15 @@ async fn create_api_key(
     check_object("metadata", &metadata)?;
     let value = credential::generate(mode, CredentialKind::ApiKey);
     let digest = CredentialDigest::of(value.expose());
-    let roles = body.roles.map(|mut r| {
-        r.sort();
-        r.dedup();
-        r
+    let roles = body.roles.map(|roles| {
+        let mut roles: Vec<String> = roles.into_iter().map(String::from).collect();
+        roles.sort();
+        roles.dedup();
+        roles
     });
     let new = NewApiKey {
         id: ids::new_prefixed_id("key"),
-        user_id: body.user_id,
+        user_id: user_id.into_string(),
         tenant_id: body.tenant_id.unwrap_or_else(|| state.workspace.id.clone()),
         name: body.name,
         roles,
@@ -190,9 +177,8 @@ async fn list_api_keys(
 async fn get_api_key(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<ApiKeyId>,
 ) -> Result<axum::Json<ApiKey>, ApiError> {
-    check_key_id(&id)?;
     Ok(axum::Json(
         state.store.get_api_key(admin.mode(), &id).await?,
     ))
@@ -205,9 +191,8 @@ async fn get_api_key(
 async fn revoke_api_key(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<ApiKeyId>,
 ) -> Result<StatusCode, ApiError> {
-    check_key_id(&id)?;
     let written = state
         .store
         .revoke_api_key(admin.mode(), &id, state.clock.now(), |revoked| {
@@ -229,10 +214,9 @@ async fn revoke_api_key(
 async fn rotate_api_key(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<ApiKeyId>,
     ApiJson(body): ApiJson<RotateApiKey>,
 ) -> Result<axum::Json<CreatedApiKey>, ApiError> {
-    check_key_id(&id)?;
     let grace = body.grace_period_seconds.unwrap_or(0);
     if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
         return Err(ApiError::InvalidRequest(format!(

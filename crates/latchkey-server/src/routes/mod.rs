@@ -109,8 +109,8 @@ mod tests {
     //! server's: each pattern and length bound, read from the schema, agrees
     //! with the check the server runs, on awkward strings.
 
-    use latchkey_core::ids;
-    use latchkey_types::schema::{EmailAddress, RoleName, ScopeToken, ShortText, TenantId};
+    use latchkey_types::ids::{ApiKeyId, Identifier, RoleName, ScopeToken, TenantId, UserId};
+    use latchkey_types::schema::{EmailAddress, ShortText};
     use utoipa::openapi::{RefOr, Schema};
     use utoipa::PartialSchema;
 
@@ -198,16 +198,24 @@ mod tests {
         }
     }
 
+    /// An identifier's check and its documented schema agree on `s`.
+    fn agree<T: Identifier + PartialSchema>(s: &str) {
+        assert_eq!(T::is_valid(s), admits::<T>(s), "{} {s:?}", T::WHAT);
+    }
+
     #[test]
     fn ids_role_names_and_scope_tokens_follow_the_documented_rules() {
-        for s in samples() {
-            assert_eq!(ids::is_valid_tenant_id(&s), admits::<TenantId>(&s), "{s:?}");
-            assert_eq!(ids::is_valid_role_name(&s), admits::<RoleName>(&s), "{s:?}");
-            assert_eq!(
-                ids::is_valid_scope_token(&s),
-                admits::<ScopeToken>(&s),
-                "{s:?}"
-            );
+        let mut samples = samples();
+        samples
+            .extend(["usr_abc", "usr_", "usr_a_b", "key_Z9", "Usr_a", "usr_é"].map(String::from));
+        samples.push(format!("usr_{}", "a".repeat(60)));
+        samples.push(format!("usr_{}", "a".repeat(61)));
+        for s in samples {
+            agree::<TenantId>(&s);
+            agree::<RoleName>(&s);
+            agree::<ScopeToken>(&s);
+            agree::<UserId>(&s);
+            agree::<ApiKeyId>(&s);
         }
     }
 }

@@ -11,10 +11,10 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
-use latchkey_core::ids;
 use latchkey_core::oauth_form::{ClientAuth, Grant, Params, TokenRequestForm};
 use latchkey_core::signing::Algorithm;
 use latchkey_types::error::OAuthErrorBody;
+use latchkey_types::ids::{Identifier as _, UserId};
 use latchkey_types::oauth::{JwkSet, ServerMetadata, TokenResponse};
 use latchkey_types::Mode;
 use utoipa_axum::router::OpenApiRouter;
@@ -369,7 +369,7 @@ pub(crate) async fn authenticate_client(
         _ => None,
     };
     let principal = match mode {
-        Some(mode) if ids::has_id_shape(client_id, "usr") => {
+        Some(mode) if UserId::is_valid(client_id) => {
             state
                 .caches
                 .principal(&state.store, mode, client_id)

@@ -3,10 +3,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use latchkey_core::ids;
 use latchkey_types::admin::{PutRole, Role};
 use latchkey_types::error::Problem;
-use latchkey_types::schema::{Cursor, RoleName};
+use latchkey_types::ids::RoleName;
+use latchkey_types::schema::Cursor;
 use latchkey_types::Page;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use super::{check_optional_text, page_request, to_page};
 use crate::auth::Admin;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, RecordPath};
 use crate::state::AppState;
 use latchkey_types::audit::AuditAction;
 
@@ -36,30 +36,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn put_role(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<RoleName>,
     ApiJson(body): ApiJson<PutRole>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !ids::is_valid_role_name(&name) {
-        return Err(ApiError::InvalidRequest(
-            "role names must match [a-z0-9][a-z0-9:_-]{0,63}".into(),
-        ));
-    }
     if body.permissions.len() > 200 {
         return Err(ApiError::InvalidRequest(
             "at most 200 permissions per role".into(),
         ));
     }
-    if let Some(bad) = body
-        .permissions
-        .iter()
-        .find(|p| !ids::is_valid_scope_token(p))
-    {
-        return Err(ApiError::InvalidRequest(format!(
-            "permission {bad:?} is not a valid OAuth scope token"
-        )));
-    }
     check_optional_text("description", body.description.as_deref())?;
-    let mut permissions = body.permissions;
+    let mut permissions: Vec<String> = body.permissions.into_iter().map(String::from).collect();
     permissions.sort();
     permissions.dedup();
     let written = state
@@ -122,7 +108,7 @@ async fn list_roles(
 async fn get_role(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(name): ApiPath<String>,
+    RecordPath(name): RecordPath<RoleName>,
 ) -> Result<axum::Json<Role>, ApiError> {
     Ok(axum::Json(state.store.get_role(admin.mode(), &name).await?))
 }
@@ -135,7 +121,7 @@ async fn get_role(
 async fn delete_role(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(name): ApiPath<String>,
+    RecordPath(name): RecordPath<RoleName>,
 ) -> Result<StatusCode, ApiError> {
     let event = admin.event(&state, AuditAction::RoleDeleted, "role", &name);
     let written = state

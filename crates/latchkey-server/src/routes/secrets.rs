@@ -11,6 +11,7 @@ use latchkey_store::NewSecret;
 use latchkey_types::admin::{ClientSecret, CreateSecret, CreatedSecret};
 use latchkey_types::audit::AuditAction;
 use latchkey_types::error::Problem;
+use latchkey_types::ids::UserId;
 use latchkey_types::schema::Cursor;
 use latchkey_types::Page;
 use serde::Deserialize;
@@ -18,11 +19,10 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::users::check_user_id;
 use super::{check_optional_text, page_request, to_page};
 use crate::auth::Admin;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiQuery, RecordPath};
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -40,10 +40,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn create_secret(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<UserId>,
     ApiJson(body): ApiJson<CreateSecret>,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_user_id(&id)?;
     check_optional_text("name", body.name.as_deref())?;
     let now = state.clock.now();
     if matches!(body.expires_at, Some(at) if at <= now) {
@@ -55,7 +54,7 @@ async fn create_secret(
     let value = credential::generate(mode, CredentialKind::ClientSecret);
     let new = NewSecret {
         id: ids::new_prefixed_id("sec"),
-        user_id: id.clone(),
+        user_id: String::from(&id),
         name: body.name,
         digest: CredentialDigest::of(value.expose()),
         expires_at: body.expires_at,
@@ -106,10 +105,9 @@ struct SecretListQuery {
 async fn list_secrets(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<UserId>,
     ApiQuery(q): ApiQuery<SecretListQuery>,
 ) -> Result<axum::Json<Page<ClientSecret>>, ApiError> {
-    check_user_id(&id)?;
     let page = page_request(q.limit, q.cursor.as_deref())?;
     Ok(axum::Json(to_page(
         state.store.list_secrets(admin.mode(), &id, &page).await?,
@@ -123,9 +121,8 @@ async fn list_secrets(
 async fn delete_secret(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath((id, secret_id)): ApiPath<(String, String)>,
+    RecordPath((id, secret_id)): RecordPath<(UserId, String)>,
 ) -> Result<StatusCode, ApiError> {
-    check_user_id(&id)?;
     let event = admin
         .event(
             &state,

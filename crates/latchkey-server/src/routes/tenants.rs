@@ -7,6 +7,7 @@ use latchkey_core::ids;
 use latchkey_store::NewTenant;
 use latchkey_types::admin::{CreateTenant, Membership, SetRoles, Tenant, UpdateTenant, Workspace};
 use latchkey_types::error::Problem;
+use latchkey_types::ids::{TenantId, UserId};
 use latchkey_types::schema::Cursor;
 use latchkey_types::Page;
 use serde::Deserialize;
@@ -17,7 +18,7 @@ use utoipa_axum::routes;
 use super::{check_name, check_object, page_request, to_page};
 use crate::auth::Admin;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiQuery, RecordPath};
 use crate::state::AppState;
 use latchkey_types::audit::AuditAction;
 
@@ -57,15 +58,10 @@ async fn create_tenant(
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_name("name", &body.name)?;
-    let id = match body.id {
-        Some(id) if ids::is_valid_tenant_id(&id) => id,
-        Some(_) => {
-            return Err(ApiError::InvalidRequest(
-                "id must match [a-z0-9][a-z0-9_-]{0,62}".into(),
-            ))
-        }
-        None => ids::new_tenant_id(),
-    };
+    let id = body
+        .id
+        .map(TenantId::into_string)
+        .unwrap_or_else(ids::new_tenant_id);
     let metadata = body.metadata.unwrap_or_default();
     check_object("metadata", &metadata)?;
     let parent_id = body.parent_id.unwrap_or_else(|| state.workspace.id.clone());
@@ -129,7 +125,7 @@ async fn list_tenants(
 async fn get_tenant(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<TenantId>,
 ) -> Result<axum::Json<Tenant>, ApiError> {
     Ok(axum::Json(state.store.get_tenant(admin.mode(), &id).await?))
 }
@@ -144,7 +140,7 @@ async fn get_tenant(
 async fn update_tenant(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<TenantId>,
     ApiJson(body): ApiJson<UpdateTenant>,
 ) -> Result<axum::Json<Tenant>, ApiError> {
     if let Some(name) = &body.name {
@@ -172,7 +168,7 @@ async fn update_tenant(
 async fn delete_tenant(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<TenantId>,
 ) -> Result<StatusCode, ApiError> {
     let event = admin
         .event(&state, AuditAction::TenantDeleted, "tenant", &id)
@@ -197,7 +193,7 @@ async fn delete_tenant(
 async fn set_roles(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath((tenant_id, user_id)): ApiPath<(String, String)>,
+    RecordPath((tenant_id, user_id)): RecordPath<(TenantId, UserId)>,
     ApiJson(body): ApiJson<SetRoles>,
 ) -> Result<axum::Json<Membership>, ApiError> {
     if body.roles.len() > 100 {
@@ -205,12 +201,7 @@ async fn set_roles(
             "at most 100 roles per membership".into(),
         ));
     }
-    if let Some(bad) = body.roles.iter().find(|r| !ids::is_valid_role_name(r)) {
-        return Err(ApiError::InvalidRequest(format!(
-            "role {bad:?} must match [a-z0-9][a-z0-9:_-]{{0,63}}"
-        )));
-    }
-    let mut roles = body.roles;
+    let mut roles: Vec<String> = body.roles.into_iter().map(String::from).collect();
     roles.sort();
     roles.dedup();
     let now = state.clock.now();
@@ -224,8 +215,8 @@ async fn set_roles(
         .await?;
     let result = state.applied(written).await;
     Ok(axum::Json(result.unwrap_or(Membership {
-        tenant_id,
-        user_id,
+        tenant_id: tenant_id.into_string(),
+        user_id: user_id.into_string(),
         roles: Vec::new(),
         updated_at: now,
     })))
@@ -251,7 +242,7 @@ struct MemberListQuery {
 async fn list_members(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(tenant_id): ApiPath<String>,
+    RecordPath(tenant_id): RecordPath<TenantId>,
     ApiQuery(q): ApiQuery<MemberListQuery>,
 ) -> Result<axum::Json<Page<Membership>>, ApiError> {
     let page = page_request(q.limit, q.cursor.as_deref())?;

@@ -2,8 +2,8 @@
 //! machine (or a person); an admin key mints the token for it.
 
 use axum::extract::State;
-use latchkey_core::ids;
 use latchkey_types::error::Problem;
+use latchkey_types::ids::UserId;
 use latchkey_types::oauth::{CreateToken, CreatedToken, RESERVED_CLAIMS};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::check_object;
 use crate::auth::Admin;
 use crate::error::{ApiError, OAuthErrorCode};
-use crate::extract::ApiJson;
+use crate::extract::{reference, ApiJson};
 use crate::issuance::{self, TokenRequest};
 use crate::state::AppState;
 use latchkey_types::audit::AuditAction;
@@ -33,9 +33,7 @@ async fn create_token(
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<axum::Json<CreatedToken>, ApiError> {
     let mode = admin.mode();
-    if !ids::has_id_shape(&body.user_id, "usr") {
-        return Err(ApiError::not_found("user"));
-    }
+    let user_id: UserId = reference(body.user_id.as_str())?;
     let cap = state.config.custom_token_max_ttl_seconds;
     if let Some(ttl) = body.ttl_seconds {
         if !(1..=cap).contains(&ttl) {
@@ -57,7 +55,7 @@ async fn create_token(
     }
     let principal = state
         .caches
-        .principal(&state.store, mode, &body.user_id)
+        .principal(&state.store, mode, &user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
     if principal.user.disabled {
@@ -96,7 +94,7 @@ async fn create_token(
     let event = admin
         .event(&state, AuditAction::TokenMinted, "token", &jti)
         .with_tenant(body.tenant_id.as_deref().unwrap_or(&state.workspace.id))
-        .with_detail("userId", body.user_id.clone())
+        .with_detail("userId", user_id.as_str())
         .with_detail("expiresIn", issued.expires_in)
         .with_detail(
             "claims",

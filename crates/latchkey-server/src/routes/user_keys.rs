@@ -8,15 +8,15 @@ use latchkey_core::ids;
 use latchkey_types::admin::{CreateUserKey, UserKey};
 use latchkey_types::audit::AuditAction;
 use latchkey_types::error::Problem;
+use latchkey_types::ids::UserId;
 use latchkey_types::oauth::Jwk;
 use latchkey_types::{JsonObject, Page};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::users::check_user_id;
 use crate::auth::Admin;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, RecordPath};
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -125,14 +125,13 @@ fn public_jwk(raw: &JsonObject) -> Result<Jwk, ApiError> {
 async fn add_user_key(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<UserId>,
     ApiJson(body): ApiJson<CreateUserKey>,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_user_id(&id)?;
     let jwk = public_jwk(&body.jwk)?;
     let key = UserKey {
         id: ids::new_prefixed_id("pk"),
-        user_id: id.clone(),
+        user_id: String::from(&id),
         kid: jwk.kid.clone(),
         alg: jwk.alg.clone(),
         jwk,
@@ -159,9 +158,8 @@ async fn add_user_key(
 async fn list_user_keys(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<UserId>,
 ) -> Result<axum::Json<Page<UserKey>>, ApiError> {
-    check_user_id(&id)?;
     Ok(axum::Json(Page {
         data: state.store.list_user_keys(admin.mode(), &id).await?,
         next_cursor: None,
@@ -175,9 +173,8 @@ async fn list_user_keys(
 async fn delete_user_key(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath((id, key_id)): ApiPath<(String, String)>,
+    RecordPath((id, key_id)): RecordPath<(UserId, String)>,
 ) -> Result<StatusCode, ApiError> {
-    check_user_id(&id)?;
     let event = admin
         .event(&state, AuditAction::UserKeyRemoved, "user_key", &key_id)
         .with_detail("userId", id.clone());

@@ -9,6 +9,7 @@ use latchkey_core::ids;
 use latchkey_store::NewUser;
 use latchkey_types::admin::{Authorization, CreateUser, UpdateUser, User};
 use latchkey_types::error::Problem;
+use latchkey_types::ids::UserId;
 use latchkey_types::oauth::RESERVED_CLAIMS;
 use latchkey_types::schema::Cursor;
 use latchkey_types::{JsonObject, Page, UserKind};
@@ -21,7 +22,7 @@ use super::{check_name, check_object, check_optional_text, page_request, to_page
 use crate::auth::Admin;
 use crate::config::MAX_TOKEN_TTL_SECONDS;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiQuery, RecordPath};
 use crate::state::AppState;
 use latchkey_types::audit::AuditAction;
 
@@ -62,14 +63,6 @@ pub(crate) fn check_email(email: Option<&str>) -> Result<(), ApiError> {
             ApiError::InvalidRequest("email must be an email address".into()),
         ),
         _ => Ok(()),
-    }
-}
-
-pub(super) fn check_user_id(id: &str) -> Result<(), ApiError> {
-    if ids::has_id_shape(id, "usr") {
-        Ok(())
-    } else {
-        Err(ApiError::not_found("user"))
     }
 }
 
@@ -158,9 +151,8 @@ async fn list_users(
 async fn get_user(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<UserId>,
 ) -> Result<axum::Json<User>, ApiError> {
-    check_user_id(&id)?;
     Ok(axum::Json(state.store.get_user(admin.mode(), &id).await?))
 }
 
@@ -172,10 +164,9 @@ async fn get_user(
 async fn update_user(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<UserId>,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> Result<axum::Json<User>, ApiError> {
-    check_user_id(&id)?;
     if let Some(name) = &body.name {
         check_name("name", name)?;
     }
@@ -212,9 +203,8 @@ async fn update_user(
 async fn delete_user(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<UserId>,
 ) -> Result<StatusCode, ApiError> {
-    check_user_id(&id)?;
     let event = admin.event(&state, AuditAction::UserDeleted, "user", &id);
     let written = state
         .store
@@ -250,10 +240,9 @@ const TRUNCATED_HEADER: &str = "latchkey-authorization-truncated";
 async fn get_authorization(
     State(state): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    RecordPath(id): RecordPath<UserId>,
     ApiQuery(q): ApiQuery<AuthorizationQuery>,
 ) -> Result<axum::response::Response, ApiError> {
-    check_user_id(&id)?;
     let mode = admin.mode();
     let principal = state
         .caches

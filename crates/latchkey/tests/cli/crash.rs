@@ -424,16 +424,25 @@ async fn kill_9_during_revocations_every_committed_one_reaches_the_other_node() 
     kill_mid_burst(&mut a, Duration::from_millis(250), writers).await;
     let acked = std::mem::take(&mut *acked.lock().unwrap());
 
-    // What the database holds.
+    // What the database holds, once it has settled: a COMMIT the killed
+    // node sent just before it died is still carried out by its backend.
     let mut db = database(&url).await;
-    let revoked: HashSet<String> =
-        sqlx::query_as::<_, (String,)>("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL")
-            .fetch_all(&mut db)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(id,)| id)
-            .collect();
+    let mut revoked = HashSet::new();
+    loop {
+        let now: HashSet<String> =
+            sqlx::query_as::<_, (String,)>("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL")
+                .fetch_all(&mut db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(id,)| id)
+                .collect();
+        if now == revoked {
+            break;
+        }
+        revoked = now;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     assert!(
         revoked.len() >= 5 && revoked.len() < keys.len(),
         "the kill did not land in the middle of the burst: {} of {} revoked",
