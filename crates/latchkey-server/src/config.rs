@@ -10,73 +10,154 @@ use latchkey_core::Secret;
 use latchkey_types::ids::{Identifier as _, TenantId};
 use serde::Deserialize;
 
-/// One layer of settings. Every field is optional so layers can be merged;
-/// unknown keys in the file are an error, not ignored.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    /// Address to listen on (`127.0.0.1:8080`).
-    pub listen: Option<SocketAddr>,
-    /// Directory of the embedded SQLite database (`./latchkey-data`).
-    pub data_dir: Option<PathBuf>,
-    /// `postgres://…` to use PostgreSQL instead of SQLite.
-    pub database_url: Option<String>,
-    /// The issuer URL put in tokens and metadata.
-    pub issuer: Option<String>,
-    /// Default access-token lifetime in seconds (3600).
-    pub token_ttl_seconds: Option<i64>,
-    /// Algorithm of the first test-mode signing key (`EdDSA`).
-    pub test_signing_alg: Option<String>,
-    /// Algorithm of the first live-mode signing key (`EdDSA`).
-    pub live_signing_alg: Option<String>,
-    /// Workspace id used at first start (8 random characters otherwise).
-    pub workspace_id: Option<String>,
-    /// Workspace name used at first start.
-    pub workspace_name: Option<String>,
-    /// File holding the master key (instead of `LATCHKEY_MASTER_KEY`).
-    pub master_key_file: Option<PathBuf>,
-    /// How long a rotated-in key is published before it signs (600).
-    pub signing_key_publish_ahead_seconds: Option<i64>,
-    /// Rotate signing keys automatically every this many days (off).
-    pub signing_key_rotation_days: Option<i64>,
-    /// Longest lifetime of a custom token from `POST /v1/tokens` (3600).
-    pub custom_token_max_ttl_seconds: Option<i64>,
-    /// Most bytes of JSON a token's `authorization` claim may take (4096);
-    /// descendants that do not fit are left out, nearest kept first.
-    pub token_authorization_max_bytes: Option<usize>,
-    /// Most API-key values cached in memory, per mode (1000000).
-    pub cache_api_keys: Option<usize>,
-    /// Most users cached in memory, per mode (100000).
-    pub cache_principals: Option<usize>,
-    /// Seconds a cached entry is served before a background re-read; a
-    /// safety net behind pushed invalidation (60).
-    pub cache_ttl_seconds: Option<u64>,
-    /// `redis://…`: rate limits and assertion replay checks exact across
-    /// nodes (per node without it).
-    pub redis_url: Option<String>,
-    /// Most open connections; more are closed at once (10000).
-    pub max_connections: Option<usize>,
-    /// Seconds a client has to send a request's headers (10).
-    pub header_read_timeout_seconds: Option<u64>,
-    /// Seconds to answer one request, reading its body included (30).
-    pub request_timeout_seconds: Option<u64>,
+/// Declares [`Settings`] from one list: each setting's doc comment is its
+/// `--help` text, its `#[arg]` its flag and environment variable, and its
+/// name its key in `latchkey.toml`; the merge of layers follows from it.
+macro_rules! settings {
+    ($(
+        $(#[$attribute:meta])*
+        $name:ident: $type:ty,
+    )*) => {
+        /// One layer of settings: the flags with their environment variables,
+        /// or the file. Every field is optional so layers can be merged;
+        /// unknown keys in the file are an error, not ignored.
+        #[derive(Debug, Clone, Default, Deserialize, clap::Args)]
+        #[serde(deny_unknown_fields)]
+        pub struct Settings {
+            $(
+                $(#[$attribute])*
+                pub $name: Option<$type>,
+            )*
+        }
+
+        impl Settings {
+            /// This layer, with gaps filled from `lower`.
+            pub fn or(self, lower: Settings) -> Settings {
+                Settings {
+                    $($name: self.$name.or(lower.$name),)*
+                }
+            }
+
+            /// The name of every setting, as the file spells it.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+        }
+    };
+}
+
+settings! {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "LATCHKEY_LISTEN", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Directory of the SQLite database [default: ./latchkey-data].
+    #[arg(long, env = "LATCHKEY_DATA_DIR", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// A postgres:// URL to store data in PostgreSQL instead of SQLite.
+    #[arg(long, env = "LATCHKEY_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    database_url: String,
+    /// Issuer URL of live mode, put in its tokens and metadata; test mode's
+    /// issuer is this URL with `/test` after it [default: http://<listen>,
+    /// or https://<listen> with TLS].
+    #[arg(long, env = "LATCHKEY_ISSUER", value_name = "URL")]
+    issuer: String,
+    /// Default access-token lifetime in seconds [default: 3600].
+    #[arg(long, env = "LATCHKEY_TOKEN_TTL_SECONDS", value_name = "SECONDS")]
+    token_ttl_seconds: i64,
+    /// Algorithm of the first test-mode signing key: EdDSA (default), ES256 or RS256.
+    #[arg(long, env = "LATCHKEY_TEST_SIGNING_ALG", value_name = "ALG")]
+    test_signing_alg: String,
+    /// Algorithm of the first live-mode signing key: EdDSA (default), ES256 or RS256.
+    #[arg(long, env = "LATCHKEY_LIVE_SIGNING_ALG", value_name = "ALG")]
+    live_signing_alg: String,
+    /// Workspace id used at first start [default: 8 random characters].
+    /// Environment (LATCHKEY_WORKSPACE_ID) or file only.
+    #[arg(skip)]
+    workspace_id: String,
+    /// Workspace name used at first start [default: Workspace].
+    /// Environment (LATCHKEY_WORKSPACE_NAME) or file only.
+    #[arg(skip)]
+    workspace_name: String,
+    /// File holding the master key that seals private signing keys
+    /// [default: LATCHKEY_MASTER_KEY, else <data-dir>/master.key, created on
+    /// first start].
+    #[arg(long, env = "LATCHKEY_MASTER_KEY_FILE", value_name = "FILE")]
+    master_key_file: PathBuf,
+    /// How long a rotated-in signing key is published before it signs
+    /// [default: 600; must exceed the JWKS max-age of 300].
+    #[arg(long, env = "LATCHKEY_SIGNING_KEY_PUBLISH_AHEAD_SECONDS", value_name = "SECONDS")]
+    signing_key_publish_ahead_seconds: i64,
+    /// Rotate signing keys automatically every this many days [default: off].
+    #[arg(long, env = "LATCHKEY_SIGNING_KEY_ROTATION_DAYS", value_name = "DAYS")]
+    signing_key_rotation_days: i64,
+    /// Longest lifetime of a custom token from POST /v1/tokens [default: 3600].
+    #[arg(long, env = "LATCHKEY_CUSTOM_TOKEN_MAX_TTL_SECONDS", value_name = "SECONDS")]
+    custom_token_max_ttl_seconds: i64,
+    /// Most bytes of JSON a token's `authorization` claim may take; the
+    /// farthest descendants that do not fit are left out and the token says
+    /// `authorizationTruncated: true` [default: 4096, 512 to 12288].
+    #[arg(long, env = "LATCHKEY_TOKEN_AUTHORIZATION_MAX_BYTES", value_name = "BYTES")]
+    token_authorization_max_bytes: usize,
+    /// Most API-key values cached in memory, per mode [default: 1000000].
+    #[arg(long, env = "LATCHKEY_CACHE_API_KEYS", value_name = "N")]
+    cache_api_keys: usize,
+    /// Most users cached in memory, per mode [default: 100000].
+    #[arg(long, env = "LATCHKEY_CACHE_PRINCIPALS", value_name = "N")]
+    cache_principals: usize,
+    /// Seconds a cached entry is served before it is re-read in the
+    /// background; changes are pushed, this is a safety net [default: 60].
+    #[arg(long, env = "LATCHKEY_CACHE_TTL_SECONDS", value_name = "SECONDS")]
+    cache_ttl_seconds: u64,
+    /// Redis URL (redis://…): per-key rate limits, brute-force counters and
+    /// assertion replay checks become exact across nodes [default: per node].
+    #[arg(long, env = "LATCHKEY_REDIS_URL", value_name = "URL", hide_env_values = true)]
+    redis_url: String,
+    /// Most open connections; more are closed at once [default: 10000].
+    #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers [default: 10].
+    #[arg(long, env = "LATCHKEY_HEADER_READ_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    header_read_timeout_seconds: u64,
+    /// Seconds to answer one request, reading its body included; later is
+    /// 408 [default: 30].
+    #[arg(long, env = "LATCHKEY_REQUEST_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    request_timeout_seconds: u64,
     /// Failed credential checks per minute from one address before it is
-    /// refused with 429 (50).
-    pub max_failures_per_address: Option<u32>,
+    /// refused with 429 [default: 50].
+    #[arg(long, env = "LATCHKEY_MAX_FAILURES_PER_ADDRESS", value_name = "N")]
+    max_failures_per_address: u32,
     /// Failed checks per minute for one client id from one address before
-    /// that address is refused for it (10; ten times this from all addresses
-    /// marks the client as under attack).
-    pub max_failures_per_client: Option<u32>,
-    /// PEM certificate chain for native TLS (with `tls_key`).
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for native TLS (with `tls_cert`).
-    pub tls_key: Option<PathBuf>,
-    /// Serve TLS with a generated development CA and certificate kept in
-    /// `<data_dir>/tls/` (off).
-    pub tls_self_signed: Option<bool>,
-    /// Peers (CIDRs, or single addresses) whose `X-Forwarded-Proto: https`
-    /// is believed (none).
-    pub trusted_proxies: Option<Vec<String>>,
+    /// that address is refused for it; ten times this from all addresses
+    /// marks the client as under attack [default: 10].
+    #[arg(long, env = "LATCHKEY_MAX_FAILURES_PER_CLIENT", value_name = "N")]
+    max_failures_per_client: u32,
+    /// PEM certificate chain for native TLS, leaf first (with --tls-key).
+    /// Reloaded on SIGHUP.
+    #[arg(long, env = "LATCHKEY_TLS_CERT", value_name = "FILE")]
+    tls_cert: PathBuf,
+    /// PEM private key for native TLS (with --tls-cert). Reloaded on SIGHUP.
+    #[arg(long, env = "LATCHKEY_TLS_KEY", value_name = "FILE")]
+    tls_key: PathBuf,
+    /// Serve TLS with a development CA and certificate made once in
+    /// <data-dir>/tls/; clients trust its ca.pem [default: false].
+    #[arg(
+        long,
+        env = "LATCHKEY_TLS_SELF_SIGNED",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    tls_self_signed: bool,
+    /// A proxy (CIDR or address) whose X-Forwarded-Proto: https is believed;
+    /// repeat for several. The variable takes a comma-separated list
+    /// [default: none].
+    #[arg(
+        long = "trusted-proxy",
+        env = "LATCHKEY_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
 }
 
 impl Settings {
@@ -87,52 +168,13 @@ impl Settings {
         toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
-    /// This layer, with gaps filled from `lower`.
-    pub fn or(self, lower: Settings) -> Settings {
+    /// The settings only the environment (or the file) gives, never a flag,
+    /// read with `env`: the workspace's id and name for the first start.
+    pub fn from_environment_only(env: &dyn Fn(&str) -> Option<String>) -> Settings {
         Settings {
-            listen: self.listen.or(lower.listen),
-            data_dir: self.data_dir.or(lower.data_dir),
-            database_url: self.database_url.or(lower.database_url),
-            issuer: self.issuer.or(lower.issuer),
-            token_ttl_seconds: self.token_ttl_seconds.or(lower.token_ttl_seconds),
-            test_signing_alg: self.test_signing_alg.or(lower.test_signing_alg),
-            live_signing_alg: self.live_signing_alg.or(lower.live_signing_alg),
-            workspace_id: self.workspace_id.or(lower.workspace_id),
-            workspace_name: self.workspace_name.or(lower.workspace_name),
-            master_key_file: self.master_key_file.or(lower.master_key_file),
-            signing_key_publish_ahead_seconds: self
-                .signing_key_publish_ahead_seconds
-                .or(lower.signing_key_publish_ahead_seconds),
-            signing_key_rotation_days: self
-                .signing_key_rotation_days
-                .or(lower.signing_key_rotation_days),
-            custom_token_max_ttl_seconds: self
-                .custom_token_max_ttl_seconds
-                .or(lower.custom_token_max_ttl_seconds),
-            token_authorization_max_bytes: self
-                .token_authorization_max_bytes
-                .or(lower.token_authorization_max_bytes),
-            cache_api_keys: self.cache_api_keys.or(lower.cache_api_keys),
-            cache_principals: self.cache_principals.or(lower.cache_principals),
-            cache_ttl_seconds: self.cache_ttl_seconds.or(lower.cache_ttl_seconds),
-            redis_url: self.redis_url.or(lower.redis_url),
-            max_connections: self.max_connections.or(lower.max_connections),
-            header_read_timeout_seconds: self
-                .header_read_timeout_seconds
-                .or(lower.header_read_timeout_seconds),
-            request_timeout_seconds: self
-                .request_timeout_seconds
-                .or(lower.request_timeout_seconds),
-            max_failures_per_address: self
-                .max_failures_per_address
-                .or(lower.max_failures_per_address),
-            max_failures_per_client: self
-                .max_failures_per_client
-                .or(lower.max_failures_per_client),
-            tls_cert: self.tls_cert.or(lower.tls_cert),
-            tls_key: self.tls_key.or(lower.tls_key),
-            tls_self_signed: self.tls_self_signed.or(lower.tls_self_signed),
-            trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
+            workspace_id: env("LATCHKEY_WORKSPACE_ID"),
+            workspace_name: env("LATCHKEY_WORKSPACE_NAME"),
+            ..Settings::default()
         }
     }
 }

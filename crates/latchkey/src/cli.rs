@@ -1,10 +1,10 @@
 //! Command-line definitions: every subcommand, flag and environment variable
 //! of `latchkey`, as clap derive types with no behaviour of their own.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use latchkey_server::Settings;
 use latchkey_types::api_keys::RateLimit;
 use latchkey_types::ids::{RoleName, ScopeToken, TenantId};
 use latchkey_types::{JsonObject, Mode, UserKind};
@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the Latchkey server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Show the workspace (the root tenant) as the admin key's mode sees it.
     Workspace(WorkspaceArgs),
     /// Create, read, change and delete tenants.
@@ -72,108 +72,10 @@ prints it once on stderr.
 
 Logging follows RUST_LOG (default: info).")]
 pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "LATCHKEY_LISTEN", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Directory of the SQLite database [default: ./latchkey-data].
-    #[arg(long, env = "LATCHKEY_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// A postgres:// URL to store data in PostgreSQL instead of SQLite.
-    #[arg(
-        long,
-        env = "LATCHKEY_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub database_url: Option<String>,
-    /// Issuer URL of live mode, put in its tokens and metadata; test mode's
-    /// issuer is this URL with `/test` after it [default: http://<listen>,
-    /// or https://<listen> with TLS].
-    #[arg(long, env = "LATCHKEY_ISSUER", value_name = "URL")]
-    pub issuer: Option<String>,
-    /// Default access-token lifetime in seconds [default: 3600].
-    #[arg(long, env = "LATCHKEY_TOKEN_TTL_SECONDS", value_name = "SECONDS")]
-    pub token_ttl_seconds: Option<i64>,
-    /// Algorithm of the first test-mode signing key: EdDSA (default), ES256 or RS256.
-    #[arg(long, env = "LATCHKEY_TEST_SIGNING_ALG", value_name = "ALG")]
-    pub test_signing_alg: Option<String>,
-    /// Algorithm of the first live-mode signing key: EdDSA (default), ES256 or RS256.
-    #[arg(long, env = "LATCHKEY_LIVE_SIGNING_ALG", value_name = "ALG")]
-    pub live_signing_alg: Option<String>,
-    /// File holding the master key that seals private signing keys
-    /// [default: LATCHKEY_MASTER_KEY, else <data-dir>/master.key, created on
-    /// first start].
-    #[arg(long, env = "LATCHKEY_MASTER_KEY_FILE", value_name = "FILE")]
-    pub master_key_file: Option<PathBuf>,
-    /// How long a rotated-in signing key is published before it signs
-    /// [default: 600; must exceed the JWKS max-age of 300].
-    #[arg(
-        long,
-        env = "LATCHKEY_SIGNING_KEY_PUBLISH_AHEAD_SECONDS",
-        value_name = "SECONDS"
-    )]
-    pub signing_key_publish_ahead_seconds: Option<i64>,
-    /// Rotate signing keys automatically every this many days [default: off].
-    #[arg(long, env = "LATCHKEY_SIGNING_KEY_ROTATION_DAYS", value_name = "DAYS")]
-    pub signing_key_rotation_days: Option<i64>,
-    /// Longest lifetime of a custom token from POST /v1/tokens [default: 3600].
-    #[arg(
-        long,
-        env = "LATCHKEY_CUSTOM_TOKEN_MAX_TTL_SECONDS",
-        value_name = "SECONDS"
-    )]
-    pub custom_token_max_ttl_seconds: Option<i64>,
-    /// Most bytes of JSON a token's `authorization` claim may take; the
-    /// farthest descendants that do not fit are left out and the token says
-    /// `authorizationTruncated: true` [default: 4096, 512 to 12288].
-    #[arg(
-        long,
-        env = "LATCHKEY_TOKEN_AUTHORIZATION_MAX_BYTES",
-        value_name = "BYTES"
-    )]
-    pub token_authorization_max_bytes: Option<usize>,
-    /// Most API-key values cached in memory, per mode [default: 1000000].
-    #[arg(long, env = "LATCHKEY_CACHE_API_KEYS", value_name = "N")]
-    pub cache_api_keys: Option<usize>,
-    /// Most users cached in memory, per mode [default: 100000].
-    #[arg(long, env = "LATCHKEY_CACHE_PRINCIPALS", value_name = "N")]
-    pub cache_principals: Option<usize>,
-    /// Seconds a cached entry is served before it is re-read in the
-    /// background; changes are pushed, this is a safety net [default: 60].
-    #[arg(long, env = "LATCHKEY_CACHE_TTL_SECONDS", value_name = "SECONDS")]
-    pub cache_ttl_seconds: Option<u64>,
-    /// Redis URL (redis://…): per-key rate limits and assertion replay
-    /// checks become exact across nodes [default: per node].
-    #[arg(long, env = "LATCHKEY_REDIS_URL", value_name = "URL")]
-    pub redis_url: Option<String>,
-    /// PEM certificate chain for native TLS, leaf first (with --tls-key).
-    /// Reloaded on SIGHUP.
-    #[arg(long, env = "LATCHKEY_TLS_CERT", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for native TLS (with --tls-cert). Reloaded on SIGHUP.
-    #[arg(long, env = "LATCHKEY_TLS_KEY", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
-    /// Serve TLS with a development CA and certificate made once in
-    /// <data-dir>/tls/; clients trust its ca.pem [default: false].
-    #[arg(
-        long,
-        env = "LATCHKEY_TLS_SELF_SIGNED",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        value_parser = clap::builder::BoolishValueParser::new()
-    )]
-    pub tls_self_signed: Option<bool>,
-    /// A proxy (CIDR or address) whose X-Forwarded-Proto: https is believed;
-    /// repeat for several. The variable takes a comma-separated list.
-    #[arg(
-        long = "trusted-proxy",
-        env = "LATCHKEY_TRUSTED_PROXIES",
-        value_name = "CIDR",
-        value_delimiter = ','
-    )]
-    pub trusted_proxies: Vec<String>,
+    /// Every server setting, declared once with its flag, its environment
+    /// variable and its key in the file.
+    #[command(flatten)]
+    pub settings: Settings,
     /// TOML configuration file [default: ./latchkey.toml when it exists].
     #[arg(long, env = "LATCHKEY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -950,12 +852,15 @@ mod tests {
         let Command::Serve(s) = cli.command else {
             panic!("not serve")
         };
-        assert_eq!(s.listen.unwrap().port(), 9000);
-        assert_eq!(s.data_dir.unwrap(), PathBuf::from("/var/lib/latchkey"));
-        assert_eq!(s.issuer.as_deref(), Some("https://auth.example"));
-        assert_eq!(s.token_ttl_seconds, Some(600));
-        assert_eq!(s.test_signing_alg.as_deref(), Some("ES256"));
-        assert_eq!(s.live_signing_alg.as_deref(), Some("RS256"));
+        assert_eq!(s.settings.listen.unwrap().port(), 9000);
+        assert_eq!(
+            s.settings.data_dir.unwrap(),
+            PathBuf::from("/var/lib/latchkey")
+        );
+        assert_eq!(s.settings.issuer.as_deref(), Some("https://auth.example"));
+        assert_eq!(s.settings.token_ttl_seconds, Some(600));
+        assert_eq!(s.settings.test_signing_alg.as_deref(), Some("ES256"));
+        assert_eq!(s.settings.live_signing_alg.as_deref(), Some("RS256"));
         assert_eq!(s.config.unwrap(), PathBuf::from("/etc/latchkey.toml"));
     }
 

@@ -32,7 +32,7 @@ use crate::output::emit;
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let result = match cli.command {
         Command::Verify(args) => return verify::run(args).await,
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Workspace(args) => workspace::run(&Admin::new(args.admin)?).await,
         Command::Tenants(args) => tenants::run(&Admin::new(args.admin)?, args.command).await,
         Command::Users(args) => users::run(&Admin::new(args.admin)?, args.command).await,

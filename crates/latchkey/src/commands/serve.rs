@@ -50,36 +50,7 @@ fn resolve(
         Some(path) => Settings::from_file(&path)?,
         None => Settings::default(),
     };
-    let upper = Settings {
-        listen: args.listen,
-        data_dir: args.data_dir,
-        database_url: args.database_url,
-        issuer: args.issuer,
-        token_ttl_seconds: args.token_ttl_seconds,
-        test_signing_alg: args.test_signing_alg,
-        live_signing_alg: args.live_signing_alg,
-        workspace_id: env("LATCHKEY_WORKSPACE_ID"),
-        workspace_name: env("LATCHKEY_WORKSPACE_NAME"),
-        master_key_file: args.master_key_file,
-        signing_key_publish_ahead_seconds: args.signing_key_publish_ahead_seconds,
-        signing_key_rotation_days: args.signing_key_rotation_days,
-        custom_token_max_ttl_seconds: args.custom_token_max_ttl_seconds,
-        token_authorization_max_bytes: args.token_authorization_max_bytes,
-        cache_api_keys: args.cache_api_keys,
-        cache_principals: args.cache_principals,
-        cache_ttl_seconds: args.cache_ttl_seconds,
-        redis_url: args.redis_url,
-        // File settings only.
-        max_failures_per_address: None,
-        max_connections: None,
-        header_read_timeout_seconds: None,
-        request_timeout_seconds: None,
-        max_failures_per_client: None,
-        tls_cert: args.tls_cert,
-        tls_key: args.tls_key,
-        tls_self_signed: args.tls_self_signed,
-        trusted_proxies: (!args.trusted_proxies.is_empty()).then_some(args.trusted_proxies),
-    };
+    let upper = args.settings.or(Settings::from_environment_only(env));
     let keys = BootstrapKeys {
         test: env("LATCHKEY_BOOTSTRAP_TEST_ADMIN_KEY").map(Secret::new),
         live: env("LATCHKEY_BOOTSTRAP_LIVE_ADMIN_KEY").map(Secret::new),
@@ -112,7 +83,7 @@ mod tests {
             .into_iter()
             .chain(flags.iter().copied());
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Serve(args) => args,
+            Command::Serve(args) => *args,
             other => panic!("parsed as {other:?}"),
         }
     }
@@ -290,6 +261,67 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("10.0.0.0/40"), "{err:#}");
+    }
+
+    /// Every setting of the file has its flag and environment variable
+    /// (`--x-y`, `LATCHKEY_X_Y`), except the two read at first start only,
+    /// which the environment gives; and the README's table lists each.
+    #[test]
+    fn every_setting_has_a_flag_a_variable_a_key_and_a_row_in_the_readme() {
+        use clap::Args as _;
+        let command = Settings::augment_args(clap::Command::new("serve"));
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+                .unwrap();
+        let environment_only = ["workspace_id", "workspace_name"];
+        for name in Settings::NAMES {
+            let variable = format!("LATCHKEY_{}", name.to_ascii_uppercase());
+            let row = readme
+                .lines()
+                .find(|line| line.starts_with('|') && line.contains(&format!("`{name}`")))
+                .unwrap_or_else(|| panic!("README has no row for `{name}`"));
+            assert!(row.contains(&format!("`{variable}")), "{row}");
+            if environment_only.contains(name) {
+                assert!(command.get_arguments().all(|a| a.get_id() != *name));
+                let only =
+                    Settings::from_environment_only(&|v| (v == variable).then(|| "x".into()));
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("latchkey.toml");
+                std::fs::write(&path, format!("{name} = \"x\"\n")).unwrap();
+                let file = Settings::from_file(&path).unwrap();
+                assert_eq!(format!("{only:?}"), format!("{file:?}"), "{name}");
+                continue;
+            }
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_id() == *name)
+                .unwrap_or_else(|| panic!("no flag for {name}"));
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                Some(variable.as_str()),
+                "{name}"
+            );
+            let flag = format!("`--{}", arg.get_long().unwrap());
+            assert!(row.contains(&flag), "{row} lacks {flag}");
+        }
+    }
+
+    #[test]
+    fn a_flag_a_variable_and_the_file_reach_the_same_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("latchkey.toml");
+        std::fs::write(&file, "max_connections = 7\nrequest_timeout_seconds = 9\n").unwrap();
+        let config = resolve(serve_args(&[]), &env_of(&[]), dir.path()).unwrap();
+        assert_eq!(config.connections.max_connections, 7);
+        assert_eq!(config.connections.request_timeout.as_secs(), 9);
+        let config = resolve(
+            serve_args(&["--max-connections", "8"]),
+            &env_of(&[]),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(config.connections.max_connections, 8);
+        assert_eq!(config.connections.request_timeout.as_secs(), 9);
     }
 
     #[test]
