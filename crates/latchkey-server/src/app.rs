@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::routes;
 use crate::state::AppState;
 
@@ -113,7 +113,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(openapi_json))
         .merge(routes::health::router())
-        .merge(crate::metrics::router())
+        .merge(crate::http::metrics::router())
         .merge(routes::oauth::router())
         .merge(routes::introspection::router())
         .merge(routes::tenants::router())
@@ -244,11 +244,11 @@ pub fn app(state: AppState) -> Router {
     router
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::bruteforce::limit,
+            crate::authn::bruteforce::limit,
         ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::metrics::track,
+            crate::http::metrics::track,
         ))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -256,7 +256,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::transport::read_credentials,
+            crate::http::transport::read_credentials,
         ))
         .layer(axum::middleware::from_fn(limit_headers))
         // The path, never the query: a client that puts a credential in

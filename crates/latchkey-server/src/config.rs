@@ -55,8 +55,8 @@ settings! {
     #[arg(long, env = "LATCHKEY_DATABASE_URL", value_name = "URL", hide_env_values = true)]
     database_url: String,
     /// Issuer URL of live mode, put in its tokens and metadata; test mode's
-    /// issuer is this URL with `/test` after it [default: http://<listen>,
-    /// or https://<listen> with TLS].
+    /// issuer is this URL with `/test` after it [default: http://LISTEN,
+    /// or https://LISTEN with TLS].
     #[arg(long, env = "LATCHKEY_ISSUER", value_name = "URL")]
     issuer: String,
     /// Default access-token lifetime in seconds [default: 3600].
@@ -77,7 +77,7 @@ settings! {
     #[arg(skip)]
     workspace_name: String,
     /// File holding the master key that seals private signing keys
-    /// [default: LATCHKEY_MASTER_KEY, else <data-dir>/master.key, created on
+    /// [default: LATCHKEY_MASTER_KEY, else DATA_DIR/master.key, created on
     /// first start].
     #[arg(long, env = "LATCHKEY_MASTER_KEY_FILE", value_name = "FILE")]
     master_key_file: PathBuf,
@@ -137,7 +137,7 @@ settings! {
     #[arg(long, env = "LATCHKEY_TLS_KEY", value_name = "FILE")]
     tls_key: PathBuf,
     /// Serve TLS with a development CA and certificate made once in
-    /// <data-dir>/tls/; clients trust its ca.pem [default: false].
+    /// DATA_DIR/tls/; clients trust its ca.pem [default: false].
     #[arg(
         long,
         env = "LATCHKEY_TLS_SELF_SIGNED",
@@ -270,14 +270,14 @@ pub struct Config {
     /// unseen here if its notification is lost).
     pub cache_ttl: std::time::Duration,
     /// Bounds of the in-memory caches, per mode.
-    pub cache_sizes: crate::cache::CacheSizes,
+    pub cache_sizes: crate::authn::cache::CacheSizes,
     /// Redis for cross-node rate limits and replay checks, when given (it
     /// may hold a password: redacted in `Debug`).
     pub redis_url: Option<Secret>,
     /// Brute-force limits.
-    pub bruteforce: crate::bruteforce::Limits,
+    pub bruteforce: crate::authn::bruteforce::Limits,
     /// Connection cap and timeouts.
-    pub connections: crate::serve::ConnLimits,
+    pub connections: crate::http::serve::ConnLimits,
     /// Native TLS, when on.
     pub tls: Option<TlsSource>,
     /// Peers whose `X-Forwarded-Proto: https` marks a request as TLS.
@@ -351,13 +351,13 @@ impl Config {
                 "token_authorization_max_bytes must be between {MIN_BUDGET_BYTES} and {MAX_BUDGET_BYTES}"
             )));
         }
-        let cache_sizes = crate::cache::CacheSizes {
+        let cache_sizes = crate::authn::cache::CacheSizes {
             api_keys: settings
                 .cache_api_keys
-                .unwrap_or(crate::cache::DEFAULT_API_KEYS),
+                .unwrap_or(crate::authn::cache::DEFAULT_API_KEYS),
             principals: settings
                 .cache_principals
-                .unwrap_or(crate::cache::DEFAULT_PRINCIPALS),
+                .unwrap_or(crate::authn::cache::DEFAULT_PRINCIPALS),
         };
         if !(1..=100_000_000).contains(&cache_sizes.api_keys)
             || !(1..=100_000_000).contains(&cache_sizes.principals)
@@ -367,7 +367,7 @@ impl Config {
             ));
         }
         let cache_ttl = match settings.cache_ttl_seconds {
-            None => crate::cache::DEFAULT_TTL,
+            None => crate::authn::cache::DEFAULT_TTL,
             Some(s @ 1..=86_400) => std::time::Duration::from_secs(s),
             Some(_) => {
                 return Err(ConfigError(
@@ -375,7 +375,7 @@ impl Config {
                 ))
             }
         };
-        let bruteforce = crate::bruteforce::Limits {
+        let bruteforce = crate::authn::bruteforce::Limits {
             per_address: settings.max_failures_per_address.unwrap_or(50),
             per_client: settings.max_failures_per_client.unwrap_or(10),
         };
@@ -384,13 +384,13 @@ impl Config {
                 "max_failures_per_address and max_failures_per_client must be 1 or more".into(),
             ));
         }
-        let defaults = crate::serve::ConnLimits::default();
+        let defaults = crate::http::serve::ConnLimits::default();
         let seconds = |v: Option<u64>, default: std::time::Duration, name: &str| match v {
             None => Ok(default),
             Some(s @ 1..=3600) => Ok(std::time::Duration::from_secs(s)),
             Some(_) => Err(ConfigError(format!("{name} must be between 1 and 3600"))),
         };
-        let connections = crate::serve::ConnLimits {
+        let connections = crate::http::serve::ConnLimits {
             max_connections: match settings.max_connections {
                 None => defaults.max_connections,
                 Some(n @ 1..=1_000_000) => n,

@@ -1,29 +1,22 @@
-//! Latchkey's HTTP server: configuration, start-up and bootstrap, the axum
-//! routes, the admin and client authentication, the in-memory caches that
-//! keep token issuance off the database, and the error mapping.
+//! Latchkey's HTTP server, in rooms: `http` (connections, TLS, what a
+//! request presents, extractors, errors, metrics), `authn` (credential
+//! checks, the caches that keep them off the database, brute-force limits),
+//! `tokens` (issuance, signing keys, the deny-list), `admin` (the write
+//! path around the store), `routes` (one thin module per API area); at the
+//! top, the router (`app`), configuration, start-up and bootstrap. The rules
+//! are `latchkey-core`'s. ARCHITECTURE.md has a "where does X go" table.
 
+mod admin;
 mod app;
-mod assertion;
-mod audit;
-mod auth;
-mod bruteforce;
-mod cache;
+mod authn;
 pub mod config;
-mod coordination;
-mod denylist;
-mod error;
-mod extract;
-mod invalidation;
-mod issuance;
-mod keycheck;
-mod keyring;
-mod metrics;
+mod http;
 mod routes;
-mod serve;
 mod startup;
 mod state;
-pub mod tls;
-mod transport;
+mod tokens;
+
+pub use http::tls;
 
 pub use app::{openapi, MAX_BODY_BYTES};
 pub use config::{

@@ -11,11 +11,11 @@ use latchkey_core::clock::{Clock, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::authn::keycheck::UsageRecorder;
 use crate::config::{Config, Database};
-use crate::denylist::DenyList;
-use crate::keycheck::UsageRecorder;
+use crate::http::tls::TlsReloader;
 use crate::state::AppState;
-use crate::tls::TlsReloader;
+use crate::tokens::denylist::DenyList;
 use latchkey_store::Store;
 
 /// How long a stopping server waits for queued audit events to be written.
@@ -38,7 +38,7 @@ pub enum ServerError {
     Bootstrap(String),
     /// The TLS certificate or key is missing, malformed or mismatched.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::http::tls::TlsError),
 }
 
 /// A server running in the background (tests, embedding).
@@ -90,7 +90,7 @@ pub async fn spawn_on(
     config: Config,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningServer, ServerError> {
-    let tls = crate::tls::setup(&config)?;
+    let tls = crate::http::tls::setup(&config)?;
     let (app, state) = build(&config, clock).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
@@ -116,12 +116,12 @@ pub async fn spawn_on(
 /// Runs the server in the foreground until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let listen = config.listen;
-    let tls = crate::tls::setup(&config)?;
+    let tls = crate::http::tls::setup(&config)?;
     let (app, state) = build(&config, Arc::new(SystemClock)).await?;
     let listener = TcpListener::bind(listen).await?;
     tracing::info!(addr = %listener.local_addr()?, issuer = %config.issuer, tls = tls.is_some(), "latchkey listening");
     if let Some(tls) = &tls {
-        crate::tls::reload_on_sighup(tls.clone());
+        crate::http::tls::reload_on_sighup(tls.clone());
     }
     serve(&state, listener, app, tls, shutdown_signal()).await?;
     state.stop_background();
@@ -146,7 +146,7 @@ async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let metrics = Arc::clone(&state.metrics);
-    crate::serve::serve(
+    crate::http::serve::serve(
         listener,
         app,
         tls,
@@ -166,7 +166,7 @@ async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Router, AppSta
     let listener = store.listen().await?;
     let state = AppState::load(store, config.clone(), clock).await?;
     if let Some(listener) = listener {
-        state.on_stop(crate::invalidation::spawn_listener(&state, listener));
+        state.on_stop(crate::admin::invalidation::spawn_listener(&state, listener));
     }
     UsageRecorder::spawn_flusher(&state, Duration::from_secs(1));
     DenyList::spawn_purger(&state, Duration::from_secs(5));

@@ -14,13 +14,13 @@ use latchkey_types::Mode;
 use latchkey_verify::jwt::{verify_jwt, Expectations};
 use latchkey_verify::Claims;
 
-use crate::cache::Caches;
+use crate::authn::cache::Caches;
+use crate::authn::coordination::{RateLimiter, Redis, ReplayGuard};
+use crate::authn::keycheck::UsageRecorder;
 use crate::config::Config;
-use crate::coordination::{RateLimiter, Redis, ReplayGuard};
-use crate::denylist::DenyList;
-use crate::keycheck::UsageRecorder;
-use crate::keyring::{resolve_master_key, KeyManager};
 use crate::startup::ServerError;
+use crate::tokens::denylist::DenyList;
+use crate::tokens::keyring::{resolve_master_key, KeyManager};
 
 /// The state every handler shares.
 #[derive(Debug, Clone)]
@@ -49,15 +49,15 @@ pub struct Inner {
     /// Used client-assertion ids.
     pub replay: ReplayGuard,
     /// Failed-attempt counters of the credential-checking endpoints.
-    pub bruteforce: crate::bruteforce::Guard,
+    pub bruteforce: crate::authn::bruteforce::Guard,
     /// Batched API-key last-used times.
     pub usage: Arc<UsageRecorder>,
     /// Revoked access tokens.
     pub deny_list: DenyList,
     /// The audit log's queue.
-    pub audit: crate::audit::AuditLog,
+    pub audit: crate::admin::audit::AuditLog,
     /// Prometheus counters.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::http::metrics::Metrics>,
     /// Background tasks to stop with the server.
     background: parking_lot::Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -139,12 +139,18 @@ impl AppState {
         };
         let cache_ttl = config.cache_ttl;
         let cache_sizes = config.cache_sizes;
-        let bruteforce =
-            crate::bruteforce::Guard::shared(config.bruteforce, redis.clone(), &workspace.id);
-        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let bruteforce = crate::authn::bruteforce::Guard::shared(
+            config.bruteforce,
+            redis.clone(),
+            &workspace.id,
+        );
+        let metrics = Arc::new(crate::http::metrics::Metrics::default());
         let observed = Arc::clone(&metrics);
         store.set_observer(Box::new(move |op, elapsed| observed.store_op(op, elapsed)));
-        let audit = crate::audit::AuditLog::start(store.clone(), crate::audit::QUEUE_CAPACITY);
+        let audit = crate::admin::audit::AuditLog::start(
+            store.clone(),
+            crate::admin::audit::QUEUE_CAPACITY,
+        );
         Ok(AppState(Arc::new(Inner {
             store,
             config,
@@ -203,7 +209,7 @@ fn bootstrap_events(
     generated: &[(Mode, Secret)],
     now: time::OffsetDateTime,
 ) -> Vec<latchkey_types::audit::AuditEvent> {
-    use crate::audit::event_at;
+    use crate::admin::audit::event_at;
     use latchkey_types::audit::{AuditAction, AuditActor, AuditTarget};
     let mut events = Vec::new();
     for mode in Mode::ALL {

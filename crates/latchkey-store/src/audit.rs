@@ -67,7 +67,7 @@ fn event_of(row: &AnyRow) -> StoreResult<(i64, AuditEvent)> {
 impl Store {
     /// Appends events that record no write of their own (failed
     /// authentication bursts), all or none, in one transaction. Events of
-    /// writes are appended in the write's transaction ([`append`]).
+    /// writes are appended in the write's transaction (`append`).
     pub async fn append_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());

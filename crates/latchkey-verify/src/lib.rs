@@ -2,7 +2,7 @@
 //! and API keys embeds to decide, fast and without a database, whether a
 //! request's credential is genuine and what it may do.
 //!
-//! The pure core ([`keys`], [`jwt`], [`claims`]) has no I/O and builds with
+//! The pure core ([`jwks`], [`jwt`], [`claims`]) has no I/O and builds with
 //! `default-features = false`:
 //!
 //! ```

@@ -20,12 +20,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{check_object, check_optional_text, page_request, to_page};
-use crate::auth::{Admin, Caller};
-use crate::error::ApiError;
-use crate::extract::{reference, ApiBytes, ApiJson, ApiQuery, RecordPath};
-use crate::keycheck;
+use crate::authn::auth::{Admin, Caller};
+use crate::authn::keycheck;
+use crate::http::error::ApiError;
+use crate::http::extract::{reference, ApiBytes, ApiJson, ApiQuery, RecordPath};
+use crate::http::transport::Credentials;
 use crate::state::AppState;
-use crate::transport::Credentials;
 use latchkey_types::audit::AuditAction;
 
 /// Longest rotation grace period: 30 days.
@@ -120,7 +120,10 @@ async fn create_api_key(
                 .with_tenant(&api_key.tenant_id)
                 .with_detail("userId", api_key.user_id.clone())
                 .with_detail("roles", api_key.roles.clone())
-                .with_detail("expiresAt", crate::audit::rfc3339(api_key.expires_at))
+                .with_detail(
+                    "expiresAt",
+                    crate::admin::audit::rfc3339(api_key.expires_at),
+                )
         })
         .await?;
     let api_key = state.applied(written).await;
@@ -255,7 +258,7 @@ async fn rotate_api_key(
         (status = 401, body = Problem)))]
 async fn verify_api_key(
     State(state): State<AppState>,
-    attempt: Option<axum::Extension<std::sync::Arc<crate::bruteforce::Attempt>>>,
+    attempt: Option<axum::Extension<std::sync::Arc<crate::authn::bruteforce::Attempt>>>,
     caller: Caller,
     Credentials(credentials): Credentials,
     ApiBytes(body): ApiBytes,

@@ -17,9 +17,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{page_request, to_page};
-use crate::auth::Admin;
-use crate::error::ApiError;
-use crate::extract::ApiQuery;
+use crate::authn::auth::Admin;
+use crate::http::error::ApiError;
+use crate::http::extract::ApiQuery;
 use crate::state::AppState;
 
 /// How long a listing waits for events queued before it to be written.

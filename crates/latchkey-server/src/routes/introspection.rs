@@ -18,10 +18,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::oauth::{authenticate_client, require_tls_for, OAuthRequest};
-use crate::error::{OAuthError, OAuthErrorCode};
-use crate::keycheck;
+use crate::authn::keycheck;
+use crate::http::error::{OAuthError, OAuthErrorCode};
+use crate::http::transport::RequestCredentials;
 use crate::state::{AdminKeyInfo, AppState};
-use crate::transport::RequestCredentials;
 use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
 
 /// The routes of this module.
@@ -70,7 +70,7 @@ fn revoked(
     action: AuditAction,
     target: AuditTarget,
 ) -> AuditEvent {
-    crate::audit::event(
+    crate::admin::audit::event(
         state,
         Some(caller.mode()),
         action,

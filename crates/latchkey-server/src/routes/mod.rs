@@ -21,7 +21,7 @@ use latchkey_store::{PageRequest, PageResult};
 use latchkey_types::schema::MAX_TEXT_CHARS;
 use latchkey_types::{JsonObject, Page};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// Default and maximum page sizes of the contract.
 const DEFAULT_LIMIT: u32 = 50;

@@ -20,13 +20,13 @@ use latchkey_types::Mode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::assertion::{self, AssertionError, JWT_BEARER_GRANT};
-use crate::cache::Principal;
-use crate::error::{OAuthError, OAuthErrorCode};
-use crate::issuance::{self, TokenRequest};
-use crate::keycheck::{self, VerifiedKey};
+use crate::authn::assertion::{self, AssertionError, JWT_BEARER_GRANT};
+use crate::authn::cache::Principal;
+use crate::authn::keycheck::{self, VerifiedKey};
+use crate::http::error::{OAuthError, OAuthErrorCode};
+use crate::http::transport::RequestCredentials;
 use crate::state::AppState;
-use crate::transport::RequestCredentials;
+use crate::tokens::issuance::{self, TokenRequest};
 
 /// How long verifiers may cache the JWKS, in seconds.
 pub const JWKS_MAX_AGE_SECONDS: u64 = 300;

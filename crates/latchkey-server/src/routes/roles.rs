@@ -14,9 +14,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{check_optional_text, page_request, to_page};
-use crate::auth::Admin;
-use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery, RecordPath};
+use crate::authn::auth::Admin;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, RecordPath};
 use crate::state::AppState;
 use latchkey_types::audit::AuditAction;
 

@@ -20,9 +20,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{check_optional_text, page_request, to_page};
-use crate::auth::Admin;
-use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, RecordPath};
+use crate::authn::auth::Admin;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, ApiQuery, RecordPath};
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -70,7 +70,7 @@ async fn create_secret(
                     &stored.id,
                 )
                 .with_detail("userId", id.clone())
-                .with_detail("expiresAt", crate::audit::rfc3339(stored.expires_at))
+                .with_detail("expiresAt", crate::admin::audit::rfc3339(stored.expires_at))
         })
         .await?;
     let stored = state.applied(written).await;

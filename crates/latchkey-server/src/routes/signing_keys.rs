@@ -13,9 +13,9 @@ use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Admin;
-use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::authn::auth::Admin;
+use crate::http::error::ApiError;
+use crate::http::extract::ApiJson;
 use crate::state::AppState;
 use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
 
@@ -223,7 +223,7 @@ pub async fn maintain(state: &AppState) {
             .map(|k| k.key.alg())
             .unwrap_or_default();
         let scheduled = rotate(state, mode, alg, false, Some(cutoff), |kid| {
-            crate::audit::event(
+            crate::admin::audit::event(
                 state,
                 Some(mode),
                 AuditAction::SigningKeyRotated,

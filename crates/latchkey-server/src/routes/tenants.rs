@@ -16,9 +16,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{check_name, check_object, page_request, to_page};
-use crate::auth::Admin;
-use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, RecordPath};
+use crate::authn::auth::Admin;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, ApiQuery, RecordPath};
 use crate::state::AppState;
 use latchkey_types::audit::AuditAction;
 
@@ -152,7 +152,7 @@ async fn update_tenant(
     let event = admin
         .event(&state, AuditAction::TenantUpdated, "tenant", &id)
         .with_tenant(&id)
-        .with_detail("fields", crate::audit::fields_set(&body));
+        .with_detail("fields", crate::admin::audit::fields_set(&body));
     let written = state
         .store
         .update_tenant(admin.mode(), &id, &body, |_| event)

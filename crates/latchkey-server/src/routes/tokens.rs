@@ -9,11 +9,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::check_object;
-use crate::auth::Admin;
-use crate::error::{ApiError, OAuthErrorCode};
-use crate::extract::{reference, ApiJson};
-use crate::issuance::{self, TokenRequest};
+use crate::authn::auth::Admin;
+use crate::http::error::{ApiError, OAuthErrorCode};
+use crate::http::extract::{reference, ApiJson};
 use crate::state::AppState;
+use crate::tokens::issuance::{self, TokenRequest};
 use latchkey_types::audit::AuditAction;
 
 /// The routes of this module.

@@ -14,9 +14,9 @@ use latchkey_types::{JsonObject, Page};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Admin;
-use crate::error::ApiError;
-use crate::extract::{ApiJson, RecordPath};
+use crate::authn::auth::Admin;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, RecordPath};
 use crate::state::AppState;
 
 /// The routes of this module.

@@ -19,10 +19,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{check_name, check_object, check_optional_text, page_request, to_page};
-use crate::auth::Admin;
+use crate::authn::auth::Admin;
 use crate::config::MAX_TOKEN_TTL_SECONDS;
-use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, RecordPath};
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, ApiQuery, RecordPath};
 use crate::state::AppState;
 use latchkey_types::audit::AuditAction;
 
@@ -188,7 +188,7 @@ async fn update_user(
         .update_user(admin.mode(), &id, &body, state.clock.now(), |user| {
             admin
                 .event(&state, AuditAction::UserUpdated, "user", &id)
-                .with_detail("fields", crate::audit::fields_set(&body))
+                .with_detail("fields", crate::admin::audit::fields_set(&body))
                 .with_detail("disabled", user.disabled)
         })
         .await?;

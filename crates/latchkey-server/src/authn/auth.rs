@@ -11,9 +11,9 @@ use axum::http::request::Parts;
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_types::Mode;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::transport::credentials_of;
 use crate::state::AppState;
-use crate::transport::credentials_of;
 
 /// A request authenticated with an admin key of `mode`.
 #[derive(Debug, Clone)]
@@ -103,18 +103,21 @@ impl FromRequestParts<AppState> for Caller {
                 let admin = Admin::from_request_parts(parts, state).await?;
                 Ok(Caller { mode: admin.mode() })
             }
-            Ok(info) if info.kind == CredentialKind::ApiKey => {
-                match crate::keycheck::check(state, &credential, None, crate::keycheck::Check::Use)
-                    .await?
-                {
-                    Ok(verified) => Ok(Caller {
-                        mode: verified.key.mode,
-                    }),
-                    Err(_) => Err(ApiError::Unauthenticated(
-                        "the caller's API key is not valid",
-                    )),
-                }
-            }
+            Ok(info) if info.kind == CredentialKind::ApiKey => match crate::authn::keycheck::check(
+                state,
+                &credential,
+                None,
+                crate::authn::keycheck::Check::Use,
+            )
+            .await?
+            {
+                Ok(verified) => Ok(Caller {
+                    mode: verified.key.mode,
+                }),
+                Err(_) => Err(ApiError::Unauthenticated(
+                    "the caller's API key is not valid",
+                )),
+            },
             Ok(_) => Err(ApiError::Unauthenticated(
                 "the caller's credential must be an admin key, an API key or an access token",
             )),

@@ -49,8 +49,8 @@ use latchkey_types::audit::{AuditAction, AuditActor, AuditTarget};
 use latchkey_types::ids::{Identifier as _, UserId};
 use latchkey_types::Mode;
 
-use crate::coordination::Redis;
-use crate::error::{ApiError, OAuthError, OAuthErrorCode};
+use crate::authn::coordination::Redis;
+use crate::http::error::{ApiError, OAuthError, OAuthErrorCode};
 use crate::state::AppState;
 
 /// Length of a counting window, in seconds.
@@ -450,7 +450,7 @@ async fn record_exceeded(
                 None => (None, AuditTarget::new("address", ip.to_string())),
             },
         };
-        let event = crate::audit::event(
+        let event = crate::admin::audit::event(
             &state,
             mode,
             AuditAction::AuthFailuresExceeded,
@@ -494,7 +494,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     // for), and the client id it names, as the transport layer read them.
     let credentials = request
         .extensions()
-        .get::<Arc<crate::transport::RequestCredentials>>()
+        .get::<Arc<crate::http::transport::RequestCredentials>>()
         .cloned()
         .unwrap_or_default();
     let Some(ip) = credentials.source else {

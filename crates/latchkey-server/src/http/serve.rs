@@ -41,7 +41,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 
-use crate::tls::{NativeTls, TlsReloader, HANDSHAKE_TIMEOUT};
+use crate::http::tls::{NativeTls, TlsReloader, HANDSHAKE_TIMEOUT};
 
 /// The connection limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

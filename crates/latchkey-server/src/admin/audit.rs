@@ -28,7 +28,7 @@ use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
 use latchkey_types::{JsonObject, Mode};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::Admin;
+use crate::authn::auth::Admin;
 use crate::state::AppState;
 
 /// Events the queue holds; more are shed.

@@ -22,7 +22,7 @@ use latchkey_types::Mode;
 use parking_lot::Mutex;
 use time::OffsetDateTime;
 
-use crate::cache::{CachedKey, Principal};
+use crate::authn::cache::{CachedKey, Principal};
 use crate::state::AppState;
 
 /// A key that passed every check.

@@ -14,8 +14,8 @@ use latchkey_core::credential::CredentialDigest;
 pub use latchkey_store::Invalidation;
 use latchkey_store::{ListenEvent, StoreListener, Written};
 
-use crate::denylist::DenyList;
 use crate::state::AppState;
+use crate::tokens::denylist::DenyList;
 
 impl AppState {
     /// Applies a committed write's invalidations to this node's caches

@@ -16,7 +16,7 @@ use latchkey_verify::jwt::verify_jws;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::cache::Principal;
+use crate::authn::cache::Principal;
 use crate::state::AppState;
 
 use latchkey_core::assertion::{self as rules, LEEWAY_SECONDS, MAX_BYTES as MAX_ASSERTION_BYTES};

@@ -28,9 +28,9 @@ use latchkey_core::Secret;
 use serde::Deserialize;
 
 use crate::app::MAX_BODY_BYTES;
-use crate::error::{ApiError, OAuthError, OAuthErrorCode, TLS_REQUIRED_DETAIL};
+use crate::http::error::{ApiError, OAuthError, OAuthErrorCode, TLS_REQUIRED_DETAIL};
+use crate::http::tls::NativeTls;
 use crate::state::AppState;
-use crate::tls::NativeTls;
 
 /// What a request presents and how it reached us, read once by
 /// [`read_credentials`]. Handlers that learn a credential's mode only after

@@ -8,9 +8,9 @@ use latchkey_core::token::{self, TokenGrant};
 use latchkey_types::oauth::TokenResponse;
 use latchkey_types::{JsonObject, Mode};
 
-use crate::cache::Principal;
-use crate::error::{OAuthError, OAuthErrorCode};
-use crate::keycheck::VerifiedKey;
+use crate::authn::cache::Principal;
+use crate::authn::keycheck::VerifiedKey;
+use crate::http::error::{OAuthError, OAuthErrorCode};
 use crate::state::AppState;
 
 /// The description of the error for a `tenant_id` that names no tenant.

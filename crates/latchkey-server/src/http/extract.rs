@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 
 use latchkey_types::ids::{ApiKeyId, Identifier, RoleName, TenantId, UserId};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// `axum::Json` with problem-document rejections, for a body that must be a
 /// JSON object (serde would otherwise also read a struct from an array such

@@ -223,7 +223,7 @@ impl Metrics {
         &self,
         cache: (u64, u64),
         entries: (usize, usize),
-        audit: &crate::audit::AuditLog,
+        audit: &crate::admin::audit::AuditLog,
     ) -> String {
         let mut out = String::new();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
