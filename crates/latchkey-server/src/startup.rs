@@ -11,7 +11,6 @@ use latchkey_core::clock::{Clock, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::authn::keycheck::UsageRecorder;
 use crate::config::{Config, Database};
 use crate::http::tls::TlsReloader;
 use crate::state::AppState;
@@ -168,9 +167,15 @@ async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Router, AppSta
     if let Some(listener) = listener {
         state.on_stop(crate::admin::invalidation::spawn_listener(&state, listener));
     }
-    UsageRecorder::spawn_flusher(&state, Duration::from_secs(1));
-    DenyList::spawn_purger(&state, Duration::from_secs(5));
-    crate::routes::signing_keys::spawn_maintenance(&state, Duration::from_secs(30));
+    state.every(Duration::from_secs(1), |state| async move {
+        state.usage.flush(&state.store).await
+    });
+    state.every(Duration::from_secs(5), |state| async move {
+        DenyList::sync(&state).await
+    });
+    state.every(Duration::from_secs(30), |state| async move {
+        crate::routes::signing_keys::maintain(&state).await
+    });
     Ok((crate::app::app(state.clone()), state))
 }
 

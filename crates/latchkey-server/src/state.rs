@@ -110,6 +110,28 @@ impl AppState {
         WeakState(Arc::downgrade(&self.0))
     }
 
+    /// Runs `pass` every `period`, the first time one period from now, in
+    /// its own task, until the state is dropped. A slow pass delays the next
+    /// one rather than bunching them. Every periodic duty of a node (the
+    /// usage flush, the deny-list sync, signing-key maintenance) runs here.
+    pub fn every<F, Fut>(&self, period: std::time::Duration, pass: F)
+    where
+        F: Fn(AppState) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let weak = self.downgrade();
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now() + period;
+            let mut tick = tokio::time::interval_at(start, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(state) = weak.upgrade() else { break };
+                pass(state).await;
+            }
+        });
+    }
+
     /// Loads the state, bootstrapping an empty store first.
     pub async fn load(
         store: Store,

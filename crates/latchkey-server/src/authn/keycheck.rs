@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_core::{authorization, issuance};
@@ -218,19 +217,5 @@ impl UsageRecorder {
                 pending.entry((mode, id)).or_insert(at);
             }
         }
-    }
-
-    /// Flushes every `period` until the state is dropped.
-    pub fn spawn_flusher(state: &AppState, period: Duration) {
-        let state = state.downgrade();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(state) = state.upgrade() else { break };
-                state.usage.flush(&state.store).await;
-            }
-        });
     }
 }

@@ -27,6 +27,7 @@ use crate::http::error::{OAuthError, OAuthErrorCode};
 use crate::http::transport::RequestCredentials;
 use crate::state::AppState;
 use crate::tokens::issuance::{self, TokenRequest};
+use latchkey_core::issuance::Asked;
 
 /// How long verifiers may cache the JWKS, in seconds.
 pub const JWKS_MAX_AGE_SECONDS: u64 = 300;
@@ -245,10 +246,13 @@ async fn token(
     };
     require_tls_for(client.mode, credentials)?;
     let request = TokenRequest {
-        tenant_id: form.tenant_id.as_deref(),
-        scope: form.scope.as_deref(),
-        audiences: form.audiences.iter().map(String::as_str).collect(),
-        resources: form.resources.iter().map(String::as_str).collect(),
+        asked: Asked {
+            tenant_id: form.tenant_id.as_deref(),
+            scope: form.scope.as_deref(),
+            audiences: form.audiences.iter().map(String::as_str).collect(),
+            resources: form.resources.iter().map(String::as_str).collect(),
+            ..Asked::default()
+        },
         key: client.key.as_ref(),
         ..Default::default()
     };
@@ -377,13 +381,15 @@ pub(crate) async fn authenticate_client(
         }
         _ => None,
     };
+    // Read before the branch: both sides do the same work.
+    let now = state.clock.now();
     let Some(principal) = principal else {
         // Same work as a real comparison, then the same answer.
-        credential::no_client_matches(&presented);
+        credential::no_client_matches(&presented, now);
         return Err(fail());
     };
     let secrets = principal.secrets.iter().map(|s| (&s.digest, s.expires_at));
-    let matched = credential::matches_current(secrets, &presented, state.clock.now());
+    let matched = credential::matches_current(secrets, &presented, now);
     if !matched || principal.user.disabled {
         return Err(fail());
     }

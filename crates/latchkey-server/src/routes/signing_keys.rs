@@ -177,25 +177,10 @@ pub async fn rotate(
     Ok(added.then_some(key_record.kid))
 }
 
-/// Every `period`: reloads the keys (picking up rotations made by other
-/// nodes, which publish ahead by more than this period) and, when automatic
-/// rotation is on, rotates a mode whose newest key is older than the
-/// rotation period.
-pub fn spawn_maintenance(state: &AppState, period: std::time::Duration) {
-    let weak = state.downgrade();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(state) = weak.upgrade() else { break };
-            maintain(&state).await;
-        }
-    });
-}
-
-/// One maintenance pass (see [`spawn_maintenance`]).
+/// One maintenance pass, every half minute (startup's `AppState::every`):
+/// reloads the keys (picking up rotations made by other nodes, which publish
+/// ahead by more than this period) and, when automatic rotation is on,
+/// rotates a mode whose newest key is older than the rotation period.
 pub async fn maintain(state: &AppState) {
     let now = state.clock.now();
     if let Err(e) = state.keys.reload(&state.store, now).await {

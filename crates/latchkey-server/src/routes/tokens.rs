@@ -14,6 +14,7 @@ use crate::http::error::{ApiError, OAuthErrorCode};
 use crate::http::extract::{reference, ApiJson};
 use crate::state::AppState;
 use crate::tokens::issuance::{self, TokenRequest};
+use latchkey_core::issuance::Asked;
 use latchkey_types::audit::AuditAction;
 
 /// The routes of this module.
@@ -68,10 +69,12 @@ async fn create_token(
         .unwrap_or(state.config.token_ttl_seconds)
         .min(cap);
     let request = TokenRequest {
-        tenant_id: body.tenant_id.as_deref(),
-        scope: body.scope.as_deref(),
-        audiences: body.audience.as_deref().into_iter().collect(),
-        resources: Vec::new(),
+        asked: Asked {
+            tenant_id: body.tenant_id.as_deref(),
+            scope: body.scope.as_deref(),
+            audiences: body.audience.as_deref().into_iter().collect(),
+            ..Asked::default()
+        },
         key: None,
         extra_claims: body.claims.as_ref(),
         ttl_seconds: Some(body.ttl_seconds.unwrap_or(default_ttl)),

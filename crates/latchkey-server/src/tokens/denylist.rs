@@ -3,7 +3,6 @@
 //! store), so the list never grows past the tokens still alive.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use latchkey_store::{Store, StoreResult};
 use parking_lot::RwLock;
@@ -52,30 +51,22 @@ impl DenyList {
         self.entries.write().retain(|_, exp| *exp > now);
     }
 
-    /// Every `period`: adds the entries other nodes revoked (read from the
-    /// store), and purges expired ones from memory and store.
-    pub fn spawn_purger(state: &AppState, period: Duration) {
-        let state = state.downgrade();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(state) = state.upgrade() else { break };
-                let now = state.clock.now();
-                match state.store.revoked_tokens(now).await {
-                    Ok(entries) => {
-                        for (jti, at) in entries {
-                            state.deny_list.insert(&jti, at.unix_timestamp());
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "could not read revoked tokens"),
-                }
-                state.deny_list.purge(now.unix_timestamp());
-                if let Err(e) = state.store.purge_revoked_tokens(now).await {
-                    tracing::warn!(error = %e, "could not purge expired revoked tokens");
+    /// One sync pass: adds the entries other nodes revoked (read from the
+    /// store), and purges expired ones from memory and store. Runs every few
+    /// seconds (startup's `AppState::every`).
+    pub async fn sync(state: &AppState) {
+        let now = state.clock.now();
+        match state.store.revoked_tokens(now).await {
+            Ok(entries) => {
+                for (jti, at) in entries {
+                    state.deny_list.insert(&jti, at.unix_timestamp());
                 }
             }
-        });
+            Err(e) => tracing::warn!(error = %e, "could not read revoked tokens"),
+        }
+        state.deny_list.purge(now.unix_timestamp());
+        if let Err(e) = state.store.purge_revoked_tokens(now).await {
+            tracing::warn!(error = %e, "could not purge expired revoked tokens");
+        }
     }
 }

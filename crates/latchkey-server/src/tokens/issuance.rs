@@ -19,14 +19,9 @@ pub use latchkey_core::issuance::UNKNOWN_TENANT;
 /// What the client asked for.
 #[derive(Debug, Default)]
 pub struct TokenRequest<'a> {
-    /// `tenant_id`: the workspace when absent.
-    pub tenant_id: Option<&'a str>,
-    /// `scope`: space-separated permissions.
-    pub scope: Option<&'a str>,
-    /// `audience` values (may repeat).
-    pub audiences: Vec<&'a str>,
-    /// `resource` values (RFC 8707, may repeat).
-    pub resources: Vec<&'a str>,
+    /// The tenant, scope, audiences and resources asked for (core fills
+    /// the key's part from `key`).
+    pub asked: Asked<'a>,
     /// The API key the client authenticated with: it fixes the tenant and
     /// narrows the roles.
     pub key: Option<&'a VerifiedKey>,
@@ -45,18 +40,15 @@ pub async fn issue(
 ) -> Result<TokenResponse, OAuthError> {
     let tree = state.caches.tree(&state.store, mode).await?;
     // The catalog is read only to grant a scope.
-    let catalog = match request.scope.map(str::trim).filter(|s| !s.is_empty()) {
+    let catalog = match request.asked.scope.map(str::trim).filter(|s| !s.is_empty()) {
         Some(_) => Some(state.caches.catalog(&state.store, mode).await?),
         None => None,
     };
     let key_roles = request.key.and_then(VerifiedKey::allowed_roles);
     let asked = Asked {
-        tenant_id: request.tenant_id,
-        scope: request.scope,
-        audiences: request.audiences.clone(),
-        resources: request.resources.clone(),
         key_tenant: request.key.map(|k| k.key.tenant_id()),
         key_roles: key_roles.as_ref(),
+        ..request.asked.clone()
     };
     let inputs = Inputs {
         tree: &tree,
