@@ -10,6 +10,7 @@ pub mod credential;
 pub mod ids;
 pub mod issuance;
 pub mod keyplan;
+pub mod login;
 pub mod oauth_form;
 pub mod rbac;
 pub mod sealing;

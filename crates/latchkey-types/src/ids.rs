@@ -323,6 +323,17 @@ identifier! {
 }
 
 identifier! {
+    /// An identity provider's id (Federation): `[a-z0-9][a-z0-9_-]{0,62}`,
+    /// named by the `sso:<providerId>` factor.
+    ProviderId {
+        shape: Shape { prefix: "", first: LOWER_ALNUM, rest: TENANT_REST, max_len: 63 },
+        record: "identity provider",
+        what: "identity provider id",
+        description: "An identity provider's id",
+    }
+}
+
+identifier! {
     /// An OAuth scope token (RFC 6749 §3.3): printable ASCII but space, `"`
     /// and `\`, at most 128 characters.
     ScopeToken {

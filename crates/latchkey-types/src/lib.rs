@@ -8,6 +8,7 @@ pub mod audit;
 pub mod credential;
 pub mod error;
 pub mod ids;
+pub mod login;
 pub mod oauth;
 #[cfg(feature = "openapi")]
 pub mod schema;
