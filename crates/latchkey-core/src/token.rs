@@ -40,6 +40,19 @@ pub struct TokenGrant<'a> {
     pub ttl_seconds: i64,
     /// Issue time.
     pub now: OffsetDateTime,
+    /// The login session the token belongs to, if any.
+    pub session: Option<SessionClaims>,
+}
+
+/// What a session's tokens say about the login behind them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionClaims {
+    /// The session id (`sid`).
+    pub id: String,
+    /// RFC 8176 values (`amr`).
+    pub amr: Vec<String>,
+    /// When the login completed (`auth_time`), seconds since the epoch.
+    pub auth_time: i64,
 }
 
 /// Builds the claims. Custom claims never replace a reserved claim: such
@@ -68,6 +81,9 @@ pub fn build_claims(grant: TokenGrant<'_>) -> AccessTokenClaims {
         kind: grant.kind,
         authorization: grant.authorization,
         authorization_truncated: grant.authorization_truncated,
+        sid: grant.session.as_ref().map(|s| s.id.clone()),
+        amr: grant.session.as_ref().map(|s| s.amr.clone()),
+        auth_time: grant.session.as_ref().map(|s| s.auth_time),
         custom,
     }
 }
@@ -134,6 +150,7 @@ mod tests {
             custom_claims: custom,
             ttl_seconds: 600,
             now: OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+            session: None,
         }
     }
 

@@ -11,11 +11,13 @@ mod api_keys;
 mod audit;
 mod bootstrap;
 mod changes;
+mod logins;
 mod notify;
 mod principals;
 mod records;
 mod revoked_tokens;
 mod roles;
+mod sessions;
 mod tenants;
 mod user_keys;
 mod users;
@@ -31,8 +33,10 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use api_keys::{ApiKeyMatch, NewApiKey};
 pub use audit::AuditFilter;
 pub use changes::{Invalidation, Written};
+pub use logins::{Challenge, LoginRecord, RemovableFactor, UserFactors};
 pub use notify::{ListenEvent, StoreListener, NOTIFY_CHANNEL};
 pub use records::*;
+pub use sessions::{Refreshed, Rotation, SessionRecord};
 
 /// What went wrong in the store, in terms callers can act on.
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,7 @@ use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
 use latchkey_types::{JsonObject, Mode, UserKind};
 use time::OffsetDateTime;
 
+#[macro_use]
 mod common;
 
 use common::{rec, Value};
@@ -1007,34 +1008,6 @@ async fn postgres_writes_reach_other_nodes_listeners_with_their_commit() {
         next(&mut at_a).await.is_err(),
         "a node skips its own notices"
     );
-}
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = latchkey_store::Store::open_sqlite(dir.path()).await.unwrap();
-                    super::$name(&store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(url) = latchkey_store::testing::fresh_postgres_url().await else {
-                        eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
-                        return;
-                    };
-                    let store = latchkey_store::Store::connect(&url).await.unwrap();
-                    super::$name(&store).await;
-                }
-            )*
-        }
-    };
 }
 
 conformance!(

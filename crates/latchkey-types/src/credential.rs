@@ -31,6 +31,12 @@ pub enum CredentialKind {
     ApiKey,
     /// A client secret.
     ClientSecret,
+    /// A session's refresh token.
+    Refresh,
+    /// The secret of a login in progress, which authorizes its steps.
+    Login,
+    /// The token of a magic link.
+    Link,
 }
 
 impl CredentialKind {
@@ -40,6 +46,9 @@ impl CredentialKind {
             CredentialKind::Admin => "admin",
             CredentialKind::ApiKey => "key",
             CredentialKind::ClientSecret => "secret",
+            CredentialKind::Refresh => "refresh",
+            CredentialKind::Login => "login",
+            CredentialKind::Link => "link",
         }
     }
 
@@ -49,6 +58,9 @@ impl CredentialKind {
             "admin" => Some(CredentialKind::Admin),
             "key" => Some(CredentialKind::ApiKey),
             "secret" => Some(CredentialKind::ClientSecret),
+            "refresh" => Some(CredentialKind::Refresh),
+            "login" => Some(CredentialKind::Login),
+            "link" => Some(CredentialKind::Link),
             _ => None,
         }
     }

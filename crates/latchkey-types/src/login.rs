@@ -126,6 +126,296 @@ impl utoipa::PartialSchema for Factor {
 #[cfg(feature = "openapi")]
 impl utoipa::ToSchema for Factor {}
 
+/// A tenant's login policy as stored and answered: every field set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginPolicy {
+    /// The factors a login may use.
+    pub factors: Vec<Factor>,
+    /// The combinations, any one of which completes a login.
+    pub require: Vec<Vec<Factor>>,
+    /// A session's absolute lifetime, seconds.
+    pub session_lifetime_seconds: i64,
+    /// A session ends after this long without a refresh, seconds.
+    pub idle_timeout_seconds: i64,
+    /// The shortest password accepted when one is set.
+    pub password_min_length: i64,
+    /// Whether a user who enrolled TOTP must also pass it.
+    pub require_enrolled_factors: bool,
+    /// Whether a session may create API keys (`POST /v1/me/api-keys`).
+    pub self_service_api_keys: bool,
+}
+
+/// `PUT /v1/tenants/{id}/login-policy`: fields left out take the
+/// workspace default of the contract.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PutLoginPolicy {
+    /// The factors a login may use (default: every built-in factor).
+    #[cfg_attr(feature = "openapi", schema(max_items = 64))]
+    pub factors: Option<Vec<Factor>>,
+    /// The combinations, any one of which completes a login (default:
+    /// `[["password"], ["email_code"], ["magic_link"]]`).
+    #[cfg_attr(feature = "openapi", schema(max_items = 16))]
+    pub require: Option<Vec<Vec<Factor>>>,
+    /// Default 2592000 (30 days); 300 to 31536000.
+    #[serde(default, deserialize_with = "crate::whole::option")]
+    pub session_lifetime_seconds: Option<i64>,
+    /// Default 604800 (7 days); 300 to the lifetime.
+    #[serde(default, deserialize_with = "crate::whole::option")]
+    pub idle_timeout_seconds: Option<i64>,
+    /// Default 12; 8 to 64.
+    #[serde(default, deserialize_with = "crate::whole::option")]
+    pub password_min_length: Option<i64>,
+    /// Default `true`.
+    pub require_enrolled_factors: Option<bool>,
+    /// Default `false`.
+    pub self_service_api_keys: Option<bool>,
+}
+
+/// `GET /v1/tenants/{id}/login-policy`: the policy in force and where it
+/// comes from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EffectiveLoginPolicy {
+    /// The tenant asked about.
+    pub tenant_id: String,
+    /// The tenant whose policy this is (itself or the nearest ancestor
+    /// above it while cascading); `null` for the built-in default.
+    pub source_tenant_id: Option<String>,
+    /// `tenant` (set on `sourceTenantId`) or `default`.
+    pub source: String,
+    /// The policy.
+    pub policy: LoginPolicy,
+}
+
+/// `POST /auth/logins`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateLogin {
+    /// `test` (default) or `live` (needs TLS).
+    pub mode: Option<crate::Mode>,
+    /// An email, username, phone number or user id.
+    #[cfg_attr(feature = "openapi", schema(max_length = 320))]
+    pub identifier: Option<String>,
+    /// The tenant the session is for (default: the workspace).
+    pub tenant_id: Option<String>,
+    /// Where a browser goes when the login completes (hosted pages).
+    #[cfg_attr(feature = "openapi", schema(max_length = 2048))]
+    pub redirect_uri: Option<String>,
+}
+
+/// A login in progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LoginObject {
+    /// `lgn_…`.
+    pub id: String,
+    /// Present once, in the answer that created the login: every later
+    /// call on it sends `Authorization: Bearer <secret>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// `test` or `live`.
+    pub mode: crate::Mode,
+    /// The tenant the session will be for.
+    pub tenant_id: String,
+    /// When the login dies.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+    /// The factors that can be passed next.
+    pub factors: Vec<Factor>,
+    /// The factors passed.
+    pub satisfied: Vec<Factor>,
+    /// For each combination still open, the factors it still needs.
+    pub remaining: Vec<Vec<Factor>>,
+    /// Whether a combination is met.
+    pub complete: bool,
+    /// The session, once: in the first answer after completion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionTokens>,
+}
+
+/// The tokens of a new session (or of a refresh).
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SessionTokens {
+    /// `ses_…`.
+    pub id: String,
+    /// The access token (with `sid`, `amr`, `auth_time`).
+    pub access_token: String,
+    /// `lk_<mode>_refresh_…`, for `grant_type=refresh_token`.
+    pub refresh_token: String,
+    /// `Bearer`.
+    pub token_type: String,
+    /// The access token's lifetime, seconds.
+    pub expires_in: i64,
+}
+
+impl fmt::Debug for SessionTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionTokens")
+            .field("id", &self.id)
+            .field("access_token", &"[redacted]")
+            .field("refresh_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+/// `POST /auth/logins/{id}/password`.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordStep {
+    /// The password.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub password: String,
+}
+
+/// `POST /auth/logins/{id}/totp` and `/backup-code`; with a code, the
+/// email and SMS steps check it, without one they send one.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CodeStep {
+    /// The code.
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub code: Option<String>,
+}
+
+macro_rules! redacted_debug {
+    ($($ty:ident),*) => {$(
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($ty), "([redacted])"))
+            }
+        }
+    )*};
+}
+redacted_debug!(
+    PasswordStep,
+    CodeStep,
+    SetPassword,
+    ChangePassword,
+    Logout,
+    TotpEnrolment,
+    BackupCodes
+);
+
+/// A session, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// `ses_…`.
+    pub id: String,
+    /// The user.
+    pub user_id: String,
+    /// The tenant its tokens are scoped to.
+    pub tenant_id: String,
+    /// The factors its login passed.
+    pub factors: Vec<Factor>,
+    /// When its login completed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub authenticated_at: time::OffsetDateTime,
+    /// Last refresh (or creation).
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_used_at: time::OffsetDateTime,
+    /// When it ends at the latest (absolute lifetime).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+    /// When it ends without a refresh (idle timeout).
+    #[serde(with = "time::serde::rfc3339")]
+    pub idle_expires_at: time::OffsetDateTime,
+}
+
+/// `PUT /v1/users/{id}/password` (admin).
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetPassword {
+    /// The new password (checked against the workspace policy's length
+    /// and the common-password list).
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub password: String,
+}
+
+/// `PUT /v1/me/password`.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangePassword {
+    /// The password now.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub current_password: String,
+    /// The new one.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub new_password: String,
+}
+
+/// `POST /auth/logout` without a Bearer access token.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Logout {
+    /// The session's refresh token.
+    pub refresh_token: Option<String>,
+}
+
+/// `POST /v1/me/totp`: a TOTP secret to confirm.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TotpEnrolment {
+    /// Base32, for typing into an authenticator.
+    pub secret: String,
+    /// `otpauth://totp/…`.
+    pub otpauth_uri: String,
+    /// The URI as a QR code, SVG.
+    pub qr_code_svg: String,
+}
+
+/// Ten single-use backup codes, shown once.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BackupCodes {
+    /// `xxxx-xxxx`, each usable once where `totp` is asked.
+    pub backup_codes: Vec<String>,
+}
+
+/// `GET /v1/me`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    /// The user.
+    pub user: crate::admin::User,
+    /// The session the token belongs to.
+    pub session: Session,
+    /// The factors the user has set up.
+    pub factors: EnrolledFactors,
+}
+
+/// What a user has set up.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EnrolledFactors {
+    /// A password is set.
+    pub password: bool,
+    /// TOTP is confirmed.
+    pub totp: bool,
+    /// Unused backup codes left.
+    pub backup_codes_left: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -128,9 +128,15 @@ pub mod claim {
     pub const AUTHORIZATION: &str = "authorization";
     /// The authorization claim was cut to its budget.
     pub const AUTHORIZATION_TRUNCATED: &str = "authorizationTruncated";
+    /// The session a login token belongs to (OpenID Connect).
+    pub const SID: &str = "sid";
+    /// How the session's user authenticated (RFC 8176 values).
+    pub const AMR: &str = "amr";
+    /// When the session's user authenticated, seconds since the epoch.
+    pub const AUTH_TIME: &str = "auth_time";
 
     /// Every claim Latchkey sets, in the order of [`super::AccessTokenClaims`].
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 18] = [
         ISS,
         SUB,
         AUD,
@@ -146,6 +152,9 @@ pub mod claim {
         KIND,
         AUTHORIZATION,
         AUTHORIZATION_TRUNCATED,
+        SID,
+        AMR,
+        AUTH_TIME,
     ];
 }
 
@@ -168,10 +177,11 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     claim::KIND,
     claim::AUTHORIZATION,
     claim::AUTHORIZATION_TRUNCATED,
+    claim::SID,
+    claim::AMR,
+    claim::AUTH_TIME,
     "typ",
-    "auth_time",
     "acr",
-    "amr",
     "azp",
     "cnf",
     "act",
@@ -224,6 +234,16 @@ pub struct AccessTokenClaims {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub authorization_truncated: bool,
+    /// The session, for tokens of a login's session (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// How the session's user authenticated, RFC 8176 values (sessions
+    /// only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    /// When the session's user authenticated (sessions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
     /// The user's custom claims.
     #[serde(flatten)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -425,6 +445,9 @@ mod tests {
             kind: crate::UserKind::Machine,
             authorization: Default::default(),
             authorization_truncated: true,
+            sid: Some("ses_1".into()),
+            amr: Some(vec!["pwd".into()]),
+            auth_time: Some(1),
             custom,
         };
         let serde_json::Value::Object(json) = serde_json::to_value(&claims).unwrap() else {

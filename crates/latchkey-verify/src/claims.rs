@@ -107,6 +107,30 @@ impl Claims {
         self.raw.iat
     }
 
+    /// The login session the token belongs to (`sid`); `None` for tokens
+    /// of client credentials, API keys and custom authentication.
+    pub fn session_id(&self) -> Option<&str> {
+        self.raw.sid.as_deref()
+    }
+
+    /// How the session's user authenticated (`amr`, RFC 8176: `pwd`,
+    /// `otp`, `sms`, `mfa`, …); empty outside sessions.
+    pub fn amr(&self) -> &[String] {
+        self.raw.amr.as_deref().unwrap_or_default()
+    }
+
+    /// Whether the session's login passed two kinds of proof (`amr`
+    /// holds `mfa`).
+    pub fn is_mfa(&self) -> bool {
+        self.amr().iter().any(|v| v == "mfa")
+    }
+
+    /// When the session's user authenticated (`auth_time`), seconds since
+    /// the Unix epoch.
+    pub fn auth_time(&self) -> Option<i64> {
+        self.raw.auth_time
+    }
+
     /// A custom claim (one of the user's `customClaims`), by name. Reserved
     /// claims are not found here; use the typed accessors for them.
     pub fn custom(&self, name: &str) -> Option<&serde_json::Value> {
@@ -148,5 +172,23 @@ mod tests {
         assert_eq!(c.custom("region"), Some(&serde_json::json!("eu")));
         assert_eq!(c.custom("sub"), None);
         assert_eq!(c.raw().sub, "usr_abc");
+        assert_eq!(
+            (c.session_id(), c.amr(), c.is_mfa(), c.auth_time()),
+            (None, &[][..], false, None)
+        );
+    }
+
+    #[test]
+    fn a_session_token_says_its_session_and_how_its_user_logged_in() {
+        let mut json = sample_claims(1_800_000_000);
+        json["sid"] = "ses_abc".into();
+        json["amr"] = serde_json::json!(["mfa", "otp", "pwd"]);
+        json["auth_time"] = 1_799_999_990.into();
+        let c = Claims::new(serde_json::from_value(json).unwrap());
+        assert_eq!(c.session_id(), Some("ses_abc"));
+        assert!(c.is_mfa());
+        assert_eq!(c.amr().len(), 3);
+        assert_eq!(c.auth_time(), Some(1_799_999_990));
+        assert_eq!(c.custom("sid"), None);
     }
 }

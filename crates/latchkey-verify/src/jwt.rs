@@ -709,6 +709,9 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
         let mut kind: Option<UserKind> = None;
         let mut authorization: Option<Authorization> = None;
         let mut authorization_truncated: Option<bool> = None;
+        let mut sid: Option<String> = None;
+        let mut amr: Option<Vec<String>> = None;
+        let mut auth_time: Option<i64> = None;
         let mut custom = JsonObject::new();
         while let Some(Key(key)) = map.next_key()? {
             match &*key {
@@ -732,6 +735,9 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
                 claim::AUTHORIZATION_TRUNCATED => {
                     set_once(&mut authorization_truncated, map.next_value()?)?
                 }
+                claim::SID => set_once(&mut sid, map.next_value()?)?,
+                claim::AMR => set_once(&mut amr, map.next_value()?)?,
+                claim::AUTH_TIME => set_once(&mut auth_time, map.next_value()?)?,
                 _ => {
                     if custom.contains_key(&*key) {
                         return Err(duplicate());
@@ -760,6 +766,9 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
             kind: required(kind, claim::KIND)?,
             authorization: required(authorization, claim::AUTHORIZATION)?,
             authorization_truncated: authorization_truncated.unwrap_or(false),
+            sid,
+            amr,
+            auth_time,
             custom,
         })
     }

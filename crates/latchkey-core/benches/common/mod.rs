@@ -44,6 +44,7 @@ pub fn realistic_grant(custom: &JsonObject, now: OffsetDateTime) -> TokenGrant<'
         custom_claims: custom,
         ttl_seconds: 3600,
         now,
+        session: None,
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use latchkey_types::login::Factor;
+use latchkey_types::login::{Factor, LoginPolicy, PutLoginPolicy};
 
 use crate::rbac::TenantTree;
 
@@ -148,6 +148,90 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The policy a `PUT` asks for: fields left out take the default,
+    /// and the whole is checked.
+    pub fn from_put(put: &PutLoginPolicy) -> Result<Policy, PolicyError> {
+        let default = Policy::default();
+        let password_min_length = match put.password_min_length {
+            Some(n) => usize::try_from(n).map_err(|_| PolicyError::PasswordLength)?,
+            None => default.password_min_length,
+        };
+        let policy = Policy {
+            factors: put
+                .factors
+                .as_ref()
+                .map(|f| f.iter().cloned().collect())
+                .unwrap_or(default.factors),
+            require: put
+                .require
+                .as_ref()
+                .map(|r| r.iter().map(|c| c.iter().cloned().collect()).collect())
+                .unwrap_or(default.require),
+            session_lifetime_seconds: put
+                .session_lifetime_seconds
+                .unwrap_or(default.session_lifetime_seconds),
+            idle_timeout_seconds: put
+                .idle_timeout_seconds
+                .unwrap_or(default.idle_timeout_seconds),
+            password_min_length,
+            require_enrolled_factors: put
+                .require_enrolled_factors
+                .unwrap_or(default.require_enrolled_factors),
+            self_service_api_keys: put
+                .self_service_api_keys
+                .unwrap_or(default.self_service_api_keys),
+        };
+        if let Some(require) = &put.require {
+            // A combination naming a factor twice is a mistake, not a set.
+            if require
+                .iter()
+                .any(|c| c.iter().collect::<BTreeSet<_>>().len() != c.len())
+            {
+                return Err(PolicyError::CombinationSize);
+            }
+        }
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// The policy as stored and answered.
+    pub fn to_wire(&self) -> LoginPolicy {
+        LoginPolicy {
+            factors: self.factors.iter().cloned().collect(),
+            require: self
+                .require
+                .iter()
+                .map(|c| c.iter().cloned().collect())
+                .collect(),
+            session_lifetime_seconds: self.session_lifetime_seconds,
+            idle_timeout_seconds: self.idle_timeout_seconds,
+            password_min_length: self.password_min_length as i64,
+            require_enrolled_factors: self.require_enrolled_factors,
+            self_service_api_keys: self.self_service_api_keys,
+        }
+    }
+
+    /// A stored policy (written by [`Policy::to_wire`] after
+    /// [`Policy::from_put`]).
+    pub fn from_wire(wire: &LoginPolicy) -> Policy {
+        Policy {
+            factors: wire.factors.iter().cloned().collect(),
+            require: wire
+                .require
+                .iter()
+                .map(|c| c.iter().cloned().collect())
+                .collect(),
+            session_lifetime_seconds: wire.session_lifetime_seconds,
+            idle_timeout_seconds: wire.idle_timeout_seconds,
+            password_min_length: usize::try_from(wire.password_min_length)
+                .unwrap_or(DEFAULT_PASSWORD_MIN_LENGTH),
+            require_enrolled_factors: wire.require_enrolled_factors,
+            self_service_api_keys: wire.self_service_api_keys,
+        }
+    }
+}
+
 /// Where a tenant's effective policy comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicySource {
@@ -210,6 +294,46 @@ mod tests {
         Policy {
             require: vec![BTreeSet::from([f])],
             ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn a_put_takes_defaults_for_what_it_leaves_out_and_round_trips() {
+        let empty = Policy::from_put(&PutLoginPolicy::default()).unwrap();
+        assert_eq!(empty, Policy::default());
+        let put: PutLoginPolicy = serde_json::from_value(serde_json::json!({
+            "require": [["password", "totp"]],
+            "passwordMinLength": 16,
+        }))
+        .unwrap();
+        let p = Policy::from_put(&put).unwrap();
+        assert_eq!(
+            p.require,
+            vec![BTreeSet::from([Factor::Password, Factor::Totp])]
+        );
+        assert_eq!(p.password_min_length, 16);
+        assert_eq!(p.idle_timeout_seconds, DEFAULT_IDLE_TIMEOUT_SECONDS);
+        assert_eq!(Policy::from_wire(&p.to_wire()), p);
+        for (bad, why) in [
+            (
+                serde_json::json!({"require": [["password", "password"]]}),
+                PolicyError::CombinationSize,
+            ),
+            (
+                serde_json::json!({"passwordMinLength": -1}),
+                PolicyError::PasswordLength,
+            ),
+            (
+                serde_json::json!({"require": []}),
+                PolicyError::NoCombination,
+            ),
+            (
+                serde_json::json!({"factors": ["password"], "require": [["totp"]]}),
+                PolicyError::NotAllowed(vec!["totp".into()], "totp".into()),
+            ),
+        ] {
+            let put: PutLoginPolicy = serde_json::from_value(bad.clone()).unwrap();
+            assert_eq!(Policy::from_put(&put), Err(why), "{bad}");
         }
     }
 

@@ -4,7 +4,7 @@
 //! and sign. Once warm, issuance touches no database.
 
 use latchkey_core::issuance::{self, Asked, Decision, Inputs, Refusal};
-use latchkey_core::token::{self, TokenGrant};
+use latchkey_core::token::{self, SessionClaims, TokenGrant};
 use latchkey_types::oauth::TokenResponse;
 use latchkey_types::{JsonObject, Mode};
 
@@ -29,6 +29,8 @@ pub struct TokenRequest<'a> {
     pub extra_claims: Option<&'a JsonObject>,
     /// Lifetime chosen by the caller (custom tokens), already capped.
     pub ttl_seconds: Option<i64>,
+    /// The login session the token belongs to (`sid`, `amr`, `auth_time`).
+    pub session: Option<SessionClaims>,
 }
 
 /// Issues an access token for an authenticated principal.
@@ -99,6 +101,7 @@ pub async fn issue(
         custom_claims,
         ttl_seconds: ttl,
         now: state.clock.now(),
+        session: request.session.clone(),
     });
     let key = state.keys.signing(mode, state.clock.now()).ok_or_else(|| {
         tracing::error!(%mode, "no signing key");

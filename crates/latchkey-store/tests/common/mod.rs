@@ -31,3 +31,34 @@ impl<T> Value<T> for Result<Written<T>, StoreError> {
         self.unwrap().into_parts().0
     }
 }
+
+/// Runs each named `async fn(&Store)` as a test on a fresh SQLite database
+/// and, when `LATCHKEY_TEST_POSTGRES_URL` is set, a fresh PostgreSQL one.
+#[allow(unused_macros)]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = latchkey_store::Store::open_sqlite(dir.path()).await.unwrap();
+                    super::$name(&store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(url) = latchkey_store::testing::fresh_postgres_url().await else {
+                        eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+                        return;
+                    };
+                    let store = latchkey_store::Store::connect(&url).await.unwrap();
+                    super::$name(&store).await;
+                }
+            )*
+        }
+    };
+}

@@ -188,6 +188,7 @@ pub fn mint(key: &SigningKey, m: &Mint<'_>) -> String {
         custom_claims: &custom,
         ttl_seconds: m.ttl,
         now: OffsetDateTime::from_unix_timestamp(m.now).unwrap(),
+        session: None,
     });
     token::sign(key, &token::encoded_header(key), &claims).unwrap()
 }
