@@ -18,6 +18,8 @@ use crate::Secret;
 pub const CLIENT_CREDENTIALS_GRANT: &str = "client_credentials";
 /// `grant_type` of the JWT-bearer grant (RFC 7523 §2.1).
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// `grant_type` of the refresh-token grant (RFC 6749 §6).
+pub const REFRESH_TOKEN_GRANT: &str = "refresh_token";
 /// `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2).
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// The longest base64 part of `Authorization: Basic` read; longer is
@@ -30,7 +32,8 @@ pub const MAX_BASIC_CREDENTIALS_LEN: usize = 2048;
 pub enum ParameterValue {
     /// Any text.
     Text,
-    /// [`CLIENT_CREDENTIALS_GRANT`] or [`JWT_BEARER_GRANT`].
+    /// [`CLIENT_CREDENTIALS_GRANT`], [`JWT_BEARER_GRANT`] or
+    /// [`REFRESH_TOKEN_GRANT`].
     GrantType,
     /// Exactly [`CLIENT_ASSERTION_TYPE`].
     ClientAssertionType,
@@ -97,13 +100,18 @@ impl FormParameter {
 /// The form of `POST /oauth/token` (RFC 6749 §4.4, RFC 7523, RFC 8707).
 /// Parameters not listed are ignored (RFC 6749 §3.2), repeated or not; of
 /// those listed, the first one found repeated (in this order) is reported.
-pub const TOKEN_FORM: [FormParameter; 10] = [
+pub const TOKEN_FORM: [FormParameter; 11] = [
     parameter("grant_type", "The grant.")
         .of(ParameterValue::GrantType)
         .required(),
     parameter(
         "assertion",
         "The signed JWT (JWT-bearer grant, RFC 7523 §2.1).",
+    )
+    .credential(),
+    parameter(
+        "refresh_token",
+        "A session's refresh token (refresh-token grant, RFC 6749 §6).",
     )
     .credential(),
     parameter(
@@ -530,6 +538,11 @@ pub enum Grant {
         /// The `assertion` that names and authenticates the client.
         assertion: Secret,
     },
+    /// The refresh-token grant (RFC 6749 §6) of a login session.
+    RefreshToken {
+        /// The `refresh_token`.
+        refresh_token: Secret,
+    },
 }
 
 impl Grant {
@@ -548,8 +561,17 @@ impl Grant {
                     assertion: Secret::new(assertion.to_owned()),
                 })
             }
+            REFRESH_TOKEN_GRANT => {
+                let refresh_token = params
+                    .one("refresh_token")?
+                    .ok_or_else(|| FormError::invalid_request("refresh_token is required"))?;
+                Ok(Grant::RefreshToken {
+                    refresh_token: Secret::new(refresh_token.to_owned()),
+                })
+            }
             _ => Err(FormError::UnsupportedGrantType(format!(
-                "supported grant types: {CLIENT_CREDENTIALS_GRANT}, {JWT_BEARER_GRANT}"
+                "supported grant types: {CLIENT_CREDENTIALS_GRANT}, {JWT_BEARER_GRANT}, \
+                 {REFRESH_TOKEN_GRANT}"
             ))),
         }
     }
@@ -599,7 +621,7 @@ impl TokenRequestForm {
         let grant = Grant::parse(params)?;
         let client_auth = match grant {
             Grant::ClientCredentials => ClientAuth::required_from_header(header, params)?,
-            Grant::JwtBearer { .. } => {
+            Grant::JwtBearer { .. } | Grant::RefreshToken { .. } => {
                 // Client authentication beside the grant is optional; any
                 // sign of it means it must be complete and valid.
                 let attempted = header.is_present()
@@ -642,6 +664,10 @@ impl TokenRequestForm {
             Grant::JwtBearer { assertion } => {
                 form.append_pair("grant_type", JWT_BEARER_GRANT);
                 form.append_pair("assertion", assertion.expose());
+            }
+            Grant::RefreshToken { refresh_token } => {
+                form.append_pair("grant_type", REFRESH_TOKEN_GRANT);
+                form.append_pair("refresh_token", refresh_token.expose());
             }
         }
         let mut header = None;
@@ -1040,8 +1066,25 @@ mod tests {
         assert_eq!(unsupported.code(), "unsupported_grant_type");
         assert_eq!(
             unsupported.detail(),
-            format!("supported grant types: client_credentials, {JWT_BEARER_GRANT}")
+            format!("supported grant types: client_credentials, {JWT_BEARER_GRANT}, refresh_token")
         );
+        assert_eq!(
+            Grant::parse(&params(
+                "grant_type=refresh_token&refresh_token=lk_test_refresh_x"
+            )),
+            Ok(Grant::RefreshToken {
+                refresh_token: Secret::new("lk_test_refresh_x".into())
+            })
+        );
+        assert_eq!(
+            Grant::parse(&params("grant_type=refresh_token")),
+            Err(invalid_request("refresh_token is required"))
+        );
+        // Every grant the metadata and the API description list is read.
+        for grant in latchkey_types::oauth::GRANT_TYPES {
+            let form = format!("grant_type={grant}&assertion=a&refresh_token=r");
+            assert!(Grant::parse(&params(&form)).is_ok(), "{grant}");
+        }
         // Grant types are compared exactly.
         assert_eq!(
             Grant::parse(&params("grant_type=Client_Credentials"))

@@ -58,6 +58,9 @@ async fn limit_headers(request: axum::extract::Request, next: axum::middleware::
         (name = "tokens", description = "Custom tokens minted by an admin"),
         (name = "audit", description = "The audit log of admin writes and credential events"),
         (name = "oauth", description = "OAuth 2.0 token endpoint, metadata and JWKS"),
+        (name = "logins", description = "Login flows: a login's steps, one per factor, until a session"),
+        (name = "sessions", description = "Sessions: listing, ending, logout"),
+        (name = "me", description = "Self-service with a session's access token"),
     )
 )]
 struct ApiDoc;
@@ -70,6 +73,11 @@ impl Modify for AdminKeyScheme {
         for (name, format) in [
             ("apiKey", "lk_<mode>_key_…"),
             ("accessToken", "JWT access token"),
+            (
+                "sessionToken",
+                "JWT access token of a login session (with sid)",
+            ),
+            ("loginSecret", "lk_<mode>_login_…"),
         ] {
             components.add_security_scheme(
                 name,
@@ -125,6 +133,11 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::signing_keys::router())
         .merge(routes::tokens::router())
         .merge(routes::audit::router())
+        .merge(routes::logins::router())
+        .merge(routes::sessions::router())
+        .merge(routes::me::router())
+        .merge(routes::login_policy::router())
+        .merge(routes::factors::router())
         .split_for_parts();
     let (router, mut api) = (router, api);
     document_error_responses(&mut api);

@@ -2,7 +2,8 @@
 //! request presents, extractors, errors, metrics), `authn` (credential
 //! checks, the caches that keep them off the database, brute-force limits),
 //! `tokens` (issuance, signing keys, the deny-list), `admin` (the write
-//! path around the store), `routes` (one thin module per API area); at the
+//! path around the store), `login` (the login engine's server half:
+//! logins, factors, sessions, password hashing on a budget), `routes` (one thin module per API area); at the
 //! top, the router (`app`), configuration, start-up and bootstrap. The rules
 //! are `latchkey-core`'s. ARCHITECTURE.md has a "where does X go" table.
 
@@ -11,6 +12,7 @@ mod app;
 mod authn;
 pub mod config;
 mod http;
+mod login;
 mod routes;
 mod startup;
 mod state;

@@ -50,6 +50,10 @@ pub struct Inner {
     pub replay: ReplayGuard,
     /// Failed-attempt counters of the credential-checking endpoints.
     pub bruteforce: crate::authn::bruteforce::Guard,
+    /// Failed-step counters of logins, per identifier and address.
+    pub login_guard: crate::authn::bruteforce::Guard,
+    /// The password-hashing queue.
+    pub passwords: crate::login::hashing::PasswordPool,
     /// Batched API-key last-used times.
     pub usage: Arc<UsageRecorder>,
     /// Revoked access tokens.
@@ -166,6 +170,7 @@ impl AppState {
             redis.clone(),
             &workspace.id,
         );
+        let login_guard = crate::login::engine::guard(redis.clone(), &workspace.id);
         let metrics = Arc::new(crate::http::metrics::Metrics::default());
         let observed = Arc::clone(&metrics);
         store.set_observer(Box::new(move |op, elapsed| observed.store_op(op, elapsed)));
@@ -184,6 +189,8 @@ impl AppState {
             limiter: RateLimiter::new(redis.clone()),
             replay: ReplayGuard::new(redis.clone()),
             bruteforce,
+            login_guard,
+            passwords: crate::login::hashing::PasswordPool::default(),
             usage: Arc::new(UsageRecorder::default()),
             deny_list,
             audit,

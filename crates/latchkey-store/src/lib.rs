@@ -321,6 +321,14 @@ pub struct PageResult<T> {
 }
 
 impl<T> PageResult<T> {
+    /// The same page with each item mapped.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> PageResult<U> {
+        PageResult {
+            items: self.items.into_iter().map(f).collect(),
+            next_after: self.next_after,
+        }
+    }
+
     /// Cuts `limit + 1` fetched items down to a page, remembering where to go on.
     fn from_overfetch(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Self {
         let limit = limit as usize;

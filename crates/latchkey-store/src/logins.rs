@@ -69,6 +69,9 @@ pub struct LoginRecord {
     pub secret_digest: CredentialDigest,
     /// Whom the identifier named; `None`: nobody.
     pub user_id: Option<String>,
+    /// What throttling counts this login's failures against: the user id,
+    /// or a digest of an identifier that names nobody.
+    pub subject: String,
     /// The tenant the session will be for.
     pub tenant_id: String,
     /// Where a browser goes afterwards.
@@ -87,7 +90,8 @@ pub struct LoginRecord {
     pub expires_at: OffsetDateTime,
 }
 
-const LOGIN_COLUMNS: &str = "id, secret_digest, user_id, tenant_id, redirect_uri, satisfied, \
+const LOGIN_COLUMNS: &str =
+    "id, secret_digest, user_id, subject, tenant_id, redirect_uri, satisfied, \
      failures, challenge_factor, challenge_digest, challenge_expires_at, challenge_tries, \
      session_id, created_at, expires_at";
 
@@ -108,6 +112,7 @@ fn login_of(row: &AnyRow) -> StoreResult<LoginRecord> {
         id: row.try_get("id")?,
         secret_digest: digest_of(row, "secret_digest")?,
         user_id: row.try_get("user_id")?,
+        subject: row.try_get("subject")?,
         tenant_id: row.try_get("tenant_id")?,
         redirect_uri: row.try_get("redirect_uri")?,
         satisfied: list_of(row, "satisfied")?,
@@ -496,13 +501,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(&format!(
-            "INSERT INTO logins (mode, {LOGIN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, \
-             NULL, NULL, NULL, 0, NULL, $8, $9)"
+            "INSERT INTO logins (mode, {LOGIN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, \
+             NULL, NULL, NULL, 0, NULL, $9, $10)"
         ))
         .bind(mode.as_str())
         .bind(&login.id)
         .bind(login.secret_digest.to_hex())
         .bind(login.user_id.as_deref())
+        .bind(&login.subject)
         .bind(&login.tenant_id)
         .bind(login.redirect_uri.as_deref())
         .bind(to_json(&login.satisfied)?)

@@ -52,6 +52,7 @@ fn login(id: &str, user: Option<&str>) -> LoginRecord {
         id: id.into(),
         secret_digest: CredentialDigest::of(id),
         user_id: user.map(Into::into),
+        subject: user.unwrap_or("anon").into(),
         tenant_id: "ws".into(),
         redirect_uri: None,
         satisfied: Vec::new(),

@@ -125,11 +125,38 @@ pub enum AuditAction {
     /// from the address (for the client) are refused until the window ends.
     #[serde(rename = "auth.failures_exceeded")]
     AuthFailuresExceeded,
+    /// A login completed and its session began.
+    #[serde(rename = "session.created")]
+    SessionCreated,
+    /// A session ended: logout, by its user, by an admin, or with the user's other sessions at a password change.
+    #[serde(rename = "session.ended")]
+    SessionEnded,
+    /// A spent refresh token was presented after the retry window: the session (the whole token family) was ended.
+    #[serde(rename = "session.refresh_token_reused")]
+    RefreshTokenReused,
+    /// A tenant's login policy was set.
+    #[serde(rename = "login_policy.set")]
+    LoginPolicySet,
+    /// A tenant's own login policy was removed (it takes the one above again).
+    #[serde(rename = "login_policy.deleted")]
+    LoginPolicyDeleted,
+    /// A user's password was set or changed (by an admin or by the user).
+    #[serde(rename = "password.set")]
+    PasswordSet,
+    /// A user confirmed a TOTP authenticator (and got backup codes).
+    #[serde(rename = "totp.enrolled")]
+    TotpEnrolled,
+    /// A user's backup codes were replaced.
+    #[serde(rename = "backup_codes.generated")]
+    BackupCodesGenerated,
+    /// A user's factor (password, totp, backup codes) was removed.
+    #[serde(rename = "factor.removed")]
+    FactorRemoved,
 }
 
 impl AuditAction {
     /// Every action, in a stable order.
-    pub const ALL: [AuditAction; 23] = [
+    pub const ALL: [AuditAction; 32] = [
         AuditAction::WorkspaceCreated,
         AuditAction::AdminKeyCreated,
         AuditAction::SigningKeyCreated,
@@ -153,6 +180,15 @@ impl AuditAction {
         AuditAction::TokenMinted,
         AuditAction::TokenRevoked,
         AuditAction::AuthFailuresExceeded,
+        AuditAction::SessionCreated,
+        AuditAction::SessionEnded,
+        AuditAction::RefreshTokenReused,
+        AuditAction::LoginPolicySet,
+        AuditAction::LoginPolicyDeleted,
+        AuditAction::PasswordSet,
+        AuditAction::TotpEnrolled,
+        AuditAction::BackupCodesGenerated,
+        AuditAction::FactorRemoved,
     ];
 
     /// The dotted name (`api_key.created`), as in JSON and the store.
@@ -181,6 +217,15 @@ impl AuditAction {
             AuditAction::TokenMinted => "token.minted",
             AuditAction::TokenRevoked => "token.revoked",
             AuditAction::AuthFailuresExceeded => "auth.failures_exceeded",
+            AuditAction::SessionCreated => "session.created",
+            AuditAction::SessionEnded => "session.ended",
+            AuditAction::RefreshTokenReused => "session.refresh_token_reused",
+            AuditAction::LoginPolicySet => "login_policy.set",
+            AuditAction::LoginPolicyDeleted => "login_policy.deleted",
+            AuditAction::PasswordSet => "password.set",
+            AuditAction::TotpEnrolled => "totp.enrolled",
+            AuditAction::BackupCodesGenerated => "backup_codes.generated",
+            AuditAction::FactorRemoved => "factor.removed",
         }
     }
 

@@ -19,8 +19,8 @@ pub const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl
 pub const RANDOM_LEN: usize = 43;
 /// Base62 characters of the checksum that ends a credential.
 pub const CHECKSUM_LEN: usize = 6;
-/// The longest credential: `lk_live_secret_` and the body.
-pub const MAX_CREDENTIAL_LEN: usize = 15 + RANDOM_LEN + CHECKSUM_LEN;
+/// The longest credential: `lk_live_refresh_` and the body.
+pub const MAX_CREDENTIAL_LEN: usize = 16 + RANDOM_LEN + CHECKSUM_LEN;
 
 /// What a credential is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,6 +40,16 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
+    /// Every kind.
+    pub const ALL: [CredentialKind; 6] = [
+        CredentialKind::Admin,
+        CredentialKind::ApiKey,
+        CredentialKind::ClientSecret,
+        CredentialKind::Refresh,
+        CredentialKind::Login,
+        CredentialKind::Link,
+    ];
+
     /// The `<type>` of the format.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -35,6 +35,15 @@ pub enum ErrorCode {
     Internal,
     /// A dependency (the store) is unavailable.
     Unavailable,
+    /// A login factor (password, code, link) was wrong; the same for an
+    /// identifier that names nobody.
+    InvalidCredentials,
+    /// The login failed too often and is dead: start a new one.
+    LoginLocked,
+    /// The login (or its code or link) has expired: start a new one.
+    LoginExpired,
+    /// A code or link could not be sent; nothing was consumed.
+    DeliveryFailed,
 }
 
 impl ErrorCode {
@@ -54,6 +63,10 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::LoginLocked => "login_locked",
+            ErrorCode::LoginExpired => "login_expired",
+            ErrorCode::DeliveryFailed => "delivery_failed",
         }
     }
 }

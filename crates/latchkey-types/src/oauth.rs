@@ -22,6 +22,9 @@ pub struct TokenResponse {
     /// The granted scope, when one was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The next refresh token of a session (refresh-token grant only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -157,6 +160,15 @@ pub mod claim {
         AUTH_TIME,
     ];
 }
+
+/// The `grant_type`s the token endpoint takes, in the order metadata
+/// lists them: client credentials (RFC 6749 §4.4), the JWT-bearer grant
+/// (RFC 7523 §2.1) and a session's refresh token (RFC 6749 §6).
+pub const GRANT_TYPES: [&str; 3] = [
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    "refresh_token",
+];
 
 /// Names of the claims Latchkey sets itself, and registered claims too
 /// easy to misread if set freely (RFC 7519, RFC 9068, OpenID Connect):

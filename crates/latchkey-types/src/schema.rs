@@ -145,10 +145,7 @@ impl PartialSchema for GrantType {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .enum_values(Some([
-                "client_credentials",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer",
-            ]))
+            .enum_values(Some(crate::oauth::GRANT_TYPES))
             .description(Some("An OAuth grant type"))
             .into()
     }

@@ -28,6 +28,17 @@ pub fn encode_secret(secret: &[u8]) -> String {
     BASE32_NOPAD.encode(secret)
 }
 
+/// Reads a base32 secret as authenticator apps show it (case and padding
+/// forgiven, spaces ignored).
+pub fn decode_secret(text: &str) -> Option<Vec<u8>> {
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '=')
+        .flat_map(char::to_uppercase)
+        .collect();
+    BASE32_NOPAD.decode(clean.as_bytes()).ok()
+}
+
 /// The step a Unix time falls in.
 pub fn step_at(unix_seconds: i64) -> i64 {
     unix_seconds.div_euclid(STEP_SECONDS)

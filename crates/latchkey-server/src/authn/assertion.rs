@@ -20,8 +20,6 @@ use crate::authn::cache::Principal;
 use crate::state::AppState;
 
 use latchkey_core::assertion::{self as rules, LEEWAY_SECONDS, MAX_BYTES as MAX_ASSERTION_BYTES};
-/// `grant_type` of the JWT-bearer grant (with the form rules, in core).
-pub use latchkey_core::oauth_form::JWT_BEARER_GRANT;
 
 /// Why an assertion was refused (for the log; clients get one answer).
 #[derive(Debug, thiserror::Error)]

@@ -42,6 +42,14 @@ pub enum ApiError {
     RateLimited,
     /// 500: a bug or an unexpected failure; already logged.
     Internal,
+    /// 401: a login factor was wrong (`invalid_credentials`).
+    InvalidCredentials,
+    /// 403: a login failed too often (`login_locked`).
+    LoginLocked,
+    /// 410: a login, code or link expired (`login_expired`).
+    LoginExpired(&'static str),
+    /// 429 with `Retry-After` seconds.
+    Throttled(u64),
 }
 
 impl ApiError {
@@ -131,6 +139,30 @@ impl ApiError {
                 "Internal error",
                 "the server could not complete the request".to_owned(),
             ),
+            ApiError::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidCredentials,
+                "Invalid credentials",
+                "the identifier or the factor is not valid".to_owned(),
+            ),
+            ApiError::LoginLocked => (
+                StatusCode::FORBIDDEN,
+                ErrorCode::LoginLocked,
+                "Login locked",
+                "this login failed too many times; start a new one".to_owned(),
+            ),
+            ApiError::LoginExpired(what) => (
+                StatusCode::GONE,
+                ErrorCode::LoginExpired,
+                "Expired",
+                format!("{what} has expired; start again"),
+            ),
+            ApiError::Throttled(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                "Too many requests",
+                "too many failed attempts; retry after the time in Retry-After".to_owned(),
+            ),
         }
     }
 
@@ -159,6 +191,10 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = match self {
+            ApiError::Throttled(seconds) => Some(seconds),
+            _ => None,
+        };
         let (status, code, title, detail) = self.parts();
         let body = Problem {
             type_: format!("https://latchkey.dev/problems/{}", code.as_str()),
@@ -178,6 +214,9 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"latchkey\""),
             );
+        }
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -212,6 +251,9 @@ pub enum OAuthErrorCode {
     RequestTooLarge,
     /// Unexpected failure.
     ServerError,
+    /// RFC 9470: the session's factors do not meet the policy of the
+    /// tenant asked for (401, with the Bearer challenge naming it).
+    InsufficientUserAuthentication,
 }
 
 /// An error answered by an OAuth endpoint.
@@ -302,6 +344,9 @@ impl IntoResponse for OAuthError {
             OAuthErrorCode::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             OAuthErrorCode::RequestTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request"),
             OAuthErrorCode::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+            OAuthErrorCode::InsufficientUserAuthentication => {
+                (StatusCode::UNAUTHORIZED, "insufficient_user_authentication")
+            }
         };
         let body = OAuthErrorBody {
             error: error.to_owned(),
@@ -314,6 +359,8 @@ impl IntoResponse for OAuthError {
         if status == StatusCode::UNAUTHORIZED {
             let challenge = if self.basic_challenge {
                 "Basic realm=\"latchkey\", charset=\"UTF-8\""
+            } else if self.code == OAuthErrorCode::InsufficientUserAuthentication {
+                "Bearer realm=\"latchkey\", error=\"insufficient_user_authentication\""
             } else {
                 "Bearer realm=\"latchkey\""
             };

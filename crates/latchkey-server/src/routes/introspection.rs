@@ -170,7 +170,20 @@ async fn introspect(
             Err(_) => inactive(),
         }
     } else {
-        match state.verify_access_token(token, mode) {
+        let claims = match state.verify_access_token(token, mode) {
+            // A session's token lives only as long as its session.
+            Some(claims) => match claims.session_id() {
+                Some(sid) => state
+                    .store
+                    .session(mode, sid)
+                    .await?
+                    .filter(|s| s.active_at(state.clock.now()))
+                    .map(|_| claims),
+                None => Some(claims),
+            },
+            None => None,
+        };
+        match claims {
             Some(claims) => {
                 let mut details = match serde_json::to_value(claims.raw()) {
                     Ok(Value::Object(map)) => map,
@@ -229,6 +242,44 @@ async fn revoke(
                     .revoke_api_key(mode, found.id(), state.clock.now(), |_| event)
                     .await?;
                 state.applied(written).await;
+            }
+        }
+        Ok(info) if info.kind == CredentialKind::Refresh && info.mode == mode => {
+            // Revoking a refresh token ends its session (RFC 7009 §2.1).
+            let digest = CredentialDigest::of(token);
+            let found = state.store.session_by_refresh(mode, &digest).await?;
+            if let Some(session) = found.filter(|s| s.ended_at.is_none()) {
+                if !caller.may_revoke(&session.user_id) {
+                    return Err(refused());
+                }
+                let event = revoked(
+                    &state,
+                    &caller,
+                    &request.0,
+                    AuditAction::SessionEnded,
+                    AuditTarget::new("session", &session.id),
+                )
+                .with_detail("userId", session.user_id.as_str())
+                .with_detail("reason", "revoked");
+                match state
+                    .store
+                    .end_session(
+                        mode,
+                        &session.id,
+                        None,
+                        "revoked",
+                        state.clock.now(),
+                        |_| event,
+                    )
+                    .await
+                {
+                    Ok(written) => {
+                        state.applied(written).await;
+                    }
+                    // Ended meanwhile: nothing left to revoke.
+                    Err(latchkey_store::StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         Ok(_) => {}

@@ -3,12 +3,17 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod factors;
 pub mod forms;
 pub mod health;
 pub mod introspection;
+pub mod login_policy;
+pub mod logins;
+pub mod me;
 pub mod oauth;
 pub mod roles;
 pub mod secrets;
+pub mod sessions;
 pub mod signing_keys;
 pub mod tenants;
 pub mod tokens;

@@ -20,7 +20,7 @@ use latchkey_types::Mode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::authn::assertion::{self, AssertionError, JWT_BEARER_GRANT};
+use crate::authn::assertion::{self, AssertionError};
 use crate::authn::cache::Principal;
 use crate::authn::keycheck::{self, VerifiedKey};
 use crate::http::error::{OAuthError, OAuthErrorCode};
@@ -68,7 +68,10 @@ fn metadata(state: &AppState, mode: Mode) -> axum::Json<ServerMetadata> {
         revocation_endpoint: format!("{base}/oauth/revoke"),
         introspection_endpoint_auth_methods_supported: auth_methods(),
         revocation_endpoint_auth_methods_supported: auth_methods(),
-        grant_types_supported: vec!["client_credentials".into(), JWT_BEARER_GRANT.into()],
+        grant_types_supported: latchkey_types::oauth::GRANT_TYPES
+            .iter()
+            .map(|g| (*g).to_owned())
+            .collect(),
         token_endpoint_auth_methods_supported: auth_methods(),
         response_types_supported: Vec::new(),
         access_token_signing_alg_values_supported: Algorithm::ALL
@@ -243,6 +246,23 @@ async fn token(
         Grant::JwtBearer { assertion } => {
             jwt_bearer_client(&state, assertion.expose(), &form.client_auth).await?
         }
+        Grant::RefreshToken { refresh_token } => {
+            // A session's client is public (a CLI, a device); when it does
+            // authenticate, it must be the session's user.
+            let client = match form.client_auth {
+                ClientAuth::None => None,
+                ref auth => Some(authenticate_client(&state, auth).await?),
+            };
+            let issued = crate::login::sessions::refresh(
+                &state,
+                refresh_token,
+                form.tenant_id.as_deref(),
+                client.as_ref().map(|c| c.principal.user.id.as_str()),
+                credentials,
+            )
+            .await?;
+            return Ok(no_store(axum::Json(issued).into_response()));
+        }
     };
     require_tls_for(client.mode, credentials)?;
     let request = TokenRequest {
@@ -257,11 +277,15 @@ async fn token(
         ..Default::default()
     };
     let issued = issuance::issue(&state, client.mode, &client.principal, &request).await?;
-    let mut response = axum::Json(issued).into_response();
+    Ok(no_store(axum::Json(issued).into_response()))
+}
+
+/// Token responses are never cached (RFC 6749 §5.1).
+fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    Ok(response)
+    response
 }
 
 /// A signed assertion carries no mode prefix, so the transport layer cannot

@@ -117,5 +117,6 @@ pub async fn issue(
         token_type: "Bearer".into(),
         expires_in: ttl,
         scope,
+        refresh_token: None,
     })
 }

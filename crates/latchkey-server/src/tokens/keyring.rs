@@ -87,6 +87,12 @@ impl KeyManager {
         Ok(manager)
     }
 
+    /// The master key, for the other secrets sealed with it (TOTP secrets,
+    /// refresh tokens kept for retries), each under its own context.
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
     /// Seals a new key's private half for the store.
     pub fn seal(&self, key: &SigningKey) -> Result<String, ServerError> {
         self.master

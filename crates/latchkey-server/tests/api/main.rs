@@ -17,6 +17,7 @@ mod hotpath;
 mod interop;
 mod introspection;
 mod limits;
+mod logins;
 mod metrics;
 mod multinode;
 mod openapi;

@@ -57,6 +57,27 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/users/{id}/keys"),
     ("delete", "/v1/users/{id}/keys/{keyId}"),
     ("get", "/v1/audit-events"),
+    ("get", "/v1/tenants/{id}/login-policy"),
+    ("put", "/v1/tenants/{id}/login-policy"),
+    ("delete", "/v1/tenants/{id}/login-policy"),
+    ("put", "/v1/users/{id}/password"),
+    ("delete", "/v1/users/{id}/factors/{factor}"),
+    ("get", "/v1/users/{id}/sessions"),
+    ("delete", "/v1/users/{id}/sessions"),
+    ("post", "/auth/logins"),
+    ("get", "/auth/logins/{id}"),
+    ("post", "/auth/logins/{id}/password"),
+    ("post", "/auth/logins/{id}/totp"),
+    ("post", "/auth/logins/{id}/backup-code"),
+    ("post", "/auth/logout"),
+    ("get", "/auth/sessions"),
+    ("delete", "/auth/sessions/{id}"),
+    ("get", "/v1/me"),
+    ("put", "/v1/me/password"),
+    ("post", "/v1/me/totp"),
+    ("delete", "/v1/me/totp"),
+    ("post", "/v1/me/totp/confirm"),
+    ("post", "/v1/me/backup-codes"),
 ];
 
 #[tokio::test]
@@ -83,7 +104,8 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_path_is_ser
                 .replace("{userId}", "x")
                 .replace("{name}", "x")
                 .replace("{secretId}", "x")
-                .replace("{keyId}", "x");
+                .replace("{keyId}", "x")
+                .replace("{factor}", "x");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = app.send(m, &concrete, Some(&app.test_admin), None).await;
             assert_ne!(r.status.as_u16(), 405, "{method} {path} not routed");

@@ -220,7 +220,8 @@ async fn metadata_and_jwks_describe_the_server(app: TestApp) {
                 meta["grant_types_supported"],
                 json!([
                     "client_credentials",
-                    "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                    "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                    "refresh_token",
                 ])
             );
             assert_eq!(

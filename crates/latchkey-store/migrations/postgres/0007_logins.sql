@@ -29,7 +29,9 @@ CREATE TABLE login_policies (
 
 -- Logins in progress. `secret_digest` is the SHA-256 of the login's
 -- secret; `user_id` is whom the identifier named (NULL: nobody, and the
--- login fails like a wrong password). One challenge (a sent code or link)
+-- login fails like a wrong password). `subject` is what throttling counts
+-- failures against: the user id, or for an identifier that names nobody a
+-- digest of it, so both are throttled alike. One challenge (a sent code or link)
 -- at a time, stored as a digest. `session_id` is set, once, when the
 -- session is handed out.
 CREATE TABLE logins (
@@ -37,6 +39,7 @@ CREATE TABLE logins (
     id                   TEXT NOT NULL,
     secret_digest        TEXT NOT NULL,
     user_id              TEXT,
+    subject              TEXT NOT NULL,
     tenant_id            TEXT NOT NULL,
     redirect_uri         TEXT,
     satisfied            TEXT NOT NULL,

@@ -1,0 +1,70 @@
+//! Password hashing off the async workers, on a budget. Argon2id costs tens
+//! of milliseconds of CPU by design, so a flood of wrong passwords must not
+//! take the CPU from token issuance: hashes run one at a time on a blocking
+//! thread, and after each one the next waits long enough that hashing uses
+//! at most [`CPU_SHARE`] of one core. A lone login waits for nothing (the
+//! pause follows a hash, it does not precede it); a flood queues.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use latchkey_core::login::password;
+use latchkey_core::Secret;
+use tokio::sync::Semaphore;
+
+/// The most of one core password hashing may use, over time.
+pub const CPU_SHARE: f64 = 0.25;
+
+/// The hashing queue.
+#[derive(Debug, Clone)]
+pub struct PasswordPool {
+    turn: Arc<Semaphore>,
+    share: f64,
+}
+
+impl Default for PasswordPool {
+    fn default() -> Self {
+        PasswordPool::new(CPU_SHARE)
+    }
+}
+
+impl PasswordPool {
+    /// A pool that keeps hashing to `share` of one core.
+    pub fn new(share: f64) -> Self {
+        PasswordPool {
+            turn: Arc::new(Semaphore::new(1)),
+            share: share.clamp(0.01, 1.0),
+        }
+    }
+
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let permit = Arc::clone(&self.turn).acquire_owned().await.ok()?;
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(work).await.ok();
+        let pause = started.elapsed().mul_f64((1.0 - self.share) / self.share);
+        // The permit is held through the pause, so the next hash waits; this
+        // caller does not.
+        tokio::spawn(async move {
+            tokio::time::sleep(pause.min(Duration::from_secs(2))).await;
+            drop(permit);
+        });
+        result
+    }
+
+    /// Whether `presented` matches the stored hash; with no hash (an
+    /// identifier that names nobody, a user without a password), the same
+    /// work against a decoy, and `false`.
+    pub async fn verify(&self, stored: Option<String>, presented: Secret) -> bool {
+        self.run(move || match stored {
+            Some(hash) => password::verify(&hash, presented.expose()),
+            None => password::verify_decoy(presented.expose()),
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// A new Argon2id hash of `password`.
+    pub async fn hash(&self, password: Secret) -> Option<String> {
+        self.run(move || password::hash(password.expose())).await
+    }
+}

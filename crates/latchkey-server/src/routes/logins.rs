@@ -1,0 +1,314 @@
+//! `/auth/logins`: a login and its steps, one per factor. Public (no admin
+//! key): the login's secret authorizes each step. What is offered and when
+//! the login is complete is core's rule (`latchkey_core::login::flow`); the
+//! engine (`crate::login::engine`) stores and answers.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
+use latchkey_core::ids;
+use latchkey_core::login::flow::LOGIN_TTL_SECONDS;
+use latchkey_core::login::totp;
+use latchkey_core::Secret;
+use latchkey_store::{LoginRecord, UserFactors};
+use latchkey_types::error::Problem;
+use latchkey_types::login::{CodeStep, CreateLogin, Factor, LoginObject, PasswordStep};
+use latchkey_types::Mode;
+use time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiJson, RecordPath};
+use crate::http::transport::Credentials;
+use crate::login::engine::{self, Login};
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_login))
+        .routes(routes!(get_login))
+        .routes(routes!(password_step))
+        .routes(routes!(totp_step))
+        .routes(routes!(backup_code_step))
+}
+
+/// The longest identifier read (an email is at most 254 characters).
+const MAX_IDENTIFIER_CHARS: usize = 320;
+/// The longest redirect URI kept.
+const MAX_REDIRECT_URI_CHARS: usize = 2048;
+
+/// What throttling counts an identifier's failures against: the user id,
+/// or, for an identifier that names nobody, a digest of the identifier as
+/// typed (trimmed, lowercased), so both are throttled alike.
+fn subject_of(user: Option<&str>, identifier: Option<&str>) -> String {
+    match (user, identifier) {
+        (Some(user), _) => user.to_owned(),
+        (None, Some(identifier)) => {
+            let hex = CredentialDigest::of(&identifier.trim().to_lowercase()).to_hex();
+            format!("id:{}", &hex[..32])
+        }
+        (None, None) => "anonymous".to_owned(),
+    }
+}
+
+/// Starts a login. An identifier that names nobody gets the same answer,
+/// and fails at its first factor like a wrong password.
+#[utoipa::path(post, path = "/auth/logins", tag = "logins", request_body = CreateLogin,
+    responses((status = 201, body = LoginObject), (status = 400, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn create_login(
+    State(state): State<AppState>,
+    Credentials(credentials): Credentials,
+    ApiJson(body): ApiJson<CreateLogin>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mode = body.mode.unwrap_or(Mode::Test);
+    if mode == Mode::Live && !credentials.secure {
+        return Err(ApiError::TlsRequired);
+    }
+    let identifier = body.identifier.as_deref().map(str::trim);
+    if let Some(identifier) = identifier {
+        if identifier.is_empty()
+            || identifier.chars().count() > MAX_IDENTIFIER_CHARS
+            || identifier.contains('\0')
+        {
+            return Err(ApiError::InvalidRequest(format!(
+                "identifier must be 1 to {MAX_IDENTIFIER_CHARS} characters"
+            )));
+        }
+    }
+    if let Some(uri) = &body.redirect_uri {
+        let ok = uri.chars().count() <= MAX_REDIRECT_URI_CHARS
+            && (uri.starts_with("https://") || uri.starts_with("http://"))
+            && !uri.contains(char::is_whitespace);
+        if !ok {
+            return Err(ApiError::InvalidRequest(
+                "redirectUri must be an absolute http(s) URL of at most 2048 characters".into(),
+            ));
+        }
+    }
+    let tenant_id = body
+        .tenant_id
+        .clone()
+        .unwrap_or_else(|| state.workspace.id.clone());
+    let tree = state.caches.tree(&state.store, mode).await?;
+    if !tree.contains(&tenant_id) {
+        return Err(ApiError::not_found("tenant"));
+    }
+    let user_id = match identifier {
+        Some(identifier) => state.store.find_login_user(mode, identifier).await?,
+        None => None,
+    };
+    let now = state.clock.now();
+    let secret = credential::generate(mode, CredentialKind::Login);
+    let record = LoginRecord {
+        id: ids::new_prefixed_id("lgn"),
+        secret_digest: CredentialDigest::of(secret.expose()),
+        subject: subject_of(user_id.as_deref(), identifier),
+        user_id,
+        tenant_id,
+        redirect_uri: body.redirect_uri,
+        satisfied: Vec::new(),
+        failures: 0,
+        challenge: None,
+        session_id: None,
+        created_at: now,
+        expires_at: now + Duration::seconds(LOGIN_TTL_SECONDS),
+    };
+    state.store.create_login(mode, &record, now).await?;
+    let login = engine::load(&state, mode, record).await?;
+    let answer = engine::answer(
+        &state,
+        login,
+        Some(secret.expose().to_owned()),
+        credentials.source,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(answer)))
+}
+
+/// The login as it stands: a machine polls here while a person clicks a
+/// link. The first answer after completion carries the session, once.
+#[utoipa::path(get, path = "/auth/logins/{id}", tag = "logins",
+    security(("loginSecret" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = LoginObject), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 410, body = Problem)))]
+async fn get_login(
+    State(state): State<AppState>,
+    Credentials(credentials): Credentials,
+    RecordPath(id): RecordPath<String>,
+) -> Result<axum::Json<LoginObject>, ApiError> {
+    let login = engine::authorize(&state, &id, &credentials).await?;
+    Ok(axum::Json(
+        engine::answer(&state, login, None, credentials.source).await?,
+    ))
+}
+
+/// Runs a factor's check: throttling first, then `check`, then the
+/// factor recorded or the failure counted.
+async fn step<F, Fut>(
+    state: &AppState,
+    credentials: &crate::http::transport::RequestCredentials,
+    id: &str,
+    factor: Factor,
+    check: F,
+) -> Result<axum::Json<LoginObject>, ApiError>
+where
+    F: FnOnce(Login) -> Fut,
+    Fut: std::future::Future<Output = Result<(Login, bool), ApiError>>,
+{
+    let login = engine::authorize(state, id, credentials).await?;
+    login.require_offered(&factor)?;
+    if let Some(seconds) = engine::throttled(state, &login, credentials.source).await {
+        return Err(ApiError::Throttled(seconds));
+    }
+    let (login, ok) = check(login).await?;
+    if !ok {
+        return Err(engine::failed(state, &login, credentials.source, false).await);
+    }
+    let login = engine::passed(state, login, factor, false).await?;
+    Ok(axum::Json(
+        engine::answer(state, login, None, credentials.source).await?,
+    ))
+}
+
+/// Checks the password. Unknown identifier, user without a password and
+/// wrong password: the same 401, after the same Argon2id work.
+#[utoipa::path(post, path = "/auth/logins/{id}/password", tag = "logins",
+    security(("loginSecret" = [])), params(("id" = String, Path)), request_body = PasswordStep,
+    responses((status = 200, body = LoginObject), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 410, body = Problem), (status = 429, body = Problem)))]
+async fn password_step(
+    State(state): State<AppState>,
+    Credentials(credentials): Credentials,
+    RecordPath(id): RecordPath<String>,
+    ApiJson(body): ApiJson<PasswordStep>,
+) -> Result<axum::Json<LoginObject>, ApiError> {
+    let pool = state.passwords.clone();
+    step(
+        &state,
+        &credentials,
+        &id,
+        Factor::Password,
+        |login| async move {
+            let stored = login.factors.password_hash.clone();
+            let ok = pool.verify(stored, Secret::new(body.password)).await;
+            Ok((login, ok))
+        },
+    )
+    .await
+}
+
+/// The sealing context of a user's TOTP secret.
+pub fn totp_context(mode: Mode, user_id: &str) -> String {
+    format!("totp:{}:{user_id}", mode.as_str())
+}
+
+/// The user's TOTP secret, opened.
+pub fn totp_secret(
+    state: &AppState,
+    mode: Mode,
+    user_id: &str,
+    factors: &UserFactors,
+) -> Option<Vec<u8>> {
+    let sealed = factors.totp_secret.as_deref()?;
+    state
+        .keys
+        .master()
+        .open(&totp_context(mode, user_id), sealed)
+        .ok()
+}
+
+/// Checks an authenticator code; each code counts once per user, on every
+/// node (the store keeps the last step used).
+#[utoipa::path(post, path = "/auth/logins/{id}/totp", tag = "logins",
+    security(("loginSecret" = [])), params(("id" = String, Path)), request_body = CodeStep,
+    responses((status = 200, body = LoginObject), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 410, body = Problem), (status = 429, body = Problem)))]
+async fn totp_step(
+    State(state): State<AppState>,
+    Credentials(credentials): Credentials,
+    RecordPath(id): RecordPath<String>,
+    ApiJson(body): ApiJson<CodeStep>,
+) -> Result<axum::Json<LoginObject>, ApiError> {
+    let code = body
+        .code
+        .ok_or_else(|| ApiError::InvalidRequest("code is required".into()))?;
+    let st = state.clone();
+    step(
+        &state,
+        &credentials,
+        &id,
+        Factor::Totp,
+        |login| async move {
+            let Some(user) = login.user.clone() else {
+                return Ok((login, false));
+            };
+            let now = st.clock.now().unix_timestamp();
+            let matched = totp_secret(&st, login.mode, &user.user.id, &login.factors)
+                .filter(|_| login.factors.totp_confirmed)
+                .and_then(|secret| totp::check(&secret, &code, now, login.factors.totp_last_step));
+            let ok = match matched {
+                Some(step) => {
+                    st.store
+                        .use_totp_step(login.mode, &user.user.id, step)
+                        .await?
+                }
+                None => false,
+            };
+            Ok((login, ok))
+        },
+    )
+    .await
+}
+
+/// The digest a backup code is stored as: of the code as typed, without
+/// dashes or spaces, lowercased.
+pub fn backup_code_digest(code: &str) -> String {
+    let normal: String = code
+        .chars()
+        .filter(|c| *c != '-' && !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect();
+    CredentialDigest::of(&normal).to_hex()
+}
+
+/// Spends one of the user's backup codes, where TOTP is asked.
+#[utoipa::path(post, path = "/auth/logins/{id}/backup-code", tag = "logins",
+    security(("loginSecret" = [])), params(("id" = String, Path)), request_body = CodeStep,
+    responses((status = 200, body = LoginObject), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 410, body = Problem), (status = 429, body = Problem)))]
+async fn backup_code_step(
+    State(state): State<AppState>,
+    Credentials(credentials): Credentials,
+    RecordPath(id): RecordPath<String>,
+    ApiJson(body): ApiJson<CodeStep>,
+) -> Result<axum::Json<LoginObject>, ApiError> {
+    let code = body
+        .code
+        .filter(|c| c.len() <= 64)
+        .ok_or_else(|| ApiError::InvalidRequest("code is required".into()))?;
+    let st = state.clone();
+    step(
+        &state,
+        &credentials,
+        &id,
+        Factor::BackupCode,
+        |login| async move {
+            let Some(user) = login.user.clone() else {
+                return Ok((login, false));
+            };
+            let ok = st
+                .store
+                .use_backup_code(login.mode, &user.user.id, &backup_code_digest(&code))
+                .await?;
+            Ok((login, ok))
+        },
+    )
+    .await
+}
