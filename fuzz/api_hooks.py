@@ -18,6 +18,13 @@ refusal of the same values is still tested.
   (state the document cannot know), so positive cases ask for none.
 - `POST /v1/api-keys/verify`: the key comes in `X-Api-Key` or in the body,
   exactly one of them; OpenAPI has no rule across a header and the body.
+- `PUT /v1/tenants/{id}/login-policy`: each combination names distinct
+  factors that `factors` allows, `backup_code` is not required itself, no
+  combination repeats, and the idle timeout is not longer than the
+  lifetime (rules across fields).
+- `PUT /v1/users/{id}/password`: a new password is refused when it is on
+  the common-password list or is the user's own address (state), so
+  positive cases send a long uncommon one built from the drawn text.
 """
 
 import base64
@@ -25,6 +32,45 @@ from datetime import datetime, timedelta, timezone
 
 import schemathesis
 from schemathesis import GenerationMode
+
+DEFAULT_LIFETIME = 2592000
+DEFAULT_IDLE = 604800
+
+
+def _follow_policy_rules(body):
+    require = body.get("require")
+    if isinstance(require, list):
+        combos = []
+        for combo in require:
+            if not isinstance(combo, list):
+                continue
+            distinct = []
+            for factor in combo:
+                if factor != "backup_code" and factor not in distinct:
+                    distinct.append(factor)
+            distinct = distinct[:4]
+            if distinct and sorted(distinct) not in [sorted(c) for c in combos]:
+                combos.append(distinct)
+        body["require"] = combos or [["password"]]
+    factors = body.get("factors")
+    if not isinstance(factors, list) and isinstance(body.get("require"), list):
+        # Left out, `factors` is the built-in ones: no identity provider.
+        if any(str(f).startswith("sso:") for combo in body["require"] for f in combo):
+            factors = body["factors"] = ["password", "email_code", "sms_code", "magic_link", "totp", "backup_code"]
+    if isinstance(factors, list):
+        needed = body["require"] if isinstance(body.get("require"), list) else [["password"], ["email_code"], ["magic_link"]]
+        for combo in needed:
+            for factor in combo:
+                if factor not in factors:
+                    factors.append(factor)
+    lifetime = body.get("sessionLifetimeSeconds")
+    idle = body.get("idleTimeoutSeconds")
+    limit = lifetime if isinstance(lifetime, (int, float)) else DEFAULT_LIFETIME
+    if isinstance(idle, (int, float)) and idle > limit:
+        body["idleTimeoutSeconds"] = limit
+    elif idle is None and limit < DEFAULT_IDLE:
+        body["idleTimeoutSeconds"] = limit
+
 
 # Far enough ahead that a slow run does not reach it.
 FUTURE = timedelta(days=1)
@@ -59,6 +105,11 @@ def map_case(context, case):
     if operation.path == "/v1/audit-events" and query is not None and isinstance(query.get("cursor"), str):
         position = str(sum(query["cursor"].encode()) % 10**12 + 1)
         query["cursor"] = base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+    if operation.method.upper() == "PUT" and operation.path == "/v1/tenants/{id}/login-policy" and body is not None:
+        _follow_policy_rules(body)
+    if operation.method.upper() == "PUT" and operation.path == "/v1/users/{id}/password" and body is not None:
+        drawn = str(body.get("password", ""))[:200]
+        body["password"] = f"lk-{drawn}-orbit-kettle-9"
     if operation.method.upper() == "POST" and operation.path == "/v1/tokens" and body is not None:
         body.pop("scope", None)
     if operation.method.upper() == "POST" and operation.path == "/v1/api-keys/verify":

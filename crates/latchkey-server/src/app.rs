@@ -167,7 +167,9 @@ fn document_error_responses(api: &mut utoipa::openapi::OpenApi) {
     };
     for (path, item) in api.paths.paths.iter_mut() {
         let oauth = path.starts_with("/oauth/");
-        let v1 = path.starts_with("/v1/");
+        // The login API answers like /v1: problem documents, 401 for a
+        // missing or wrong login secret or session, 404, 409, 415.
+        let v1 = path.starts_with("/v1/") || path.starts_with("/auth/");
         let (schema, content_type) = if oauth {
             ("OAuthErrorBody", "application/json")
         } else {
@@ -204,22 +206,25 @@ fn document_error_responses(api: &mut utoipa::openapi::OpenApi) {
         .flatten()
         {
             let responses = &mut operation.responses.responses;
-            for (status, description) in &statuses {
-                match responses.get_mut(*status) {
-                    // Declared by the route: make sure it names the media
-                    // type the server really sends.
-                    Some(RefOr::T(r)) if !oauth => {
+            // Every error a route declares itself is a problem document
+            // outside /oauth.
+            if !oauth {
+                for (status, declared) in responses.iter_mut() {
+                    if let (true, RefOr::T(r)) =
+                        (status.starts_with('4') || status.starts_with('5'), declared)
+                    {
                         if let Some(c) = r.content.shift_remove("application/json") {
                             r.content.insert(content_type.to_owned(), c);
                         }
                     }
-                    Some(_) => {}
-                    None => {
-                        responses.insert(
-                            (*status).to_owned(),
-                            response(schema, content_type, description),
-                        );
-                    }
+                }
+            }
+            for (status, description) in &statuses {
+                if !responses.contains_key(*status) {
+                    responses.insert(
+                        (*status).to_owned(),
+                        response(schema, content_type, description),
+                    );
                 }
             }
         }

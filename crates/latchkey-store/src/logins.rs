@@ -467,24 +467,32 @@ impl Store {
     }
 
     /// Removes a tenant's own login policy (it then takes the one above).
+    /// A tenant without one is left as it is, with no event; `true` when a
+    /// policy was removed. `NotFound("tenant")` for an unknown tenant.
     pub async fn delete_login_policy(
         &self,
         mode: Mode,
         tenant_id: &str,
         record: impl FnOnce(&()) -> AuditEvent + Send,
-    ) -> StoreResult<Written<()>> {
+    ) -> StoreResult<Written<bool>> {
         let _timer = self.timed("delete_login_policy");
         let mut tx = self.begin_write().await?;
+        let tenant = sqlx::query("SELECT id FROM tenants WHERE mode = $1 AND id = $2")
+            .bind(mode.as_str())
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if tenant.is_none() {
+            return Err(StoreError::NotFound("tenant"));
+        }
         let done = sqlx::query("DELETE FROM login_policies WHERE mode = $1 AND tenant_id = $2")
             .bind(mode.as_str())
             .bind(tenant_id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("login policy"));
-        }
-        let event = record(&());
-        self.commit_write(tx, (), Some(event), Vec::new()).await
+        let removed = done.rows_affected() > 0;
+        let event = removed.then(|| record(&()));
+        self.commit_write(tx, removed, event, Vec::new()).await
     }
 
     /// Stores a new login, and drops logins that died a day ago or more.

@@ -225,9 +225,10 @@ async fn policies_are_set_per_tenant(s: &Store) {
     s.put_login_policy(Mode::Test, "a", &policy, now(), rec())
         .await
         .v();
-    s.delete_login_policy(Mode::Test, "a", rec()).await.v();
+    assert!(s.delete_login_policy(Mode::Test, "a", rec()).await.v());
+    assert!(!s.delete_login_policy(Mode::Test, "a", rec()).await.v());
     assert!(matches!(
-        s.delete_login_policy(Mode::Test, "a", rec()).await,
+        s.delete_login_policy(Mode::Test, "nope", rec()).await,
         Err(StoreError::NotFound(_))
     ));
 }

@@ -157,17 +157,22 @@ pub struct PutLoginPolicy {
     #[cfg_attr(feature = "openapi", schema(max_items = 64))]
     pub factors: Option<Vec<Factor>>,
     /// The combinations, any one of which completes a login (default:
-    /// `[["password"], ["email_code"], ["magic_link"]]`).
-    #[cfg_attr(feature = "openapi", schema(max_items = 16))]
+    /// `[["password"], ["email_code"], ["magic_link"]]`). Each combination
+    /// names 1 to 4 factors, each allowed by `factors`; `backup_code`
+    /// stands in for `totp` and is not required itself.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 16))]
     pub require: Option<Vec<Vec<Factor>>>,
     /// Default 2592000 (30 days); 300 to 31536000.
     #[serde(default, deserialize_with = "crate::whole::option")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 300, maximum = 31536000))]
     pub session_lifetime_seconds: Option<i64>,
     /// Default 604800 (7 days); 300 to the lifetime.
     #[serde(default, deserialize_with = "crate::whole::option")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 300, maximum = 31536000))]
     pub idle_timeout_seconds: Option<i64>,
     /// Default 12; 8 to 64.
     #[serde(default, deserialize_with = "crate::whole::option")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 8, maximum = 64))]
     pub password_min_length: Option<i64>,
     /// Default `true`.
     pub require_enrolled_factors: Option<bool>,
@@ -274,7 +279,7 @@ impl fmt::Debug for SessionTokens {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PasswordStep {
     /// The password.
-    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub password: String,
 }
 
@@ -342,7 +347,7 @@ pub struct Session {
 pub struct SetPassword {
     /// The new password (checked against the workspace policy's length
     /// and the common-password list).
-    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub password: String,
 }
 
@@ -352,10 +357,10 @@ pub struct SetPassword {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChangePassword {
     /// The password now.
-    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub current_password: String,
     /// The new one.
-    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub new_password: String,
 }
 

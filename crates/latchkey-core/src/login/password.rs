@@ -20,9 +20,10 @@ pub const MEMORY_KIB: u32 = 19 * 1024;
 pub const ITERATIONS: u32 = 2;
 /// Lanes.
 pub const PARALLELISM: u32 = 1;
-/// The longest password accepted, in bytes: longer input is refused before
-/// hashing, so nobody can make a check cost more than another.
-pub const MAX_BYTES: usize = 1024;
+/// The longest password accepted, in characters (so at most 1 KiB of
+/// UTF-8): longer input is refused before hashing, so nobody can make a
+/// check cost more than another.
+pub const MAX_CHARS: usize = 256;
 
 const COMMON: &str = include_str!("common-passwords.txt");
 
@@ -38,8 +39,8 @@ pub enum PasswordRejection {
     /// Fewer characters than the policy asks.
     #[error("the password must be at least {0} characters long")]
     TooShort(usize),
-    /// More bytes than [`MAX_BYTES`].
-    #[error("the password must be at most {MAX_BYTES} bytes long")]
+    /// More characters than [`MAX_CHARS`].
+    #[error("the password must be at most {MAX_CHARS} characters long")]
     TooLong,
     /// On the common-password list.
     #[error("the password is on a list of commonly used passwords")]
@@ -56,10 +57,11 @@ pub fn check_new(
     min_length: usize,
     names: &[&str],
 ) -> Result<(), PasswordRejection> {
-    if password.len() > MAX_BYTES {
+    let chars = password.chars().count();
+    if chars > MAX_CHARS {
         return Err(PasswordRejection::TooLong);
     }
-    if password.chars().count() < min_length {
+    if chars < min_length {
         return Err(PasswordRejection::TooShort(min_length));
     }
     let lowered = password.to_lowercase();
@@ -95,7 +97,7 @@ pub fn hash(password: &str) -> String {
 /// does not parse matches nothing. Over-long input is refused before any
 /// work (it could never have been set).
 pub fn verify(stored: &str, password: &str) -> bool {
-    if password.len() > MAX_BYTES {
+    if password.len() > 4 * MAX_CHARS || password.chars().count() > MAX_CHARS {
         return false;
     }
     match PasswordHash::new(stored) {
@@ -160,7 +162,8 @@ mod tests {
         for (password, min, names, expected) in cases {
             assert_eq!(check_new(password, *min, names), *expected, "{password}");
         }
-        let long = "x".repeat(MAX_BYTES + 1);
+        let long = "x".repeat(MAX_CHARS + 1);
+        assert_eq!(check_new(&"é".repeat(MAX_CHARS), 12, &[]), Ok(()));
         assert_eq!(check_new(&long, 12, &[]), Err(PasswordRejection::TooLong));
         assert!(!verify(&hash("x"), &long));
     }

@@ -87,7 +87,8 @@ async fn put_policy(
     Ok(axum::Json(effective(&state, admin.mode(), &id).await?))
 }
 
-/// Removes a tenant's own policy: it takes the one above again.
+/// Removes a tenant's own policy: it takes the one above again. A tenant
+/// without one of its own is left as it is (204 all the same).
 #[utoipa::path(delete, path = "/v1/tenants/{id}/login-policy", tag = "tenants",
     security(("adminKey" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
