@@ -138,6 +138,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::me::router())
         .merge(routes::login_policy::router())
         .merge(routes::factors::router())
+        .merge(routes::magic::router())
+        .merge(routes::outbox::router())
         .split_for_parts();
     let (router, mut api) = (router, api);
     document_error_responses(&mut api);

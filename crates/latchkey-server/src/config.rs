@@ -158,6 +158,22 @@ settings! {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<String>,
+    /// SMTP server for login codes and links: smtp://user:pass@host:port
+    /// (STARTTLS with ?tls=required) or smtps://… [default: none; test mode
+    /// then writes to the test outbox].
+    #[arg(long, env = "LATCHKEY_SMTP_URL", value_name = "URL", hide_env_values = true)]
+    smtp_url: String,
+    /// The From of login emails [default: Latchkey <no-reply@localhost>].
+    #[arg(long, env = "LATCHKEY_MAIL_FROM", value_name = "MAILBOX")]
+    mail_from: String,
+    /// HTTPS endpoint that sends SMS: POST {to, text}, signed with
+    /// Latchkey-Signature [default: none; test mode then writes to the test
+    /// outbox].
+    #[arg(long, env = "LATCHKEY_SMS_WEBHOOK_URL", value_name = "URL")]
+    sms_webhook_url: String,
+    /// Key of the SMS webhook's HMAC-SHA256 signature (required with the URL).
+    #[arg(long, env = "LATCHKEY_SMS_WEBHOOK_SECRET", value_name = "SECRET", hide_env_values = true)]
+    sms_webhook_secret: String,
 }
 
 impl Settings {
@@ -282,6 +298,89 @@ pub struct Config {
     pub tls: Option<TlsSource>,
     /// Peers whose `X-Forwarded-Proto: https` marks a request as TLS.
     pub trusted_proxies: Vec<IpNet>,
+    /// Where login codes and links go.
+    pub delivery: DeliveryConfig,
+}
+
+/// Where login codes and links go. Without a channel, test mode writes
+/// messages to the test outbox and live mode cannot send them.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// The SMTP server (the URL may hold a password: redacted in `Debug`).
+    pub smtp_url: Option<Secret>,
+    /// The From of login emails.
+    pub mail_from: String,
+    /// The SMS webhook.
+    pub sms_webhook_url: Option<String>,
+    /// The SMS webhook's signing key.
+    pub sms_webhook_secret: Option<Secret>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            smtp_url: None,
+            mail_from: DEFAULT_MAIL_FROM.to_owned(),
+            sms_webhook_url: None,
+            sms_webhook_secret: None,
+        }
+    }
+}
+
+/// The From of login emails when none is set.
+pub const DEFAULT_MAIL_FROM: &str = "Latchkey <no-reply@localhost>";
+
+/// Whether `url` is an https URL, or http to a loopback host (a local SMS
+/// gateway, a test).
+fn https_or_loopback(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+fn resolve_delivery(settings: &mut Settings) -> Result<DeliveryConfig, ConfigError> {
+    let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let smtp_url = nonempty(settings.smtp_url.take());
+    if let Some(url) = &smtp_url {
+        if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+            return Err(ConfigError(
+                "smtp_url must start with smtp:// or smtps://".into(),
+            ));
+        }
+    }
+    let mail_from =
+        nonempty(settings.mail_from.take()).unwrap_or_else(|| DEFAULT_MAIL_FROM.to_owned());
+    if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(ConfigError(format!(
+            "mail_from {mail_from:?} is not a mailbox such as Latchkey <no-reply@example.com>"
+        )));
+    }
+    let sms_webhook_url = nonempty(settings.sms_webhook_url.take());
+    let sms_webhook_secret = nonempty(settings.sms_webhook_secret.take());
+    if let Some(url) = &sms_webhook_url {
+        if !https_or_loopback(url) {
+            return Err(ConfigError(
+                "sms_webhook_url must be an https:// URL (http:// only to localhost)".into(),
+            ));
+        }
+        if sms_webhook_secret.is_none() {
+            return Err(ConfigError(
+                "sms_webhook_url needs sms_webhook_secret".into(),
+            ));
+        }
+    }
+    Ok(DeliveryConfig {
+        smtp_url: smtp_url.map(Secret::new),
+        mail_from,
+        sms_webhook_url,
+        sms_webhook_secret: sms_webhook_secret.map(Secret::new),
+    })
 }
 
 impl Config {
@@ -301,7 +400,7 @@ pub const MAX_TOKEN_TTL_SECONDS: i64 = 86_400;
 impl Config {
     /// Resolves merged settings against the defaults and validates them.
     pub fn resolve(
-        settings: Settings,
+        mut settings: Settings,
         bootstrap_keys: BootstrapKeys,
     ) -> Result<Config, ConfigError> {
         let listen = settings
@@ -411,6 +510,7 @@ impl Config {
                 "request_timeout_seconds",
             )?,
         };
+        let delivery = resolve_delivery(&mut settings)?;
         let redis_url = settings.redis_url.filter(|u| !u.is_empty());
         if let Some(url) = &redis_url {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
@@ -516,6 +616,7 @@ impl Config {
             connections,
             tls,
             trusted_proxies,
+            delivery,
         })
     }
 }

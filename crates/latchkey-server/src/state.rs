@@ -54,6 +54,8 @@ pub struct Inner {
     pub login_guard: crate::authn::bruteforce::Guard,
     /// The password-hashing queue.
     pub passwords: crate::login::hashing::PasswordPool,
+    /// Where login codes and links are sent.
+    pub delivery: crate::login::delivery::Delivery,
     /// Batched API-key last-used times.
     pub usage: Arc<UsageRecorder>,
     /// Revoked access tokens.
@@ -171,6 +173,8 @@ impl AppState {
             &workspace.id,
         );
         let login_guard = crate::login::engine::guard(redis.clone(), &workspace.id);
+        let delivery = crate::login::delivery::Delivery::new(&config.delivery)
+            .map_err(ServerError::Bootstrap)?;
         let metrics = Arc::new(crate::http::metrics::Metrics::default());
         let observed = Arc::clone(&metrics);
         store.set_observer(Box::new(move |op, elapsed| observed.store_op(op, elapsed)));
@@ -191,6 +195,7 @@ impl AppState {
             bruteforce,
             login_guard,
             passwords: crate::login::hashing::PasswordPool::default(),
+            delivery,
             usage: Arc::new(UsageRecorder::default()),
             deny_list,
             audit,

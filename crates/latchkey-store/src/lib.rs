@@ -13,6 +13,7 @@ mod bootstrap;
 mod changes;
 mod logins;
 mod notify;
+mod outbox;
 mod principals;
 mod records;
 mod revoked_tokens;
@@ -35,6 +36,7 @@ pub use audit::AuditFilter;
 pub use changes::{Invalidation, Written};
 pub use logins::{Challenge, LoginRecord, RemovableFactor, UserFactors};
 pub use notify::{ListenEvent, StoreListener, NOTIFY_CHANNEL};
+pub use outbox::OutboxMessage;
 pub use records::*;
 pub use sessions::{Refreshed, Rotation, SessionRecord};
 

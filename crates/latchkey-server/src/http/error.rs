@@ -48,6 +48,8 @@ pub enum ApiError {
     LoginLocked,
     /// 410: a login, code or link expired (`login_expired`).
     LoginExpired(&'static str),
+    /// 503: a message could not be sent (`delivery_failed`).
+    DeliveryFailed,
     /// 429 with `Retry-After` seconds.
     Throttled(u64),
 }
@@ -156,6 +158,12 @@ impl ApiError {
                 ErrorCode::LoginExpired,
                 "Expired",
                 format!("{what} has expired; start again"),
+            ),
+            ApiError::DeliveryFailed => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::DeliveryFailed,
+                "Delivery failed",
+                "the message could not be sent; nothing was consumed, try again".to_owned(),
             ),
             ApiError::Throttled(_) => (
                 StatusCode::TOO_MANY_REQUESTS,

@@ -8,10 +8,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_core::ids;
-use latchkey_core::login::flow::LOGIN_TTL_SECONDS;
+use latchkey_core::login::codes;
+use latchkey_core::login::flow::{CODE_TTL_SECONDS, LOGIN_TTL_SECONDS, MAX_CODE_TRIES};
 use latchkey_core::login::totp;
 use latchkey_core::Secret;
-use latchkey_store::{LoginRecord, UserFactors};
+use latchkey_store::{Challenge, LoginRecord, UserFactors};
 use latchkey_types::error::Problem;
 use latchkey_types::login::{CodeStep, CreateLogin, Factor, LoginObject, PasswordStep};
 use latchkey_types::Mode;
@@ -22,6 +23,7 @@ use utoipa_axum::routes;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, RecordPath};
 use crate::http::transport::Credentials;
+use crate::login::delivery::Channel;
 use crate::login::engine::{self, Login};
 use crate::state::AppState;
 
@@ -33,6 +35,173 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(password_step))
         .routes(routes!(totp_step))
         .routes(routes!(backup_code_step))
+        .routes(routes!(email_code_step))
+        .routes(routes!(sms_code_step))
+        .routes(routes!(magic_link_step))
+}
+
+/// A new code or link may be sent this long after the last one.
+const RESEND_AFTER_SECONDS: i64 = 30;
+
+/// Sends a new code (or link) for `factor` and keeps its digest as the
+/// login's challenge. An identifier that names nobody, or a user without
+/// the address, gets the same answer: a challenge is kept that no message
+/// carries, and it fails like a wrong code.
+async fn send_challenge(
+    state: &AppState,
+    login: Login,
+    factor: Factor,
+    source: Option<std::net::IpAddr>,
+) -> Result<axum::Json<LoginObject>, ApiError> {
+    let channel = match factor {
+        Factor::SmsCode => Channel::Sms,
+        _ => Channel::Email,
+    };
+    if !state.delivery.can_send(login.mode, channel) {
+        return Err(ApiError::DeliveryFailed);
+    }
+    let now = state.clock.now();
+    if let Some(previous) = &login.record.challenge {
+        let sent_at = previous.expires_at - Duration::seconds(CODE_TTL_SECONDS);
+        let wait = (sent_at + Duration::seconds(RESEND_AFTER_SECONDS) - now).whole_seconds();
+        if wait > 0 {
+            return Err(ApiError::Throttled(wait as u64));
+        }
+    }
+    let user = login.user.as_ref().map(|p| &p.user);
+    let (digest, message) = if factor == Factor::MagicLink {
+        let token = credential::generate(login.mode, CredentialKind::Link);
+        let url = format!(
+            "{}/auth/magic?token={}",
+            state.config.issuer,
+            token.expose()
+        );
+        (
+            CredentialDigest::of(token.expose()).to_hex(),
+            codes::magic_link_message(&url),
+        )
+    } else {
+        let code = codes::new_code();
+        let message = match channel {
+            Channel::Sms => codes::sms_code_message(&code),
+            Channel::Email => codes::email_code_message(&code),
+        };
+        (codes::code_digest(&login.record.id, &code), message)
+    };
+    let to = match channel {
+        Channel::Email => user.and_then(|u| u.email.clone()),
+        Channel::Sms => user.and_then(|u| u.phone_number.clone()),
+    };
+    if let Some(to) = to {
+        state
+            .delivery
+            .send(state, login.mode, channel, &to, message)
+            .await?;
+    }
+    let challenge = Challenge {
+        factor: factor.name().into_owned(),
+        digest,
+        expires_at: now + Duration::seconds(CODE_TTL_SECONDS),
+        tries: 0,
+    };
+    state
+        .store
+        .set_challenge(login.mode, &login.record.id, &challenge)
+        .await?;
+    let mut login = login;
+    login.record.challenge = Some(challenge);
+    Ok(axum::Json(
+        engine::answer(state, login, None, source).await?,
+    ))
+}
+
+/// Without a code, sends one (or a link); with one, checks it against the
+/// login's challenge: once, within 10 minutes, within 5 tries.
+async fn challenge_step(
+    state: &AppState,
+    credentials: &crate::http::transport::RequestCredentials,
+    id: &str,
+    factor: Factor,
+    code: Option<String>,
+) -> Result<axum::Json<LoginObject>, ApiError> {
+    let login = engine::authorize(state, id, credentials).await?;
+    login.require_offered(&factor)?;
+    if let Some(seconds) = engine::throttled(state, &login, credentials.source).await {
+        return Err(ApiError::Throttled(seconds));
+    }
+    let Some(code) = code else {
+        return send_challenge(state, login, factor, credentials.source).await;
+    };
+    let challenge = match &login.record.challenge {
+        Some(c) if c.factor == factor.name() => c.clone(),
+        _ => {
+            return Err(ApiError::InvalidRequest(format!(
+                "no {factor} was sent for this login; send one first (a POST without a code)"
+            )))
+        }
+    };
+    if challenge.expires_at <= state.clock.now() || challenge.tries >= i64::from(MAX_CODE_TRIES) {
+        return Err(ApiError::LoginExpired("the code"));
+    }
+    if !codes::code_matches(&login.record.id, &code, &challenge.digest) {
+        return Err(engine::failed(state, &login, credentials.source, true).await);
+    }
+    let login = engine::passed(state, login, factor, true).await?;
+    Ok(axum::Json(
+        engine::answer(state, login, None, credentials.source).await?,
+    ))
+}
+
+/// Sends a 6-digit code to the user's email (`{}`), or checks it
+/// (`{code}`).
+#[utoipa::path(post, path = "/auth/logins/{id}/email-code", tag = "logins",
+    security(("loginSecret" = [])), params(("id" = String, Path)), request_body = CodeStep,
+    responses((status = 200, body = LoginObject), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 410, body = Problem), (status = 429, body = Problem),
+        (status = 503, body = Problem)))]
+async fn email_code_step(
+    State(state): State<AppState>,
+    Credentials(credentials): Credentials,
+    RecordPath(id): RecordPath<String>,
+    ApiJson(body): ApiJson<CodeStep>,
+) -> Result<axum::Json<LoginObject>, ApiError> {
+    challenge_step(&state, &credentials, &id, Factor::EmailCode, body.code).await
+}
+
+/// Sends a 6-digit code to the user's phone (`{}`), or checks it
+/// (`{code}`).
+#[utoipa::path(post, path = "/auth/logins/{id}/sms-code", tag = "logins",
+    security(("loginSecret" = [])), params(("id" = String, Path)), request_body = CodeStep,
+    responses((status = 200, body = LoginObject), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 410, body = Problem), (status = 429, body = Problem),
+        (status = 503, body = Problem)))]
+async fn sms_code_step(
+    State(state): State<AppState>,
+    Credentials(credentials): Credentials,
+    RecordPath(id): RecordPath<String>,
+    ApiJson(body): ApiJson<CodeStep>,
+) -> Result<axum::Json<LoginObject>, ApiError> {
+    challenge_step(&state, &credentials, &id, Factor::SmsCode, body.code).await
+}
+
+/// Sends a magic link to the user's email. The link's page asks the
+/// person to confirm (a GET never consumes it: mail scanners follow links);
+/// the confirmation completes the factor, and the login's holder sees it
+/// when it next polls.
+#[utoipa::path(post, path = "/auth/logins/{id}/magic-link", tag = "logins",
+    security(("loginSecret" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = LoginObject), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 410, body = Problem), (status = 429, body = Problem),
+        (status = 503, body = Problem)))]
+async fn magic_link_step(
+    State(state): State<AppState>,
+    Credentials(credentials): Credentials,
+    RecordPath(id): RecordPath<String>,
+) -> Result<axum::Json<LoginObject>, ApiError> {
+    challenge_step(&state, &credentials, &id, Factor::MagicLink, None).await
 }
 
 /// The longest identifier read (an email is at most 254 characters).

@@ -10,6 +10,7 @@ mod bad_input;
 mod bruteforce;
 mod closing;
 mod custom_tokens;
+mod delivery;
 mod fleet;
 mod flow;
 mod helpers;

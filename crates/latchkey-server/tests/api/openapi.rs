@@ -78,6 +78,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/me/totp"),
     ("post", "/v1/me/totp/confirm"),
     ("post", "/v1/me/backup-codes"),
+    ("post", "/auth/logins/{id}/email-code"),
+    ("post", "/auth/logins/{id}/sms-code"),
+    ("post", "/auth/logins/{id}/magic-link"),
+    ("get", "/auth/magic"),
+    ("post", "/auth/magic"),
+    ("get", "/v1/test-outbox"),
 ];
 
 #[tokio::test]
