@@ -395,6 +395,26 @@ pub struct BackupCodes {
     pub backup_codes: Vec<String>,
 }
 
+/// `POST /v1/me/api-keys`: an API key of the session's user, never
+/// broader than the session.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateOwnApiKey {
+    /// Label.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::schema::ShortText>))]
+    pub name: Option<String>,
+    /// The session's tenant (default) or a tenant below it.
+    pub tenant_id: Option<String>,
+    /// Narrows the key to these roles, each held in its tenant.
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
+    pub roles: Option<Vec<crate::ids::RoleName>>,
+    /// When the key stops working: in the future, and not after the
+    /// session's end (the default).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
 /// `GET /v1/me`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

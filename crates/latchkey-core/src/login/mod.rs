@@ -2,7 +2,8 @@
 //! tenant and how it cascades (`policy`), what a login offers and when it is
 //! complete (`flow`), one-time codes and the messages that carry them
 //! (`codes`), passwords (`password`: Argon2id, the rules for new
-//! ones) and TOTP (`totp`: RFC 6238, otpauth URIs, QR codes). The server
+//! ones), TOTP (`totp`: RFC 6238, otpauth URIs, QR codes) and what an API
+//! key made from a session may be (`selfservice`). The server
 //! stores logins and sessions and sends codes; what is enough is decided
 //! here.
 
@@ -10,4 +11,5 @@ pub mod codes;
 pub mod flow;
 pub mod password;
 pub mod policy;
+pub mod selfservice;
 pub mod totp;

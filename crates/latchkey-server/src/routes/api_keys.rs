@@ -64,7 +64,22 @@ async fn create_api_key(
     admin: Admin,
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mode = admin.mode();
+    let created = create_key(&state, admin.mode(), body, |api_key| {
+        admin.event(&state, AuditAction::ApiKeyCreated, "api_key", &api_key.id)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// Checks and stores a new API key; `record` starts its audit event (the
+/// tenant, user, roles and expiry are added here). The admin API and
+/// `POST /v1/me/api-keys` both create keys through this.
+pub(crate) async fn create_key(
+    state: &AppState,
+    mode: latchkey_types::Mode,
+    body: CreateApiKey,
+    record: impl FnOnce(&ApiKey) -> latchkey_types::audit::AuditEvent + Send,
+) -> Result<CreatedApiKey, ApiError> {
     let user_id: UserId = reference(body.user_id)?;
     check_optional_text("name", body.name.as_deref())?;
     if let Some(roles) = &body.roles {
@@ -115,8 +130,7 @@ async fn create_api_key(
     let written = state
         .store
         .create_api_key(mode, &new, now, |api_key| {
-            admin
-                .event(&state, AuditAction::ApiKeyCreated, "api_key", &api_key.id)
+            record(api_key)
                 .with_tenant(&api_key.tenant_id)
                 .with_detail("userId", api_key.user_id.clone())
                 .with_detail("roles", api_key.roles.clone())
@@ -127,11 +141,10 @@ async fn create_api_key(
         })
         .await?;
     let api_key = state.applied(written).await;
-    let created = CreatedApiKey {
+    Ok(CreatedApiKey {
         key: value.expose().to_owned(),
         api_key,
-    };
-    Ok((StatusCode::CREATED, axum::Json(created)))
+    })
 }
 
 /// Filters and paging of `GET /v1/api-keys`.

@@ -1,5 +1,5 @@
 //! `/v1/me`: self-service with a session's access token: who am I, my
-//! password, my authenticator and backup codes.
+//! password, my authenticator and backup codes, my API keys.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,10 +7,11 @@ use axum::response::IntoResponse;
 use latchkey_core::ids;
 use latchkey_core::login::{password, totp};
 use latchkey_core::Secret;
+use latchkey_types::api_keys::{CreateApiKey, CreatedApiKey};
 use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
 use latchkey_types::error::Problem;
 use latchkey_types::login::{
-    BackupCodes, ChangePassword, CodeStep, EnrolledFactors, Me, TotpEnrolment,
+    BackupCodes, ChangePassword, CodeStep, CreateOwnApiKey, EnrolledFactors, Me, TotpEnrolment,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(start_totp, remove_totp))
         .routes(routes!(confirm_totp))
         .routes(routes!(new_backup_codes))
+        .routes(routes!(create_own_api_key))
 }
 
 impl SessionUser {
@@ -259,4 +261,77 @@ async fn new_backup_codes(
     Ok(axum::Json(BackupCodes {
         backup_codes: codes,
     }))
+}
+
+/// An API key of the session's user ("API key retrieval"): for the
+/// session's tenant or one below it, with roles the user holds there, ending
+/// when the session would at the latest; allowed where the tenant's login
+/// policy says `selfServiceApiKeys`. The value is in this response only.
+#[utoipa::path(post, path = "/v1/me/api-keys", tag = "me", security(("sessionToken" = [])),
+    request_body = CreateOwnApiKey,
+    responses((status = 201, body = CreatedApiKey), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn create_own_api_key(
+    State(state): State<AppState>,
+    user: SessionUser,
+    ApiJson(body): ApiJson<CreateOwnApiKey>,
+) -> Result<impl IntoResponse, ApiError> {
+    use latchkey_core::login::selfservice::{allowed_key, AskedKey, KeyRefusal, SessionScope};
+    let mode = user.mode;
+    let tree = state.caches.tree(&state.store, mode).await?;
+    let roles: Option<Vec<String>> = body
+        .roles
+        .as_ref()
+        .map(|r| r.iter().map(|r| r.as_str().to_owned()).collect());
+    let asked_tenant = body.tenant_id.as_deref();
+    // The policy of the key's tenant (read before the rule runs, which is
+    // pure).
+    let key_tenant = asked_tenant.unwrap_or(&user.session.tenant_id);
+    let allowed = if tree.contains(key_tenant) {
+        engine::effective_policy(&state, mode, key_tenant)
+            .await?
+            .0
+            .self_service_api_keys
+    } else {
+        false
+    };
+    let key = allowed_key(
+        &tree,
+        &user.principal.direct,
+        SessionScope {
+            tenant: &user.session.tenant_id,
+            expires_at: user.session.expires_at,
+        },
+        AskedKey {
+            tenant: asked_tenant,
+            roles: roles.as_deref(),
+            expires_at: body.expires_at,
+        },
+        |_| allowed,
+    )
+    .map_err(|refusal| match refusal {
+        KeyRefusal::NotAllowed(_) | KeyRefusal::OutsideSession { .. } => {
+            ApiError::Forbidden(refusal.to_string())
+        }
+        KeyRefusal::UnknownTenant(_) => ApiError::not_found("tenant"),
+        KeyRefusal::RoleNotHeld(_) | KeyRefusal::OutlivesSession => {
+            ApiError::InvalidRequest(refusal.to_string())
+        }
+    })?;
+    let request = CreateApiKey {
+        user_id: user.user_id().to_owned(),
+        tenant_id: Some(key.tenant),
+        name: body.name,
+        roles: body.roles,
+        expires_at: Some(key.expires_at),
+        metadata: None,
+        ratelimit: None,
+        remaining: None,
+    };
+    let created = super::api_keys::create_key(&state, mode, request, |api_key| {
+        user.event(&state, AuditAction::ApiKeyCreated)
+            .with_detail("keyId", api_key.id.as_str())
+    })
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
 }

@@ -676,7 +676,56 @@ async fn passwords_follow_the_policy_and_changing_one_ends_the_other_sessions(ap
     .expect_problem(401, "invalid_credentials");
 }
 
+async fn a_session_creates_api_keys_no_broader_than_itself(app: TestApp) {
+    let user = machine_user(&app, "keys@example.com").await;
+    let session = password_login(&app, &user, Some("plant")).await;
+    let access = session["accessToken"].as_str().unwrap();
+    let ask = |body: Value| app.send(Method::POST, "/v1/me/api-keys", Some(access), Some(body));
+    // The default policy does not let sessions create keys.
+    ask(json!({})).await.expect_problem(403, "forbidden");
+    app.put(
+        "/v1/tenants/plant/login-policy",
+        json!({"selfServiceApiKeys": true}),
+    )
+    .await
+    .expect(200);
+    let r = ask(json!({"name": "edge box"})).await;
+    let created = r.expect(201).clone();
+    let key = created["key"].as_str().unwrap();
+    assert_eq!(created["tenantId"], "plant");
+    assert!(
+        created["expiresAt"].is_string(),
+        "ends with the session: {created}"
+    );
+    let verified = app
+        .send(
+            Method::POST,
+            "/v1/api-keys/verify",
+            Some(&app.test_admin),
+            Some(json!({"key": key})),
+        )
+        .await;
+    let verified = verified.expect(200);
+    assert_eq!(
+        (verified["valid"].clone(), verified["userId"].clone()),
+        (json!(true), json!(user))
+    );
+    assert_eq!(verified["roles"], json!(["operator"]));
+    ask(json!({"roles": ["admin"]}))
+        .await
+        .expect_problem(400, "invalid_request");
+    ask(json!({"tenantId": "acme-ws"}))
+        .await
+        .expect_problem(403, "forbidden");
+    ask(json!({"expiresAt": "2999-01-01T00:00:00Z"}))
+        .await
+        .expect_problem(400, "invalid_request");
+    let audit = app.get("/v1/audit-events?action=api_key.created").await;
+    assert_eq!(audit.expect(200)["data"][0]["actor"]["type"], "client");
+}
+
 crate::on_both_stores!(
+    a_session_creates_api_keys_no_broader_than_itself,
     a_machine_logs_in_with_a_password_and_refreshes_a_rotating_session,
     an_unknown_identifier_fails_exactly_like_a_wrong_password,
     a_login_dies_after_ten_failures_and_throttling_answers_429,

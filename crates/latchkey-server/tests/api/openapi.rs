@@ -84,6 +84,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/auth/magic"),
     ("post", "/auth/magic"),
     ("get", "/v1/test-outbox"),
+    ("post", "/v1/me/api-keys"),
 ];
 
 #[tokio::test]
