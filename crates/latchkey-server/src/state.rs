@@ -172,7 +172,8 @@ impl AppState {
             redis.clone(),
             &workspace.id,
         );
-        let login_guard = crate::login::engine::guard(redis.clone(), &workspace.id);
+        let login_guard =
+            crate::login::engine::guard(config.bruteforce, redis.clone(), &workspace.id);
         let delivery = crate::login::delivery::Delivery::new(&config.delivery)
             .map_err(ServerError::Bootstrap)?;
         let metrics = Arc::new(crate::http::metrics::Metrics::default());

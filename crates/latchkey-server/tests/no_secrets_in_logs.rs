@@ -583,6 +583,169 @@ async fn scenario(app: TestApp) {
     .await;
     r.expect(200);
 
+    // Logins: a password, a login secret, a magic link, session tokens and
+    // a rotated refresh token, a TOTP secret.
+    let password = "plum-kettle-orbit-9-logs";
+    t.secret("password", password, None);
+    let (r, _) = send(
+        &app,
+        &mut t,
+        "create login user",
+        Method::POST,
+        "/v1/users",
+        Some(&admin),
+        Some(json!({"name": "login", "email": "login@example.com"})),
+    )
+    .await;
+    let login_user = r.expect(201)["id"].as_str().unwrap().to_owned();
+    let (r, _) = send(
+        &app,
+        &mut t,
+        "set password",
+        Method::PUT,
+        &format!("/v1/users/{login_user}/password"),
+        Some(&admin),
+        Some(json!({"password": password})),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    let (r, at) = send(
+        &app,
+        &mut t,
+        "start login",
+        Method::POST,
+        "/auth/logins",
+        None,
+        Some(json!({"identifier": "login@example.com"})),
+    )
+    .await;
+    let login_id = r.expect(201)["id"].as_str().unwrap().to_owned();
+    let login_secret = r.body["secret"].as_str().unwrap().to_owned();
+    t.secret("login secret", &login_secret, Some(at));
+    let (r, _) = send(
+        &app,
+        &mut t,
+        "wrong password",
+        Method::POST,
+        &format!("/auth/logins/{login_id}/password"),
+        Some(&login_secret),
+        Some(json!({"password": format!("{password}-wrong")})),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let (r, at) = send(
+        &app,
+        &mut t,
+        "password step",
+        Method::POST,
+        &format!("/auth/logins/{login_id}/password"),
+        Some(&login_secret),
+        Some(json!({"password": password})),
+    )
+    .await;
+    let session = r.expect(200)["session"].clone();
+    let access = session["accessToken"].as_str().unwrap().to_owned();
+    let refresh = session["refreshToken"].as_str().unwrap().to_owned();
+    t.secret("session access token", &access, Some(at));
+    t.secret("refresh token", &refresh, Some(at));
+    let (r, at) = form(
+        &app,
+        &mut t,
+        "refresh",
+        "/oauth/token",
+        None,
+        None,
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
+    let next = r.expect(200)["refresh_token"].as_str().unwrap().to_owned();
+    t.secret("rotated refresh token", &next, Some(at));
+    t.secret(
+        "refreshed access token",
+        r.body["access_token"].as_str().unwrap(),
+        Some(at),
+    );
+    let (r, at) = send(
+        &app,
+        &mut t,
+        "start totp",
+        Method::POST,
+        "/v1/me/totp",
+        Some(&access),
+        None,
+    )
+    .await;
+    t.secret(
+        "totp secret",
+        r.expect(201)["secret"].as_str().unwrap(),
+        Some(at),
+    );
+    let (r, _) = send(
+        &app,
+        &mut t,
+        "start magic login",
+        Method::POST,
+        "/auth/logins",
+        None,
+        Some(json!({"identifier": "login@example.com"})),
+    )
+    .await;
+    let magic_id = r.expect(201)["id"].as_str().unwrap().to_owned();
+    let magic_secret = r.body["secret"].as_str().unwrap().to_owned();
+    let (r, _) = send(
+        &app,
+        &mut t,
+        "send magic link",
+        Method::POST,
+        &format!("/auth/logins/{magic_id}/magic-link"),
+        Some(&magic_secret),
+        Some(json!({})),
+    )
+    .await;
+    r.expect(200);
+    let (r, at) = send(
+        &app,
+        &mut t,
+        "read outbox",
+        Method::GET,
+        "/v1/test-outbox?to=login%40example.com",
+        Some(&admin),
+        None,
+    )
+    .await;
+    let text = r.expect(200)["data"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = text
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    t.secret("magic link token", &token, Some(at));
+    let confirm = app
+        .client
+        .post(app.url("/auth/magic"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirm.status(), 200);
+    let (r, _) = send(
+        &app,
+        &mut t,
+        "logout",
+        Method::POST,
+        "/auth/logout",
+        None,
+        Some(json!({"refreshToken": next})),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+
     // Let background tasks (last-used batches, notifications) log too.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     drop(app);

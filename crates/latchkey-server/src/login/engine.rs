@@ -82,17 +82,18 @@ impl Login {
     }
 }
 
-/// The per-identifier and per-address failure limits of logins: 10
-/// failures per identifier from one address and 50 from one address per
-/// minute, the identifier under attack at 100 from everywhere (then only
-/// addresses that failed for it wait). They decay each minute: nobody can
-/// lock a user out for longer.
-pub fn guard(state_redis: Option<crate::authn::coordination::Redis>, namespace: &str) -> Guard {
-    Guard::shared(
-        crate::authn::bruteforce::Limits::default(),
-        state_redis,
-        &format!("{namespace}:login"),
-    )
+/// The per-identifier and per-address failure limits of logins, the same
+/// numbers as the credential endpoints' (by default 10 failures per
+/// identifier from one address and 50 from one address per minute, the
+/// identifier under attack at 100 from everywhere, after which only
+/// addresses that failed for it wait), counted apart. They decay each
+/// minute: nobody can lock a user out for longer.
+pub fn guard(
+    limits: crate::authn::bruteforce::Limits,
+    redis: Option<crate::authn::coordination::Redis>,
+    namespace: &str,
+) -> Guard {
+    Guard::shared(limits, redis, &format!("{namespace}:login"))
 }
 
 /// The login secret of a request: `Authorization: Bearer lk_<mode>_login_…`.

@@ -724,6 +724,77 @@ async fn a_session_creates_api_keys_no_broader_than_itself(app: TestApp) {
     assert_eq!(audit.expect(200)["data"][0]["actor"]["type"], "client");
 }
 
+fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::test]
+async fn unknown_identifiers_and_wrong_passwords_take_the_same_time() {
+    let app = crate::helpers::spawn_app_with(
+        crate::helpers::Backend::Sqlite,
+        crate::helpers::no_bruteforce_limits,
+    )
+    .await
+    .unwrap();
+    machine_user(&app, "timed@example.com").await;
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    let time = |identifier: &'static str| {
+        let app = &app;
+        async move {
+            let (id, secret, _) = start(app, json!({"identifier": identifier})).await;
+            let began = std::time::Instant::now();
+            let r = step(
+                app,
+                &id,
+                &secret,
+                "password",
+                json!({"password": "not the password"}),
+            )
+            .await;
+            let took = began.elapsed();
+            r.expect_problem(401, "invalid_credentials");
+            took
+        }
+    };
+    let rounds = 30;
+    for i in 0..rounds + 4 {
+        let (k, u) = if i % 2 == 0 {
+            let k = time("timed@example.com").await;
+            (k, time("nobody-timed@example.com").await)
+        } else {
+            let u = time("nobody-timed@example.com").await;
+            (time("timed@example.com").await, u)
+        };
+        if i >= 4 {
+            known.push(k);
+            unknown.push(u);
+        }
+    }
+    known.sort();
+    unknown.sort();
+    let show = |s: &[std::time::Duration]| {
+        format!(
+            "p10={:?} p50={:?} p90={:?}",
+            percentile(s, 0.1),
+            percentile(s, 0.5),
+            percentile(s, 0.9)
+        )
+    };
+    eprintln!("wrong password:     {}", show(&known));
+    eprintln!("unknown identifier: {}", show(&unknown));
+    let (k50, u50) = (percentile(&known, 0.5), percentile(&unknown, 0.5));
+    let within = |x, s: &[std::time::Duration]| percentile(s, 0.1) <= x && x <= percentile(s, 0.9);
+    assert!(
+        within(k50, &unknown),
+        "the wrong-password median is outside the unknown p10..p90"
+    );
+    assert!(
+        within(u50, &known),
+        "the unknown median is outside the wrong-password p10..p90"
+    );
+}
+
 crate::on_both_stores!(
     a_session_creates_api_keys_no_broader_than_itself,
     a_machine_logs_in_with_a_password_and_refreshes_a_rotating_session,

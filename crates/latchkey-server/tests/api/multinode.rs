@@ -414,3 +414,98 @@ async fn with_redis_brute_force_limits_hold_across_nodes() {
         assert_eq!(guesses(&c, base, "usr_fresh", 1).await, [429], "{base}");
     }
 }
+
+#[tokio::test]
+async fn a_login_begun_on_one_node_completes_on_the_other_and_a_reuse_there_ends_the_family() {
+    let Some(c) = Cluster::start().await else {
+        eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let user = c
+        .post(
+            &c.a,
+            "/v1/users",
+            json!({"name": "roamer", "email": "roamer@example.com"}),
+        )
+        .await;
+    let user = user["id"].as_str().unwrap();
+    let password = "plum-kettle-orbit-9";
+    let r = c
+        .http
+        .put(format!("{}/v1/users/{user}/password", c.a))
+        .bearer_auth(c.admin.expose())
+        .json(&json!({"password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let call = |base: &str, path: &str, bearer: Option<&str>, body: Value| {
+        let mut req = c.http.post(format!("{base}{path}")).json(&body);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    // Begun on A, finished on B.
+    let (status, login) = call(&c.a, "/auth/logins", None, json!({"identifier": user})).await;
+    assert_eq!(status, 201);
+    let (id, secret) = (
+        login["id"].as_str().unwrap(),
+        login["secret"].as_str().unwrap(),
+    );
+    let (status, done) = call(
+        &c.b,
+        &format!("/auth/logins/{id}/password"),
+        Some(secret),
+        json!({"password": password}),
+    )
+    .await;
+    assert_eq!(
+        (status, done["complete"].clone()),
+        (200, json!(true)),
+        "{done}"
+    );
+    let first = done["session"]["refreshToken"].as_str().unwrap().to_owned();
+    let refresh = |base: String, token: String| {
+        let req = c.http.post(format!("{base}/oauth/token")).form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token.as_str()),
+        ]);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    // Rotated on A; the old token again on B, past the retry window, ends
+    // the family for A too.
+    let (status, rotated) = refresh(c.a.clone(), first.clone()).await;
+    assert_eq!(status, 200, "{rotated}");
+    let newest = rotated["refresh_token"].as_str().unwrap().to_owned();
+    let access = rotated["access_token"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    let (status, reused) = refresh(c.b.clone(), first).await;
+    assert_eq!(
+        (status, reused["error"].clone()),
+        (400, json!("invalid_grant"))
+    );
+    let (status, _) = refresh(c.a.clone(), newest).await;
+    assert_eq!(status, 400, "the newest token of the family is dead on A");
+    let me = c
+        .http
+        .get(format!("{}/v1/me", c.a))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        me.status(),
+        401,
+        "the session's access token is refused on A"
+    );
+}
