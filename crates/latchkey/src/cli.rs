@@ -53,6 +53,71 @@ pub enum Command {
     /// Check an access token (against the issuer's JWKS) or an API key
     /// (with the verify endpoint) and print the verdict.
     Verify(VerifyArgs),
+    /// Log in as a user (a machine or a person) with every factor the
+    /// login policy asks for, and keep the session in a file only you can
+    /// read.
+    Login(LoginArgs),
+    /// End the session kept by `latchkey login` and delete its file.
+    Logout(SessionArgs),
+    /// Show the logged-in user and session, or print a fresh access token.
+    Me(MeArgs),
+}
+
+/// Where `latchkey login` keeps its session.
+#[derive(Debug, Clone, Args)]
+pub struct SessionArgs {
+    /// The session file [default: $XDG_CONFIG_HOME/latchkey/session.json,
+    /// else ~/.config/latchkey/session.json]. It holds the refresh token:
+    /// it is created readable by its owner only.
+    #[arg(long, env = "LATCHKEY_SESSION_FILE", value_name = "FILE")]
+    pub session_file: Option<PathBuf>,
+}
+
+/// `latchkey login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Base URL of the Latchkey server.
+    #[arg(long, env = "LATCHKEY_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+    /// Who logs in: an email, username, phone number or user id.
+    #[arg(long, env = "LATCHKEY_IDENTIFIER", value_name = "IDENTIFIER")]
+    pub identifier: String,
+    /// The tenant the session is for [default: the workspace].
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// The mode to log in to.
+    #[arg(long, value_enum, default_value = "test")]
+    pub mode: ModeArg,
+    /// Read the password from the first line of standard input (for
+    /// machines; otherwise it is asked for without echo).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// A file holding the TOTP secret (base32, as enrolment showed it):
+    /// codes are computed from it instead of asked for (for machines).
+    #[arg(long, value_name = "FILE")]
+    pub totp_secret_file: Option<PathBuf>,
+    /// Seconds to wait for a magic link to be confirmed [default: until
+    /// the login expires].
+    #[arg(long, value_name = "SECONDS")]
+    pub wait: Option<u64>,
+    /// Where to keep the session.
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+/// `latchkey me`.
+#[derive(Debug, Args)]
+pub struct MeArgs {
+    /// Print a current access token of the session (refreshed when it has
+    /// expired) instead of the user, for `Authorization: Bearer`.
+    #[arg(long)]
+    pub access_token: bool,
+    /// Print the raw JSON of `GET /v1/me`.
+    #[arg(long, conflicts_with = "access_token")]
+    pub json: bool,
+    /// Where the session is kept.
+    #[command(flatten)]
+    pub session: SessionArgs,
 }
 
 /// `latchkey serve`.

@@ -106,6 +106,25 @@ impl Client {
         Ok(client)
     }
 
+    /// The same server with `token` as the bearer credential of every
+    /// request (a login's secret, a session's access token).
+    pub fn bearer(&self, token: &str) -> anyhow::Result<Client> {
+        Ok(Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            authorization: Some(sensitive_header(&format!("Bearer {token}"))?),
+        })
+    }
+
+    /// The same server without a credential.
+    pub fn anonymous(&self) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            authorization: None,
+        }
+    }
+
     /// The base URL, for messages.
     pub fn base(&self) -> &Url {
         &self.base
@@ -163,6 +182,18 @@ impl Client {
             .post(url.clone())
             .header(AUTHORIZATION, authorization)
             .form(form);
+        self.finish(req, &url).await
+    }
+
+    /// `POST` of a form without client authentication (a public client's
+    /// refresh-token grant).
+    pub async fn post_public_form(
+        &self,
+        segments: &[&str],
+        form: &[(&str, String)],
+    ) -> anyhow::Result<Response> {
+        let url = self.url(segments, &[]);
+        let req = self.http.post(url.clone()).form(form);
         self.finish(req, &url).await
     }
 

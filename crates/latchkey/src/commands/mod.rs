@@ -4,6 +4,7 @@
 mod api_keys;
 mod audit;
 mod authorization;
+mod login;
 mod members;
 mod roles;
 mod secrets;
@@ -49,6 +50,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ApiKeys(args) => api_keys::run(&Admin::new(args.admin)?, args.command).await,
         Command::Audit(args) => audit::run(&Admin::new(args.admin)?, args.query).await,
         Command::Token(args) => token::run(args).await,
+        Command::Login(args) => login::login(args).await,
+        Command::Logout(args) => login::logout(args).await,
+        Command::Me(args) => login::me(args).await,
     };
     result.map(|()| ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ mod admin;
 mod api_keys;
 mod crash;
 mod helpers;
+mod login;
 mod serve;
 mod verify;
 mod walkthrough;
