@@ -339,6 +339,128 @@ def cmd_throughput(args):
 
 
 # --------------------------------------------------------------------------
+# Logins (issue 13): a single password login's latency, and token issuance
+# under a flood of wrong passwords.
+
+TARGET_FLOOD_RATIO = 0.80  # issuance under the flood / issuance unloaded
+TARGET_LOGIN_P50_MS = 100.0
+LOGIN_PASSWORD = "bench-plum-kettle-orbit-9"
+
+
+def start_login(url, identifier):
+    r = http("POST", f"{url}/auth/logins", json_body={"identifier": identifier}, expect=(201,))
+    return r["id"], r["secret"]
+
+
+def password_login(url, identifier, password):
+    lid, secret = start_login(url, identifier)
+    r = http("POST", f"{url}/auth/logins/{lid}/password", json_body={"password": password},
+             headers={"Authorization": f"Bearer {secret}"})
+    if not r.get("complete") or "session" not in r:
+        raise BenchError(f"a password login did not complete: {r}")
+
+
+def login_latencies(url, identifier, count, gap):
+    out = []
+    for _ in range(count):
+        t0 = time.monotonic()
+        password_login(url, identifier, LOGIN_PASSWORD)
+        out.append((time.monotonic() - t0) * 1000)
+        if gap:
+            time.sleep(gap)
+    out.sort()
+    pick = lambda q: out[min(len(out) - 1, round((len(out) - 1) * q))]
+    return {"n": count, "gap_s": gap, "p50_ms": pick(0.5), "p90_ms": pick(0.9),
+            "p99_ms": pick(0.99), "max_ms": out[-1]}
+
+
+def flood_start(args, url, logins_file, duration):
+    cmd = [args.wrk, "-t", "1", "-c", str(args.flood_connections), "-d", f"{duration}s",
+           "--timeout", f"{duration + 5}s", "-s", os.path.join(WRK_DIR, "login-flood.lua"), url]
+    env = dict(os.environ, FLOOD_LOGINS=logins_file)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def flood_finish(proc):
+    out, err = proc.communicate()
+    m = re.search(r"^FLOOD_JSON (\{.*\})$", out, re.M)
+    if not m:
+        raise BenchError(f"no FLOOD_JSON from the flood: {out[-300:]} {err[-300:]}")
+    j = json.loads(m.group(1))
+    if j["other"] or j["s429"]:
+        raise BenchError(f"the flood was answered otherwise than 401/403: {j}")
+    return j
+
+
+def cmd_login_flood(args):
+    raw_dir = os.path.join(args.results, "raw")
+    os.makedirs(raw_dir, exist_ok=True)
+    wrk = Wrk(args, raw_dir)
+    lk = args.latchkey.rstrip("/")
+    bearer = {"Authorization": f"Bearer {args.admin}"}
+    p = provision(lk, args.admin)
+    identifier = "bench-login@example.com"
+    user = http("POST", f"{lk}/v1/users", json_body={"name": "bench-login", "email": identifier},
+                headers=bearer, expect=(201,))["id"]
+    http("PUT", f"{lk}/v1/users/{user}/password", json_body={"password": LOGIN_PASSWORD},
+         headers=bearer, expect=(204,))
+    password_login(lk, identifier, LOGIN_PASSWORD)
+    log("single password logins, one at a time with a pause between them")
+    single = login_latencies(lk, identifier, args.logins, 0.5)
+    log(f"single login: p50 {single['p50_ms']:.1f} ms  p90 {single['p90_ms']:.1f} ms  "
+        f"p99 {single['p99_ms']:.1f} ms")
+    back_to_back = login_latencies(lk, identifier, args.logins, 0)
+    log(f"back-to-back logins: p50 {back_to_back['p50_ms']:.1f} ms  p99 {back_to_back['p99_ms']:.1f} ms")
+    # Logins for the flood: each takes ten wrong passwords before it dies,
+    # so there are more than the flood can use.
+    logins_file = os.path.join(raw_dir, "flood-logins.txt")
+    with open(logins_file, "w") as f:
+        for _ in range(args.flood_logins):
+            lid, secret = start_login(lk, identifier)
+            f.write(f"{lid} {secret}\n")
+    form = "application/x-www-form-urlencoded"
+    token_env = {"WRK_METHOD": "POST", "WRK_BODY": "grant_type=client_credentials",
+                 "WRK_CTYPE": form, "WRK_AUTH": basic(p["user"], p["secret"]),
+                 "WRK_EXPECT": '"access_token"'}
+    url = f"{lk}/oauth/token"
+    if args.warmup > 0:
+        wrk.run("warmup-token", url, token_env, args.latchkey_pid, duration=args.warmup)
+    unloaded, flooded, floods = [], [], []
+    for rnd in range(args.rounds):
+        unloaded.append(wrk.run(f"token-unloaded-r{rnd + 1}", url, token_env, args.latchkey_pid))
+        flood = flood_start(args, lk, logins_file, args.duration + 4)
+        time.sleep(2)  # the flood's connections are open and queued
+        flooded.append(wrk.run(f"token-under-flood-r{rnd + 1}", url, token_env, args.latchkey_pid))
+        floods.append(flood_finish(flood))
+        time.sleep(1)
+    base = statistics.median(r["rps"] for r in unloaded)
+    under = statistics.median(r["rps"] for r in flooded)
+    ratio = under / base
+    checks = sum(f["s401"] + f["s403"] for f in floods)
+    seconds = sum(f["duration_us"] for f in floods) / 1e6
+    out = {
+        "single_login": single,
+        "back_to_back_login": back_to_back,
+        "issuance_unloaded": summarize(unloaded),
+        "issuance_under_flood": summarize(flooded),
+        "flood": {"connections": args.flood_connections, "runs": floods,
+                  "answers_per_second": checks / seconds},
+        "flood_ratio": ratio,
+        "targets": {"flood_ratio": TARGET_FLOOD_RATIO, "login_p50_ms": TARGET_LOGIN_P50_MS},
+    }
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=2)
+    print(f"\nLogins ({lk})")
+    print(f"  single password login       p50 {single['p50_ms']:.1f} ms  p99 {single['p99_ms']:.1f} ms"
+          f"   target p50 < {TARGET_LOGIN_P50_MS:.0f} ms: {'met' if single['p50_ms'] < TARGET_LOGIN_P50_MS else 'MISSED'}")
+    print(f"  back-to-back logins         p50 {back_to_back['p50_ms']:.1f} ms  p99 {back_to_back['p99_ms']:.1f} ms")
+    print(f"  issuance unloaded           {base:.0f} req/s")
+    print(f"  issuance under {args.flood_connections} wrong-password connections  {under:.0f} req/s"
+          f"  = {ratio:.0%}   target >= {TARGET_FLOOD_RATIO:.0%}: {'met' if ratio >= TARGET_FLOOD_RATIO else 'MISSED'}")
+    print(f"  flood answered              {checks / seconds:.1f} wrong passwords/s (Argon2id on its CPU budget)")
+
+
+# --------------------------------------------------------------------------
 # Memory.
 
 
@@ -782,6 +904,17 @@ def main():
             m.add_argument("--pid", type=int, required=True)
             m.add_argument("--seed", required=True)
             m.add_argument("--settle", type=float, default=5.0)
+
+    lf = sub.add_parser("login-flood")
+    lf.add_argument("--latchkey", required=True)
+    lf.add_argument("--latchkey-pid", type=int, required=True)
+    lf.add_argument("--admin", required=True)
+    lf.add_argument("--logins", type=int, default=40, help="logins timed, each way")
+    lf.add_argument("--flood-connections", type=int, default=200)
+    lf.add_argument("--flood-logins", type=int, default=2000)
+    lf.add_argument("--results", required=True)
+    lf.add_argument("--out", required=True)
+    wrk_args(lf)
 
     r = sub.add_parser("report")
     r.add_argument("--throughput", required=True)

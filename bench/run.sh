@@ -12,7 +12,9 @@
 # 4. on a fresh data dir, creates API keys through POST /v1/api-keys,
 #    restarts Latchkey and measures VmRSS with 10k and 100k (1M with
 #    BENCH_KEYS, below) of them cached (each verified once),
-# 5. writes bench/results/latest.json and prints a summary table.
+# 5. logins: a single password login's latency, and issuance under a flood
+#    of 200 wrong-password connections (bench/results/logins.json),
+# 6. writes bench/results/latest.json and prints a summary table.
 #
 # Settings (environment):
 #   BENCH_DURATION=10        seconds per measured wrk run
@@ -26,6 +28,7 @@
 #                            issue 5 is BENCH_KEYS=10000,100000,1000000 (adds
 #                            ~8 min on 2 cores: 1M creates at ~2.5k/s). "0"
 #                            skips the memory part.
+#   BENCH_LOGINS=0           skip the login part
 #   BENCH_SKIP_BUILD=1       use the existing binary
 #   LATCHKEY_BIN             binary (default $CARGO_TARGET_DIR or target/, release)
 #   PEER_RUN                 the peer's start script
@@ -123,8 +126,9 @@ wait_http() { # url pid what seconds
 admin=$("$PY" "$here/loadbench.py" gen-key test admin)
 live_admin=$("$PY" "$here/loadbench.py" gen-key live admin)
 
-start_latchkey() { # name
+start_latchkey() { # name [extra serve flags…]
     local name=$1 port
+    shift
     port=$(free_port)
     mkdir -p "$tmp/$name"
     # Test mode: the bootstrap test admin key is ours; live is never used
@@ -132,7 +136,7 @@ start_latchkey() { # name
     LATCHKEY_BOOTSTRAP_TEST_ADMIN_KEY=$admin \
     LATCHKEY_BOOTSTRAP_LIVE_ADMIN_KEY=$live_admin \
     RUST_LOG=warn \
-        "$bin" serve --listen "127.0.0.1:$port" --data-dir "$tmp/$name/data" \
+        "$bin" serve --listen "127.0.0.1:$port" --data-dir "$tmp/$name/data" "$@" \
         >"$tmp/$name/stdout.log" 2>"$tmp/$name/stderr.log" &
     lk_pid=$!
     lk_url="http://127.0.0.1:$port"
@@ -164,6 +168,20 @@ py throughput \
 
 stop_pid "$peer_pid"; peer_pid=""
 stop_pid "$lk_pid"; lk_pid=""
+
+# --- logins ------------------------------------------------------------------------
+# A single password login's latency, and client-credentials issuance under a
+# flood of 200 connections sending wrong passwords (A B A B against
+# issuance without it). The failure limits are lifted so that every wrong
+# password costs an Argon2id check, as from an attacker with many addresses.
+if [ "${BENCH_LOGINS:-1}" != 0 ]; then
+    start_latchkey logins --max-failures-per-address 1000000000 --max-failures-per-client 1000000000
+    py login-flood --latchkey "$lk_url" --latchkey-pid "$lk_pid" --admin "$admin" \
+        --duration "$DURATION" --rounds "$ROUNDS" --warmup "$WARMUP" \
+        --connections "$CONNECTIONS" --threads "$THREADS" \
+        --results "$here/results" --out "$here/results/logins.json"
+    stop_pid "$lk_pid"; lk_pid=""
+fi
 
 # --- memory ------------------------------------------------------------------------
 # Keys are created first, while no key is cached (creating a key scans the

@@ -269,3 +269,60 @@ async fn the_readme_walk_through_works_command_by_command() {
     assert_eq!(verdict["remaining"], 999);
     assert_eq!(verdict["expiresAt"], Value::Null);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_login_walk_through_runs_as_written_in_a_shell() {
+    for tool in ["bash", "jq", "curl", "python3"] {
+        if !have(tool) {
+            eprintln!("skipped: `{tool}` is not installed (the README's commands use it)");
+            return;
+        }
+    }
+    let pyotp = std::process::Command::new("python3")
+        .args(["-c", "import pyotp"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !pyotp {
+        assert!(std::env::var("CI").is_err(), "CI must have pyotp installed");
+        eprintln!("skipped: python3 with pyotp is not available");
+        return;
+    }
+    let server = TestServer::spawn().await;
+    let readme = readme();
+    let text = section(&readme, "## Logins and sessions", "## Signing keys");
+    let script = blocks(text, "sh")
+        .join("\n")
+        .replace("lk_test_admin_…", &server.test_admin)
+        .replace("localhost:8080", &server.url);
+    assert!(script.contains("latchkey login"), "{script}");
+    let bin_dir = binary().parent().unwrap().to_path_buf();
+    let path = std::env::join_paths(
+        std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let url = server.url.clone();
+    let dir = cwd.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .env_clear()
+            .env("PATH", path)
+            .env("LATCHKEY_URL", url)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(text.contains("backupCodes"), "{text}");
+    assert!(
+        text.contains("mfa+otp+pwd"),
+        "the second login used TOTP: {text}"
+    );
+    assert!(text.contains("\"session\""), "/v1/me answered: {text}");
+    assert!(text.contains("Logged out"), "{text}");
+    assert!(!cwd.path().join("session.json").exists());
+}
