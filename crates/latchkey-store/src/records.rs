@@ -118,6 +118,10 @@ pub struct NewUser {
     pub username: Option<String>,
     /// Phone number.
     pub phone_number: Option<String>,
+    /// The email is proven.
+    pub email_verified: bool,
+    /// The phone number is proven.
+    pub phone_verified: bool,
     /// Metadata.
     pub metadata: JsonObject,
     /// Custom claims.
@@ -186,7 +190,8 @@ pub(crate) fn tenant_of(row: &AnyRow) -> StoreResult<Tenant> {
 }
 
 pub(crate) const USER_COLUMNS: &str = "mode, id, kind, name, email, username, phone_number, \
-     metadata, custom_claims, disabled, token_ttl_seconds, created_at, updated_at";
+     metadata, custom_claims, disabled, token_ttl_seconds, created_at, updated_at, \
+     email_verified, phone_verified";
 
 pub(crate) fn user_of(row: &AnyRow) -> StoreResult<User> {
     let kind: String = row.try_get("kind")?;
@@ -198,6 +203,8 @@ pub(crate) fn user_of(row: &AnyRow) -> StoreResult<User> {
         email: row.try_get("email")?,
         username: row.try_get("username")?,
         phone_number: row.try_get("phone_number")?,
+        email_verified: row.try_get::<i64, _>("email_verified")? != 0,
+        phone_verified: row.try_get::<i64, _>("phone_verified")? != 0,
         metadata: json_of(row, "metadata")?,
         custom_claims: json_of(row, "custom_claims")?,
         disabled: row.try_get::<i64, _>("disabled")? != 0,

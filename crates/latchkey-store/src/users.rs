@@ -32,7 +32,7 @@ impl Store {
         let at = to_unix_ms(now);
         let row = sqlx::query(&format!(
             "INSERT INTO users ({USER_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              RETURNING {USER_COLUMNS}"
         ))
         .bind(mode.as_str())
@@ -48,6 +48,8 @@ impl Store {
         .bind(user.token_ttl_seconds)
         .bind(at)
         .bind(at)
+        .bind(bool_int(user.email_verified))
+        .bind(bool_int(user.phone_verified))
         .fetch_one(&mut *tx)
         .await?;
         let created = user_of(&row)?;
@@ -130,6 +132,9 @@ impl Store {
             user.name = name.clone();
         }
         if let Some(email) = &patch.email {
+            if *email != user.email {
+                user.email_verified = false;
+            }
             user.email = email.clone();
         }
         if let Some(username) = &patch.username {
@@ -139,7 +144,16 @@ impl Store {
             user.username = username.clone();
         }
         if let Some(phone) = &patch.phone_number {
+            if *phone != user.phone_number {
+                user.phone_verified = false;
+            }
             user.phone_number = phone.clone();
+        }
+        if let Some(verified) = patch.email_verified {
+            user.email_verified = verified;
+        }
+        if let Some(verified) = patch.phone_verified {
+            user.phone_verified = verified;
         }
         if let Some(metadata) = &patch.metadata {
             user.metadata = metadata.clone();
@@ -156,7 +170,8 @@ impl Store {
         let row = sqlx::query(&format!(
             "UPDATE users SET name = $3, email = $4, username = $5, phone_number = $6, \
              metadata = $7, custom_claims = $8, disabled = $9, token_ttl_seconds = $10, \
-             updated_at = $11 WHERE mode = $1 AND id = $2 RETURNING {USER_COLUMNS}"
+             updated_at = $11, email_verified = $12, phone_verified = $13 \
+             WHERE mode = $1 AND id = $2 RETURNING {USER_COLUMNS}"
         ))
         .bind(mode.as_str())
         .bind(id)
@@ -169,12 +184,48 @@ impl Store {
         .bind(bool_int(user.disabled))
         .bind(user.token_ttl_seconds)
         .bind(to_unix_ms(now))
+        .bind(bool_int(user.email_verified))
+        .bind(bool_int(user.phone_verified))
         .fetch_one(&mut *tx)
         .await?;
         let updated = user_of(&row)?;
         let changes = vec![Invalidation::user(mode, id)];
         let event = record(&updated);
         self.commit_write(tx, updated, Some(event), changes).await
+    }
+
+    /// Marks a user's email (`phone: false`) or phone number as proven
+    /// because a code or link sent to `address` was passed; nothing when
+    /// the address changed meanwhile or was already proven.
+    pub async fn mark_verified(
+        &self,
+        mode: Mode,
+        id: &str,
+        phone: bool,
+        address: &str,
+    ) -> StoreResult<Written<bool>> {
+        let _timer = self.timed("mark_verified");
+        let mut tx = self.begin_write().await?;
+        let sql = if phone {
+            "UPDATE users SET phone_verified = 1 WHERE mode = $1 AND id = $2 \
+             AND phone_number = $3 AND phone_verified = 0"
+        } else {
+            "UPDATE users SET email_verified = 1 WHERE mode = $1 AND id = $2 \
+             AND email = $3 AND email_verified = 0"
+        };
+        let done = sqlx::query(sql)
+            .bind(mode.as_str())
+            .bind(id)
+            .bind(address)
+            .execute(&mut *tx)
+            .await?;
+        let changed = done.rows_affected() > 0;
+        let changes = if changed {
+            vec![Invalidation::user(mode, id)]
+        } else {
+            Vec::new()
+        };
+        self.commit_write(tx, changed, None, changes).await
     }
 
     /// Deletes a user with its memberships and secrets.

@@ -66,6 +66,8 @@ fn user(id: &str, username: Option<&str>) -> NewUser {
         email: None,
         username: username.map(str::to_string),
         phone_number: None,
+        email_verified: false,
+        phone_verified: false,
         metadata: JsonObject::new(),
         custom_claims: serde_json::from_str(r#"{"region":"eu"}"#).unwrap(),
         disabled: false,

@@ -38,6 +38,8 @@ async fn setup(s: &Store) {
             email: email.map(Into::into),
             username: username.map(Into::into),
             phone_number: Some(format!("+1555{}", &id[4..])),
+            email_verified: false,
+            phone_verified: false,
             metadata: JsonObject::new(),
             custom_claims: JsonObject::new(),
             disabled: false,

@@ -25,6 +25,8 @@ async fn hammer(s: &Store) {
         email: None,
         username: None,
         phone_number: None,
+        email_verified: false,
+        phone_verified: false,
         metadata: JsonObject::new(),
         custom_claims: JsonObject::new(),
         disabled: false,

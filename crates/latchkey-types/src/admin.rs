@@ -169,6 +169,13 @@ pub struct User {
     pub username: Option<String>,
     /// Phone number.
     pub phone_number: Option<String>,
+    /// Whether the email was proven (by an admin, or a code or link sent
+    /// there); a new email is unproven.
+    #[serde(default)]
+    pub email_verified: bool,
+    /// Whether the phone number was proven (by an admin, or an SMS code).
+    #[serde(default)]
+    pub phone_verified: bool,
     /// Free-form JSON object.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: JsonObject,
@@ -208,6 +215,10 @@ pub struct CreateUser {
     /// Phone number.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<ShortText>))]
     pub phone_number: Option<String>,
+    /// The email is known to be the user's (default `false`).
+    pub email_verified: Option<bool>,
+    /// The phone number is known to be the user's (default `false`).
+    pub phone_verified: Option<bool>,
     /// Free-form JSON object, at most 8 KiB as JSON.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<JsonObject>,
@@ -256,6 +267,13 @@ pub struct UpdateUser {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<ShortText>))]
     pub phone_number: Option<Option<String>>,
+    /// Marks the email proven or not (a changed email is unproven unless
+    /// this says otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    /// Marks the phone number proven or not (likewise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_verified: Option<bool>,
     /// Replaces the metadata object (at most 8 KiB as JSON).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -347,6 +347,12 @@ pub struct UserCreate {
     /// Phone number.
     #[arg(long, value_name = "PHONE")]
     pub phone: Option<String>,
+    /// The email is known to be the user's.
+    #[arg(long)]
+    pub email_verified: bool,
+    /// The phone number is known to be the user's.
+    #[arg(long)]
+    pub phone_verified: bool,
     /// Metadata, a JSON object.
     #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
     pub metadata: Option<JsonObject>,
@@ -397,6 +403,12 @@ pub struct UserUpdate {
     /// Remove the phone number.
     #[arg(long)]
     pub clear_phone: bool,
+    /// Mark the email proven (true) or not (false).
+    #[arg(long, value_name = "BOOL")]
+    pub email_verified: Option<bool>,
+    /// Mark the phone number proven (true) or not (false).
+    #[arg(long, value_name = "BOOL")]
+    pub phone_verified: Option<bool>,
     /// Replace the metadata with this JSON object.
     #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
     pub metadata: Option<JsonObject>,

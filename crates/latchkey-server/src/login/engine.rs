@@ -259,6 +259,31 @@ pub async fn passed(
     ))
 }
 
+/// Marks the address a passed code or link went to as proven (email for
+/// `email_code` and `magic_link`, phone for `sms_code`).
+pub async fn address_proven(
+    state: &AppState,
+    login: &Login,
+    factor: &Factor,
+) -> Result<(), ApiError> {
+    let Some(user) = login.user.as_ref().map(|p| &p.user) else {
+        return Ok(());
+    };
+    let (phone, address, verified) = match factor {
+        Factor::EmailCode | Factor::MagicLink => (false, &user.email, user.email_verified),
+        Factor::SmsCode => (true, &user.phone_number, user.phone_verified),
+        _ => return Ok(()),
+    };
+    if let (Some(address), false) = (address, verified) {
+        let written = state
+            .store
+            .mark_verified(login.mode, &user.id, phone, address)
+            .await?;
+        state.applied(written).await;
+    }
+    Ok(())
+}
+
 /// The login object to answer; when the login is complete and its session
 /// not yet handed out, the session is created and carried, once.
 pub async fn answer(

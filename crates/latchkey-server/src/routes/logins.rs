@@ -146,7 +146,8 @@ async fn challenge_step(
     if !codes::code_matches(&login.record.id, &code, &challenge.digest) {
         return Err(engine::failed(state, &login, credentials.source, true).await);
     }
-    let login = engine::passed(state, login, factor, true).await?;
+    let login = engine::passed(state, login, factor.clone(), true).await?;
+    engine::address_proven(state, &login, &factor).await?;
     Ok(axum::Json(
         engine::answer(state, login, None, credentials.source).await?,
     ))

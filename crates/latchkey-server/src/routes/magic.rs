@@ -185,6 +185,7 @@ async fn consume(
         return Ok(false);
     }
     // The session waits for the login's holder; nothing is handed out here.
-    engine::passed(state, login, Factor::MagicLink, true).await?;
+    let login = engine::passed(state, login, Factor::MagicLink, true).await?;
+    engine::address_proven(state, &login, &Factor::MagicLink).await?;
     Ok(true)
 }

@@ -92,6 +92,8 @@ async fn create_user(
         email: body.email,
         username: body.username,
         phone_number: body.phone_number,
+        email_verified: body.email_verified.unwrap_or(false),
+        phone_verified: body.phone_verified.unwrap_or(false),
         metadata,
         custom_claims,
         disabled: body.disabled.unwrap_or(false),

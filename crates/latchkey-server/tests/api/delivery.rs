@@ -97,6 +97,31 @@ async fn email_codes_and_magic_links_complete_logins_through_the_outbox(app: Tes
         decode_claims(done["session"]["accessToken"].as_str().unwrap())["amr"],
         json!(["otp"])
     );
+    // The code proved the address; a new address is unproven.
+    let users = app.get("/v1/users").await;
+    let me = users.expect(200)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == email)
+        .cloned()
+        .unwrap();
+    assert_eq!(me["emailVerified"], true);
+    let id_of = me["id"].as_str().unwrap().to_owned();
+    let changed = app
+        .patch(
+            &format!("/v1/users/{id_of}"),
+            json!({"email": "courier2@example.com"}),
+        )
+        .await;
+    assert_eq!(changed.expect(200)["emailVerified"], false);
+    let back = app
+        .patch(
+            &format!("/v1/users/{id_of}"),
+            json!({"email": email, "emailVerified": true}),
+        )
+        .await;
+    assert_eq!(back.expect(200)["emailVerified"], true);
 
     // A code dies after five wrong tries, even the right one after them.
     let (id, secret) = start(&app, email).await;

@@ -1,5 +1,11 @@
 -- Latchkey schema, version 7: login flows and sessions.
 
+-- Whether a user's email and phone number were proven: set by an admin,
+-- or by a login that passed a code or link sent there; a changed address
+-- is unproven again.
+ALTER TABLE users ADD COLUMN email_verified BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN phone_verified BIGINT NOT NULL DEFAULT 0;
+
 -- What a user can log in with. Passwords are Argon2id PHC strings; the TOTP
 -- secret is sealed under the master key; backup codes are a JSON array of
 -- SHA-256 digests of the unused ones. `totp_last_step` makes each code

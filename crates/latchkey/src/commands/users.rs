@@ -20,6 +20,8 @@ pub async fn run(admin: &Admin, command: UsersCommand) -> anyhow::Result<()> {
                 email: a.email,
                 username: a.username,
                 phone_number: a.phone,
+                email_verified: a.email_verified.then_some(true),
+                phone_verified: a.phone_verified.then_some(true),
                 metadata: a.metadata,
                 custom_claims: a.custom_claims,
                 disabled: a.disabled.then_some(true),
@@ -73,6 +75,8 @@ fn update_body(a: UserUpdate) -> UpdateUser {
         email: nullable(a.email, a.clear_email),
         username: nullable(a.username, a.clear_username),
         phone_number: nullable(a.phone, a.clear_phone),
+        email_verified: a.email_verified,
+        phone_verified: a.phone_verified,
         metadata: a.metadata,
         custom_claims: a.custom_claims,
         disabled: match (a.enable, a.disable) {
@@ -97,6 +101,8 @@ pub fn record(u: &User) -> String {
         .field("email", opt(u.email.as_deref()))
         .field("username", opt(u.username.as_deref()))
         .field("phoneNumber", opt(u.phone_number.as_deref()))
+        .field("emailVerified", u.email_verified.to_string())
+        .field("phoneVerified", u.phone_verified.to_string())
         .field("disabled", u.disabled.to_string())
         .field(
             "tokenTtlSeconds",
