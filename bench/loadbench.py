@@ -906,15 +906,16 @@ def main():
             m.add_argument("--settle", type=float, default=5.0)
 
     lf = sub.add_parser("login-flood")
-    lf.add_argument("--latchkey", required=True)
+    wrk_args(lf)
     lf.add_argument("--latchkey-pid", type=int, required=True)
-    lf.add_argument("--admin", required=True)
+    lf.add_argument("--duration", type=int, default=10)
+    lf.add_argument("--rounds", type=int, default=3)
+    lf.add_argument("--warmup", type=int, default=3)
     lf.add_argument("--logins", type=int, default=40, help="logins timed, each way")
     lf.add_argument("--flood-connections", type=int, default=200)
     lf.add_argument("--flood-logins", type=int, default=2000)
     lf.add_argument("--results", required=True)
     lf.add_argument("--out", required=True)
-    wrk_args(lf)
 
     r = sub.add_parser("report")
     r.add_argument("--throughput", required=True)
@@ -935,6 +936,8 @@ def main():
             print(make_credential(args.mode, args.kind))
         elif args.cmd == "throughput":
             cmd_throughput(args)
+        elif args.cmd == "login-flood":
+            cmd_login_flood(args)
         elif args.cmd == "memory-seed":
             cmd_memory_seed(args)
         elif args.cmd == "memory-measure":
