@@ -215,6 +215,13 @@ fuzz_target!(|data: &[u8]| {
         Grant::JwtBearer { assertion } => {
             assert_eq!(oracle.one("assertion").as_deref(), Some(assertion.expose()));
         }
+        Grant::RefreshToken { refresh_token } => {
+            assert_eq!(oracle.one("grant_type").as_deref(), Some("refresh_token"));
+            assert_eq!(
+                oracle.one("refresh_token").as_deref(),
+                Some(refresh_token.expose())
+            );
+        }
     }
 
     // At most one client authentication method was used, and the one
@@ -235,7 +242,10 @@ fuzz_target!(|data: &[u8]| {
     let body_id = oracle.one("client_id");
     match &form.client_auth {
         ClientAuth::None => {
-            assert!(matches!(form.grant, Grant::JwtBearer { .. }));
+            assert!(matches!(
+                form.grant,
+                Grant::JwtBearer { .. } | Grant::RefreshToken { .. }
+            ));
             assert!(header.is_none() && secret.is_none() && client_assertion.is_none());
         }
         ClientAuth::Basic { client_id, .. } => {

@@ -163,7 +163,7 @@ settings! {
     /// then writes to the test outbox].
     #[arg(long, env = "LATCHKEY_SMTP_URL", value_name = "URL", hide_env_values = true)]
     smtp_url: String,
-    /// The From of login emails [default: Latchkey <no-reply@localhost>].
+    /// The From of login emails; by default `Latchkey <no-reply@localhost>`.
     #[arg(long, env = "LATCHKEY_MAIL_FROM", value_name = "MAILBOX")]
     mail_from: String,
     /// HTTPS endpoint that sends SMS: POST {to, text}, signed with
