@@ -259,6 +259,26 @@ pub async fn passed(
     ))
 }
 
+/// Whether `password` may become `user`'s under `policy` (length, the
+/// common list, not the account's own id, email or username).
+pub fn check_new_password(
+    policy: &Policy,
+    user: &latchkey_types::admin::User,
+    password: &str,
+    field: &str,
+) -> Result<(), ApiError> {
+    let names: Vec<&str> = [
+        user.email.as_deref(),
+        user.username.as_deref(),
+        Some(user.id.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    latchkey_core::login::password::check_new(password, policy.password_min_length, &names)
+        .map_err(|e| ApiError::InvalidRequest(format!("{field}: {e}")))
+}
+
 /// Marks the address a passed code or link went to as proven (email for
 /// `email_code` and `magic_link`, phone for `sms_code`).
 pub async fn address_proven(

@@ -3,7 +3,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use latchkey_core::login::password;
 use latchkey_core::Secret;
 use latchkey_store::RemovableFactor;
 use latchkey_types::audit::AuditAction;
@@ -45,17 +44,7 @@ async fn set_password(
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
     let (policy, _) = engine::effective_policy(&state, mode, &state.workspace.id).await?;
-    let user = &principal.user;
-    let names: Vec<&str> = [
-        user.email.as_deref(),
-        user.username.as_deref(),
-        Some(user.id.as_str()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    password::check_new(&body.password, policy.password_min_length, &names)
-        .map_err(|e| ApiError::InvalidRequest(format!("password: {e}")))?;
+    engine::check_new_password(&policy, &principal.user, &body.password, "password")?;
     let hash = state
         .passwords
         .hash(Secret::new(body.password))

@@ -4,7 +4,7 @@
 //! passes the login's `magic_link` factor. The device that started the
 //! login sees it when it next polls.
 
-use axum::extract::{Query, RawForm, State};
+use axum::extract::{RawForm, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_types::login::Factor;
 use latchkey_types::Mode;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -25,9 +25,18 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(confirm_page, confirm))
 }
 
+/// The confirmation form.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+struct MagicLinkForm {
+    /// The link's token (`lk_<mode>_link_…`).
+    token: String,
+}
+
 /// The link's query.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[allow(dead_code)]
 struct LinkQuery {
     /// The link's token (`lk_<mode>_link_…`).
     token: Option<String>,
@@ -73,9 +82,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     response
 }
 
+/// A link that names no waiting login (used, expired, mistyped): 404.
 fn invalid() -> Response {
     page(
-        StatusCode::BAD_REQUEST,
+        StatusCode::NOT_FOUND,
         "This link does not work",
         "<p>The link was already used, has expired (links work for 10 minutes), or was copied \
          incompletely. Start the sign-in again on your device.</p>",
@@ -93,9 +103,16 @@ fn link_mode(token: &str) -> Option<Mode> {
 /// Asks the person to confirm the sign-in. Never consumes the link.
 #[utoipa::path(get, path = "/auth/magic", tag = "logins", params(LinkQuery),
     responses((status = 200, description = "The confirmation page", content_type = "text/html"),
-        (status = 400, description = "The link is not valid", content_type = "text/html")))]
-async fn confirm_page(Query(query): Query<LinkQuery>) -> Response {
-    let Some(token) = query.token.filter(|t| link_mode(t).is_some()) else {
+        (status = 404, description = "The link names no waiting login", content_type = "text/html")))]
+async fn confirm_page(RawQuery(query): RawQuery) -> Response {
+    // Read by hand: a repeated or odd parameter is a link that does not
+    // work, never a plain-text 400 from an extractor.
+    let token = query.as_deref().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    });
+    let Some(token) = token.filter(|t| link_mode(t).is_some()) else {
         return invalid();
     };
     page(
@@ -115,10 +132,9 @@ async fn confirm_page(Query(query): Query<LinkQuery>) -> Response {
 
 /// Consumes the link: the login's `magic_link` factor is passed.
 #[utoipa::path(post, path = "/auth/magic", tag = "logins",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-        description = "token=lk_<mode>_link_…"),
+    request_body(content = MagicLinkForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "Signed in", content_type = "text/html"),
-        (status = 400, description = "The link is not valid", content_type = "text/html"),
+        (status = 404, description = "The link names no waiting login", content_type = "text/html"),
         (status = 403, description = "A live link over a connection that is not TLS", content_type = "text/html")))]
 async fn confirm(
     State(state): State<AppState>,

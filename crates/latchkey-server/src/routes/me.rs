@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use latchkey_core::ids;
-use latchkey_core::login::{password, totp};
+use latchkey_core::login::totp;
 use latchkey_core::Secret;
 use latchkey_types::api_keys::{CreateApiKey, CreatedApiKey};
 use latchkey_types::audit::{AuditAction, AuditActor, AuditEvent, AuditTarget};
@@ -92,17 +92,12 @@ async fn change_password(
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
     let (policy, _) = engine::effective_policy(&state, user.mode, &user.session.tenant_id).await?;
-    let account = &user.principal.user;
-    let names: Vec<&str> = [
-        account.email.as_deref(),
-        account.username.as_deref(),
-        Some(account.id.as_str()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    password::check_new(&body.new_password, policy.password_min_length, &names)
-        .map_err(|e| ApiError::InvalidRequest(format!("newPassword: {e}")))?;
+    engine::check_new_password(
+        &policy,
+        &user.principal.user,
+        &body.new_password,
+        "newPassword",
+    )?;
     let factors = state.store.user_factors(user.mode, user.user_id()).await?;
     if factors.password_hash.is_some()
         && !state

@@ -46,6 +46,31 @@ fn walk_through_text(readme: &str) -> String {
     )
 }
 
+/// Runs `script` with bash (`-euo pipefail`), the built binary first on
+/// `PATH`, `LATCHKEY_URL` set to the server and nothing else from this
+/// environment, in `cwd`.
+async fn run_script(server: &TestServer, script: String, cwd: &Path) -> std::process::Output {
+    let bin_dir = binary().parent().unwrap().to_path_buf();
+    let path = std::env::join_paths(
+        std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let url = server.url.clone();
+    let dir = cwd.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .env_clear()
+            .env("PATH", path)
+            .env("LATCHKEY_URL", url)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_readme_walk_through_runs_as_written_in_a_shell() {
     for tool in ["bash", "jq", "curl"] {
@@ -64,26 +89,8 @@ async fn the_readme_walk_through_runs_as_written_in_a_shell() {
         .replace("lk_test_admin_…", &server.test_admin)
         .replace("http://127.0.0.1:8080", &server.url);
     assert!(script.contains("latchkey api-keys create"), "{script}");
-
-    let bin_dir = binary().parent().unwrap().to_path_buf();
-    let path = std::env::join_paths(
-        std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
-    )
-    .unwrap();
     let cwd = tempfile::tempdir().unwrap();
-    let url = server.url.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("bash")
-            .args(["-euo", "pipefail", "-c", &script])
-            .env_clear()
-            .env("PATH", path)
-            .env("LATCHKEY_URL", url)
-            .current_dir(cwd.path())
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = run_script(&server, script, cwd.path()).await;
     assert_success(&out);
     let text = stdout(&out);
     // The decoded token, the token over plain HTTP, and the key's verdict.
@@ -295,26 +302,8 @@ async fn the_readme_login_walk_through_runs_as_written_in_a_shell() {
         .replace("lk_test_admin_…", &server.test_admin)
         .replace("localhost:8080", &server.url);
     assert!(script.contains("latchkey login"), "{script}");
-    let bin_dir = binary().parent().unwrap().to_path_buf();
-    let path = std::env::join_paths(
-        std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
-    )
-    .unwrap();
     let cwd = tempfile::tempdir().unwrap();
-    let url = server.url.clone();
-    let dir = cwd.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("bash")
-            .args(["-euo", "pipefail", "-c", &script])
-            .env_clear()
-            .env("PATH", path)
-            .env("LATCHKEY_URL", url)
-            .current_dir(&dir)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = run_script(&server, script, cwd.path()).await;
     assert_success(&out);
     let text = stdout(&out);
     assert!(text.contains("backupCodes"), "{text}");
