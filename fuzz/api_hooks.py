@@ -22,6 +22,8 @@ refusal of the same values is still tested.
   factors that `factors` allows, `backup_code` is not required itself, no
   combination repeats, and the idle timeout is not longer than the
   lifetime (rules across fields).
+- `POST /auth/logins`: a `redirectUri` must be one the tenant's login
+  policy registered (state), so positive cases name none.
 - `PUT /v1/users/{id}/password`: a new password is refused when it is on
   the common-password list or is the user's own address (state), so
   positive cases send a long uncommon one built from the drawn text.
@@ -107,6 +109,8 @@ def map_case(context, case):
         query["cursor"] = base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
     if operation.method.upper() == "PUT" and operation.path == "/v1/tenants/{id}/login-policy" and body is not None:
         _follow_policy_rules(body)
+    if operation.method.upper() == "POST" and operation.path == "/auth/logins" and body is not None:
+        body.pop("redirectUri", None)
     if operation.method.upper() == "PUT" and operation.path == "/v1/users/{id}/password" and body is not None:
         drawn = str(body.get("password", ""))[:200]
         body["password"] = f"lk-{drawn}-orbit-kettle-9"

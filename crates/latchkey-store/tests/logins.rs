@@ -200,6 +200,7 @@ async fn policies_are_set_per_tenant(s: &Store) {
         password_min_length: 16,
         require_enrolled_factors: true,
         self_service_api_keys: true,
+        allowed_redirect_uris: vec!["https://app.example/done".into()],
     };
     assert!(matches!(
         s.put_login_policy(Mode::Test, "nope", &policy, now(), rec())

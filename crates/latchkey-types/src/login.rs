@@ -145,6 +145,9 @@ pub struct LoginPolicy {
     pub require_enrolled_factors: bool,
     /// Whether a session may create API keys (`POST /v1/me/api-keys`).
     pub self_service_api_keys: bool,
+    /// Where a login's browser may be sent back (`redirectUri`), exactly.
+    #[serde(default)]
+    pub allowed_redirect_uris: Vec<String>,
 }
 
 /// `PUT /v1/tenants/{id}/login-policy`: fields left out take the
@@ -178,6 +181,10 @@ pub struct PutLoginPolicy {
     pub require_enrolled_factors: Option<bool>,
     /// Default `false`.
     pub self_service_api_keys: Option<bool>,
+    /// The `redirectUri`s a login may name, compared exactly: absolute
+    /// http(s) URLs without a fragment (default none).
+    #[cfg_attr(feature = "openapi", schema(max_items = 20))]
+    pub allowed_redirect_uris: Option<Vec<String>>,
 }
 
 /// `GET /v1/tenants/{id}/login-policy`: the policy in force and where it

@@ -26,6 +26,23 @@ pub const MAX_PASSWORD_MIN_LENGTH: usize = 64;
 pub const MAX_COMBINATIONS: usize = 16;
 /// The most factors one combination may ask for.
 pub const MAX_COMBINATION_LEN: usize = 4;
+/// The most redirect URIs a policy may list.
+pub const MAX_REDIRECT_URIS: usize = 20;
+
+/// Whether `uri` can be a login's `redirectUri`: an absolute http(s) URL
+/// of at most 2048 characters, with a host, without a fragment, spaces or
+/// control characters.
+pub fn is_redirect_uri(uri: &str) -> bool {
+    let rest = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"));
+    let host_present = rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'));
+    host_present
+        && uri.chars().count() <= 2048
+        && !uri.contains('#')
+        && !uri.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// Session lifetimes, idle timeouts: between five minutes and a year.
 pub const LIFETIME_RANGE: std::ops::RangeInclusive<i64> = 300..=365 * 24 * 3600;
 
@@ -47,6 +64,8 @@ pub struct Policy {
     pub require_enrolled_factors: bool,
     /// Whether a session may create API keys (`POST /v1/me/api-keys`).
     pub self_service_api_keys: bool,
+    /// The `redirectUri`s a login may name, compared exactly.
+    pub allowed_redirect_uris: Vec<String>,
 }
 
 impl Default for Policy {
@@ -64,6 +83,7 @@ impl Default for Policy {
             password_min_length: DEFAULT_PASSWORD_MIN_LENGTH,
             require_enrolled_factors: true,
             self_service_api_keys: false,
+            allowed_redirect_uris: Vec::new(),
         }
     }
 }
@@ -95,6 +115,10 @@ pub enum PolicyError {
     /// The idle timeout is longer than the lifetime.
     #[error("idleTimeoutSeconds must not exceed sessionLifetimeSeconds")]
     IdleOverLifetime,
+    /// A redirect URI that is not an absolute http(s) URL without a
+    /// fragment, or too many of them.
+    #[error("allowedRedirectUris holds at most {MAX_REDIRECT_URIS} absolute http(s) URLs of at most 2048 characters, without a fragment: {0:?}")]
+    RedirectUri(String),
     /// Password length out of range.
     #[error(
         "passwordMinLength must be between {MIN_PASSWORD_MIN_LENGTH} and {MAX_PASSWORD_MIN_LENGTH}"
@@ -140,6 +164,19 @@ impl Policy {
         if self.idle_timeout_seconds > self.session_lifetime_seconds {
             return Err(PolicyError::IdleOverLifetime);
         }
+        if self.allowed_redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(PolicyError::RedirectUri(format!(
+                "{} listed",
+                self.allowed_redirect_uris.len()
+            )));
+        }
+        if let Some(bad) = self
+            .allowed_redirect_uris
+            .iter()
+            .find(|u| !is_redirect_uri(u))
+        {
+            return Err(PolicyError::RedirectUri(bad.chars().take(100).collect()));
+        }
         if !(MIN_PASSWORD_MIN_LENGTH..=MAX_PASSWORD_MIN_LENGTH).contains(&self.password_min_length)
         {
             return Err(PolicyError::PasswordLength);
@@ -181,6 +218,7 @@ impl Policy {
             self_service_api_keys: put
                 .self_service_api_keys
                 .unwrap_or(default.self_service_api_keys),
+            allowed_redirect_uris: put.allowed_redirect_uris.clone().unwrap_or_default(),
         };
         if let Some(require) = &put.require {
             // A combination naming a factor twice is a mistake, not a set.
@@ -209,6 +247,7 @@ impl Policy {
             password_min_length: self.password_min_length as i64,
             require_enrolled_factors: self.require_enrolled_factors,
             self_service_api_keys: self.self_service_api_keys,
+            allowed_redirect_uris: self.allowed_redirect_uris.clone(),
         }
     }
 
@@ -228,6 +267,7 @@ impl Policy {
                 .unwrap_or(DEFAULT_PASSWORD_MIN_LENGTH),
             require_enrolled_factors: wire.require_enrolled_factors,
             self_service_api_keys: wire.self_service_api_keys,
+            allowed_redirect_uris: wire.allowed_redirect_uris.clone(),
         }
     }
 }

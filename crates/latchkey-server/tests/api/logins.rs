@@ -543,6 +543,31 @@ async fn policies_cascade_down_the_tree_and_a_rescope_asks_for_more(app: TestApp
         decode_claims(r.expect(200)["access_token"].as_str().unwrap())["tenantId"],
         "island"
     );
+    // A redirectUri must be registered in the tenant's policy, exactly.
+    let with_redirect = |uri: &str| {
+        app.send(
+            Method::POST,
+            "/auth/logins",
+            None,
+            Some(json!({"identifier": user, "tenantId": "line", "redirectUri": uri})),
+        )
+    };
+    with_redirect("https://app.example/done")
+        .await
+        .expect_problem(400, "invalid_request");
+    app.put("/v1/tenants/plant/login-policy", json!({"require": [["password", "totp"]], "allowedRedirectUris": ["https://app.example/done"]}))
+        .await
+        .expect(200);
+    with_redirect("https://app.example/done").await.expect(201);
+    with_redirect("https://app.example/done?next=/evil")
+        .await
+        .expect_problem(400, "invalid_request");
+    app.put(
+        "/v1/tenants/plant/login-policy",
+        json!({"allowedRedirectUris": ["https://app.example/cb#frag"]}),
+    )
+    .await
+    .expect_problem(400, "invalid_request");
     app.delete("/v1/tenants/plant/login-policy").await;
     assert_eq!(
         app.get("/v1/tenants/line/login-policy").await.expect(200)["source"],
