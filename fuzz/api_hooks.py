@@ -20,8 +20,9 @@ refusal of the same values is still tested.
   exactly one of them; OpenAPI has no rule across a header and the body.
 - `PUT /v1/tenants/{id}/login-policy`: each combination names distinct
   factors that `factors` allows, `backup_code` is not required itself, no
-  combination repeats, and the idle timeout is not longer than the
-  lifetime (rules across fields).
+  combination repeats, the idle timeout is not longer than the lifetime
+  (rules across fields), and `allowedRedirectUris` are absolute http(s)
+  URLs without a fragment (a URL rule the document states only as text).
 - `POST /auth/logins`: a `redirectUri` must be one the tenant's login
   policy registered (state), so positive cases name none.
 - `PUT /v1/users/{id}/password`: a new password is refused when it is on
@@ -65,6 +66,9 @@ def _follow_policy_rules(body):
             for factor in combo:
                 if factor not in factors:
                     factors.append(factor)
+    uris = body.get("allowedRedirectUris")
+    if isinstance(uris, list):
+        body["allowedRedirectUris"] = [f"https://app.example/cb/{i}" for i in range(len(uris))]
     lifetime = body.get("sessionLifetimeSeconds")
     idle = body.get("idleTimeoutSeconds")
     limit = lifetime if isinstance(lifetime, (int, float)) else DEFAULT_LIFETIME
