@@ -48,6 +48,7 @@ async fn limit_headers(request: axum::extract::Request, next: axum::middleware::
                        client secrets and JWT access tokens."
     ),
     modifiers(&AdminKeyScheme),
+    components(schemas(latchkey_types::ids::LoginId, latchkey_types::ids::SessionId)),
     tags(
         (name = "health", description = "Probes and the API description"),
         (name = "tenants", description = "The workspace, tenants and memberships"),

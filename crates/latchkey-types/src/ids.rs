@@ -313,6 +313,26 @@ identifier! {
 }
 
 identifier! {
+    /// A login's id: `lgn_` and up to 60 letters and digits.
+    LoginId {
+        shape: Shape { prefix: "lgn_", first: ALNUM, rest: ALNUM, max_len: 64 },
+        record: "login",
+        what: "login id",
+        description: "A login's id",
+    }
+}
+
+identifier! {
+    /// A session's id: `ses_` and up to 60 letters and digits.
+    SessionId {
+        shape: Shape { prefix: "ses_", first: ALNUM, rest: ALNUM, max_len: 64 },
+        record: "session",
+        what: "session id",
+        description: "A session's id",
+    }
+}
+
+identifier! {
     /// A role name: `[a-z0-9][a-z0-9:_-]{0,63}`.
     RoleName {
         shape: Shape { prefix: "", first: LOWER_ALNUM, rest: ROLE_REST, max_len: 64 },

@@ -7,7 +7,7 @@ use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 
-use latchkey_types::ids::{ApiKeyId, Identifier, RoleName, TenantId, UserId};
+use latchkey_types::ids::{ApiKeyId, Identifier, LoginId, RoleName, SessionId, TenantId, UserId};
 
 use crate::http::error::ApiError;
 
@@ -98,7 +98,7 @@ macro_rules! identifier_segments {
         }
     )*};
 }
-identifier_segments!(TenantId, UserId, ApiKeyId, RoleName);
+identifier_segments!(TenantId, UserId, ApiKeyId, RoleName, LoginId, SessionId);
 
 impl<A: Segment> Segments for A {
     fn from_segments(segments: Vec<String>) -> Result<Self, ApiError> {

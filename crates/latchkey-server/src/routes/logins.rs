@@ -15,6 +15,7 @@ use latchkey_core::Secret;
 use latchkey_store::{Challenge, LoginRecord, UserFactors};
 use latchkey_types::error::Problem;
 use latchkey_types::login::{CodeStep, CreateLogin, Factor, LoginObject, PasswordStep};
+use latchkey_types::ids::LoginId;
 use latchkey_types::Mode;
 use time::Duration;
 use utoipa_axum::router::OpenApiRouter;
@@ -156,7 +157,7 @@ async fn challenge_step(
 /// Sends a 6-digit code to the user's email (`{}`), or checks it
 /// (`{code}`).
 #[utoipa::path(post, path = "/auth/logins/{id}/email-code", tag = "logins",
-    security(("loginSecret" = [])), params(("id" = String, Path)), request_body = CodeStep,
+    security(("loginSecret" = [])), params(("id" = LoginId, Path)), request_body = CodeStep,
     responses((status = 200, body = LoginObject), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 410, body = Problem), (status = 429, body = Problem),
@@ -164,7 +165,7 @@ async fn challenge_step(
 async fn email_code_step(
     State(state): State<AppState>,
     Credentials(credentials): Credentials,
-    RecordPath(id): RecordPath<String>,
+    RecordPath(id): RecordPath<LoginId>,
     ApiJson(body): ApiJson<CodeStep>,
 ) -> Result<axum::Json<LoginObject>, ApiError> {
     challenge_step(&state, &credentials, &id, Factor::EmailCode, body.code).await
@@ -173,7 +174,7 @@ async fn email_code_step(
 /// Sends a 6-digit code to the user's phone (`{}`), or checks it
 /// (`{code}`).
 #[utoipa::path(post, path = "/auth/logins/{id}/sms-code", tag = "logins",
-    security(("loginSecret" = [])), params(("id" = String, Path)), request_body = CodeStep,
+    security(("loginSecret" = [])), params(("id" = LoginId, Path)), request_body = CodeStep,
     responses((status = 200, body = LoginObject), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 410, body = Problem), (status = 429, body = Problem),
@@ -181,7 +182,7 @@ async fn email_code_step(
 async fn sms_code_step(
     State(state): State<AppState>,
     Credentials(credentials): Credentials,
-    RecordPath(id): RecordPath<String>,
+    RecordPath(id): RecordPath<LoginId>,
     ApiJson(body): ApiJson<CodeStep>,
 ) -> Result<axum::Json<LoginObject>, ApiError> {
     challenge_step(&state, &credentials, &id, Factor::SmsCode, body.code).await
@@ -192,7 +193,7 @@ async fn sms_code_step(
 /// the confirmation completes the factor, and the login's holder sees it
 /// when it next polls.
 #[utoipa::path(post, path = "/auth/logins/{id}/magic-link", tag = "logins",
-    security(("loginSecret" = [])), params(("id" = String, Path)),
+    security(("loginSecret" = [])), params(("id" = LoginId, Path)),
     responses((status = 200, body = LoginObject), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 410, body = Problem), (status = 429, body = Problem),
@@ -200,7 +201,7 @@ async fn sms_code_step(
 async fn magic_link_step(
     State(state): State<AppState>,
     Credentials(credentials): Credentials,
-    RecordPath(id): RecordPath<String>,
+    RecordPath(id): RecordPath<LoginId>,
 ) -> Result<axum::Json<LoginObject>, ApiError> {
     challenge_step(&state, &credentials, &id, Factor::MagicLink, None).await
 }
@@ -305,13 +306,13 @@ async fn create_login(
 /// The login as it stands: a machine polls here while a person clicks a
 /// link. The first answer after completion carries the session, once.
 #[utoipa::path(get, path = "/auth/logins/{id}", tag = "logins",
-    security(("loginSecret" = [])), params(("id" = String, Path)),
+    security(("loginSecret" = [])), params(("id" = LoginId, Path)),
     responses((status = 200, body = LoginObject), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 410, body = Problem)))]
 async fn get_login(
     State(state): State<AppState>,
     Credentials(credentials): Credentials,
-    RecordPath(id): RecordPath<String>,
+    RecordPath(id): RecordPath<LoginId>,
 ) -> Result<axum::Json<LoginObject>, ApiError> {
     let login = engine::authorize(&state, &id, &credentials).await?;
     Ok(axum::Json(
@@ -350,14 +351,14 @@ where
 /// Checks the password. Unknown identifier, user without a password and
 /// wrong password: the same 401, after the same Argon2id work.
 #[utoipa::path(post, path = "/auth/logins/{id}/password", tag = "logins",
-    security(("loginSecret" = [])), params(("id" = String, Path)), request_body = PasswordStep,
+    security(("loginSecret" = [])), params(("id" = LoginId, Path)), request_body = PasswordStep,
     responses((status = 200, body = LoginObject), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 410, body = Problem), (status = 429, body = Problem)))]
 async fn password_step(
     State(state): State<AppState>,
     Credentials(credentials): Credentials,
-    RecordPath(id): RecordPath<String>,
+    RecordPath(id): RecordPath<LoginId>,
     ApiJson(body): ApiJson<PasswordStep>,
 ) -> Result<axum::Json<LoginObject>, ApiError> {
     let pool = state.passwords.clone();
@@ -398,14 +399,14 @@ pub fn totp_secret(
 /// Checks an authenticator code; each code counts once per user, on every
 /// node (the store keeps the last step used).
 #[utoipa::path(post, path = "/auth/logins/{id}/totp", tag = "logins",
-    security(("loginSecret" = [])), params(("id" = String, Path)), request_body = CodeStep,
+    security(("loginSecret" = [])), params(("id" = LoginId, Path)), request_body = CodeStep,
     responses((status = 200, body = LoginObject), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 410, body = Problem), (status = 429, body = Problem)))]
 async fn totp_step(
     State(state): State<AppState>,
     Credentials(credentials): Credentials,
-    RecordPath(id): RecordPath<String>,
+    RecordPath(id): RecordPath<LoginId>,
     ApiJson(body): ApiJson<CodeStep>,
 ) -> Result<axum::Json<LoginObject>, ApiError> {
     let code = body
@@ -452,14 +453,14 @@ pub fn backup_code_digest(code: &str) -> String {
 
 /// Spends one of the user's backup codes, where TOTP is asked.
 #[utoipa::path(post, path = "/auth/logins/{id}/backup-code", tag = "logins",
-    security(("loginSecret" = [])), params(("id" = String, Path)), request_body = CodeStep,
+    security(("loginSecret" = [])), params(("id" = LoginId, Path)), request_body = CodeStep,
     responses((status = 200, body = LoginObject), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 410, body = Problem), (status = 429, body = Problem)))]
 async fn backup_code_step(
     State(state): State<AppState>,
     Credentials(credentials): Credentials,
-    RecordPath(id): RecordPath<String>,
+    RecordPath(id): RecordPath<LoginId>,
     ApiJson(body): ApiJson<CodeStep>,
 ) -> Result<axum::Json<LoginObject>, ApiError> {
     let code = body

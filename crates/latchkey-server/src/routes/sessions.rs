@@ -10,7 +10,7 @@ use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_store::SessionRecord;
 use latchkey_types::audit::{AuditAction, AuditActor, AuditTarget};
 use latchkey_types::error::Problem;
-use latchkey_types::ids::UserId;
+use latchkey_types::ids::{SessionId, UserId};
 use latchkey_types::login::{Logout, Session};
 use latchkey_types::schema::Cursor;
 use latchkey_types::{Mode, Page};
@@ -150,12 +150,12 @@ async fn own_sessions(
 
 /// Ends one of the caller's own sessions (another device, or this one).
 #[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "sessions",
-    security(("sessionToken" = [])), params(("id" = String, Path)),
+    security(("sessionToken" = [])), params(("id" = SessionId, Path)),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
 async fn end_own_session(
     State(state): State<AppState>,
     user: SessionUser,
-    RecordPath(id): RecordPath<String>,
+    RecordPath(id): RecordPath<SessionId>,
 ) -> Result<StatusCode, ApiError> {
     let (mode, source) = (user.mode, user.source);
     let written = state
