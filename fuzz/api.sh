@@ -85,7 +85,12 @@ if [ -n "${API_FUZZ_DATABASE_URL:-}" ]; then
   store+=(--database-url "$API_FUZZ_DATABASE_URL")
   backend=PostgreSQL
 fi
-LATCHKEY_BOOTSTRAP_TEST_ADMIN_KEY=$LATCHKEY_FUZZ_ADMIN_KEY \
+# A known workspace id: the hooks name it where a request needs a tenant
+# that exists.
+LATCHKEY_FUZZ_WORKSPACE=fuzz-ws
+export LATCHKEY_FUZZ_WORKSPACE
+LATCHKEY_WORKSPACE_ID=$LATCHKEY_FUZZ_WORKSPACE \
+  LATCHKEY_BOOTSTRAP_TEST_ADMIN_KEY=$LATCHKEY_FUZZ_ADMIN_KEY \
   LATCHKEY_BOOTSTRAP_LIVE_ADMIN_KEY=$live_key \
   RUST_LOG=${RUST_LOG:-warn} \
   "$bin" serve --listen "127.0.0.1:$port" --issuer "$base" \

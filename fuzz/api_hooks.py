@@ -28,9 +28,16 @@ refusal of the same values is still tested.
 - `PUT /v1/users/{id}/password`: a new password is refused when it is on
   the common-password list or is the user's own address (state), so
   positive cases send a long uncommon one built from the drawn text.
+- `PUT /v1/trusted-issuers/{id}`: one trusted issuer per `iss` in a mode,
+  exactly one of `jwksUri` (an absolute http(s) URL) and `jwks`, and a
+  rule names a user or a tenant that exists (state); positive cases get
+  an issuer of their own id, a key URL, and rules that provision users into
+  the workspace (`LATCHKEY_FUZZ_WORKSPACE`), keeping the drawn conditions,
+  roles and lifetimes where they are valid.
 """
 
 import base64
+import os
 from datetime import datetime, timedelta, timezone
 
 import schemathesis
@@ -78,6 +85,24 @@ def _follow_policy_rules(body):
         body["idleTimeoutSeconds"] = limit
 
 
+def _follow_trusted_issuer_rules(case, body):
+    ident = (case.path_parameters or {}).get("id", "fuzz")
+    body["issuer"] = f"https://issuer.example/{ident}"
+    body.pop("jwks", None)
+    body["jwksUri"] = "https://keys.example/jwks"
+    audiences = body.get("audiences") if isinstance(body.get("audiences"), list) else []
+    body["audiences"] = [f"aud-{i}" for i in range(max(1, min(len(audiences), 16)))]
+    rules = [r for r in body.get("rules") or [] if isinstance(r, dict)][:64] or [{}]
+    for rule in rules:
+        when = rule.get("when") if isinstance(rule.get("when"), dict) else {}
+        when = {k: v for k, v in when.items() if len(k.encode()) <= 128 and k and isinstance(v, str) and 0 < len(v.encode()) <= 512}
+        rule["when"] = dict(list(when.items())[:16]) or {"sub": "*"}
+        rule.pop("userId", None)
+        rule["provision"] = rule.get("provision") if isinstance(rule.get("provision"), dict) else {}
+        rule["tenantId"] = os.environ.get("LATCHKEY_FUZZ_WORKSPACE", "fuzz-ws")
+    body["rules"] = rules
+
+
 # Far enough ahead that a slow run does not reach it.
 FUTURE = timedelta(days=1)
 
@@ -113,6 +138,8 @@ def map_case(context, case):
         query["cursor"] = base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
     if operation.method.upper() == "PUT" and operation.path == "/v1/tenants/{id}/login-policy" and body is not None:
         _follow_policy_rules(body)
+    if operation.method.upper() == "PUT" and operation.path == "/v1/trusted-issuers/{id}" and body is not None:
+        _follow_trusted_issuer_rules(case, body)
     if operation.method.upper() == "POST" and operation.path == "/auth/logins" and body is not None:
         body.pop("redirectUri", None)
     if operation.method.upper() == "PUT" and operation.path == "/v1/users/{id}/password" and body is not None:

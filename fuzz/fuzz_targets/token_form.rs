@@ -222,6 +222,24 @@ fuzz_target!(|data: &[u8]| {
                 Some(refresh_token.expose())
             );
         }
+        Grant::TokenExchange {
+            subject_token,
+            subject_token_type,
+        } => {
+            assert_eq!(
+                oracle.one("grant_type").as_deref(),
+                Some(latchkey_core::oauth_form::TOKEN_EXCHANGE_GRANT)
+            );
+            assert_eq!(
+                oracle.one("subject_token").as_deref(),
+                Some(subject_token.expose())
+            );
+            assert_eq!(
+                oracle.one("subject_token_type").as_ref(),
+                Some(subject_token_type)
+            );
+            assert!(oracle.one("actor_token").is_none());
+        }
     }
 
     // At most one client authentication method was used, and the one
@@ -244,7 +262,7 @@ fuzz_target!(|data: &[u8]| {
         ClientAuth::None => {
             assert!(matches!(
                 form.grant,
-                Grant::JwtBearer { .. } | Grant::RefreshToken { .. }
+                Grant::JwtBearer { .. } | Grant::RefreshToken { .. } | Grant::TokenExchange { .. }
             ));
             assert!(header.is_none() && secret.is_none() && client_assertion.is_none());
         }

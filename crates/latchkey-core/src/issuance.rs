@@ -85,7 +85,7 @@ pub fn tenant<'a>(asked: &Asked<'a>, inputs: &Inputs<'a>) -> Result<&'a str, Ref
     let tenant = match (asked.tenant_id, asked.key_tenant) {
         (Some(a), Some(fixed)) if a != fixed => {
             return Err(Refusal::InvalidTarget(
-                "an API key's tokens are scoped to the key's tenant".into(),
+                "the credential's tokens are scoped to its own tenant (an API key's, or a workload rule's)".into(),
             ))
         }
         (_, Some(fixed)) => fixed,
@@ -260,7 +260,7 @@ mod tests {
             (
                 Some("b"),
                 Some("a"),
-                Err("an API key's tokens are scoped to the key's tenant"),
+                Err("the credential's tokens are scoped to its own tenant (an API key's, or a workload rule's)"),
             ),
             (Some("nope"), None, Err(UNKNOWN_TENANT)),
             (None, Some("gone"), Err(UNKNOWN_TENANT)),

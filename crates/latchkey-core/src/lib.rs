@@ -7,6 +7,7 @@ pub mod assertion;
 pub mod authorization;
 pub mod clock;
 pub mod credential;
+pub mod federation;
 pub mod ids;
 pub mod issuance;
 pub mod keyplan;

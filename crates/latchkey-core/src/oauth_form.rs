@@ -20,6 +20,14 @@ pub const CLIENT_CREDENTIALS_GRANT: &str = "client_credentials";
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// `grant_type` of the refresh-token grant (RFC 6749 §6).
 pub const REFRESH_TOKEN_GRANT: &str = "refresh_token";
+/// `grant_type` of the token exchange (RFC 8693 §2.1).
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The token type of a JWT (RFC 8693 §3): a workload's token.
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// The token type of an OpenID Connect ID token (RFC 8693 §3), also a JWT.
+pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// The token type of an access token (RFC 8693 §3): what an exchange issues.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2).
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// The longest base64 part of `Authorization: Basic` read; longer is
@@ -32,9 +40,11 @@ pub const MAX_BASIC_CREDENTIALS_LEN: usize = 2048;
 pub enum ParameterValue {
     /// Any text.
     Text,
-    /// [`CLIENT_CREDENTIALS_GRANT`], [`JWT_BEARER_GRANT`] or
-    /// [`REFRESH_TOKEN_GRANT`].
+    /// [`CLIENT_CREDENTIALS_GRANT`], [`JWT_BEARER_GRANT`],
+    /// [`REFRESH_TOKEN_GRANT`] or [`TOKEN_EXCHANGE_GRANT`].
     GrantType,
+    /// A token type URI of RFC 8693 §3.
+    TokenType,
     /// Exactly [`CLIENT_ASSERTION_TYPE`].
     ClientAssertionType,
     /// Space-separated scope tokens.
@@ -97,10 +107,11 @@ impl FormParameter {
     }
 }
 
-/// The form of `POST /oauth/token` (RFC 6749 §4.4, RFC 7523, RFC 8707).
-/// Parameters not listed are ignored (RFC 6749 §3.2), repeated or not; of
-/// those listed, the first one found repeated (in this order) is reported.
-pub const TOKEN_FORM: [FormParameter; 11] = [
+/// The form of `POST /oauth/token` (RFC 6749 §4.4, RFC 7523, RFC 8693,
+/// RFC 8707). Parameters not listed are ignored (RFC 6749 §3.2), repeated or
+/// not; of those listed, the first one found repeated (in this order) is
+/// reported.
+pub const TOKEN_FORM: [FormParameter; 15] = [
     parameter("grant_type", "The grant.")
         .of(ParameterValue::GrantType)
         .required(),
@@ -112,6 +123,26 @@ pub const TOKEN_FORM: [FormParameter; 11] = [
     parameter(
         "refresh_token",
         "A session's refresh token (refresh-token grant, RFC 6749 §6).",
+    )
+    .credential(),
+    parameter(
+        "subject_token",
+        "The token of a trusted issuer to exchange (token exchange, RFC 8693 §2.1).",
+    )
+    .credential(),
+    parameter(
+        "subject_token_type",
+        "`urn:ietf:params:oauth:token-type:jwt` (or `…:id_token`) with `subject_token`.",
+    )
+    .of(ParameterValue::TokenType),
+    parameter(
+        "requested_token_type",
+        "`urn:ietf:params:oauth:token-type:access_token` (the default) or `…:jwt`.",
+    )
+    .of(ParameterValue::TokenType),
+    parameter(
+        "actor_token",
+        "Not supported: a token exchange with an actor token is refused.",
     )
     .credential(),
     parameter(
@@ -543,6 +574,14 @@ pub enum Grant {
         /// The `refresh_token`.
         refresh_token: Secret,
     },
+    /// The token exchange (RFC 8693 §2.1): a trusted issuer's JWT for a
+    /// Latchkey access token.
+    TokenExchange {
+        /// The `subject_token`.
+        subject_token: Secret,
+        /// Its `subject_token_type`: [`JWT_TOKEN_TYPE`] or [`ID_TOKEN_TYPE`].
+        subject_token_type: String,
+    },
 }
 
 impl Grant {
@@ -569,9 +608,38 @@ impl Grant {
                     refresh_token: Secret::new(refresh_token.to_owned()),
                 })
             }
+            TOKEN_EXCHANGE_GRANT => {
+                let subject_token = params
+                    .one("subject_token")?
+                    .ok_or_else(|| FormError::invalid_request("subject_token is required"))?;
+                let subject_token_type = params
+                    .one("subject_token_type")?
+                    .ok_or_else(|| FormError::invalid_request("subject_token_type is required"))?;
+                if ![JWT_TOKEN_TYPE, ID_TOKEN_TYPE].contains(&subject_token_type) {
+                    return Err(FormError::invalid_request(format!(
+                        "subject_token_type must be {JWT_TOKEN_TYPE} or {ID_TOKEN_TYPE}"
+                    )));
+                }
+                if let Some(requested) = params.one("requested_token_type")? {
+                    if ![ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE].contains(&requested) {
+                        return Err(FormError::invalid_request(format!(
+                            "requested_token_type must be {ACCESS_TOKEN_TYPE} or {JWT_TOKEN_TYPE}"
+                        )));
+                    }
+                }
+                if params.one("actor_token")?.is_some() {
+                    return Err(FormError::invalid_request(
+                        "actor_token is not supported: exchange the subject's own token",
+                    ));
+                }
+                Ok(Grant::TokenExchange {
+                    subject_token: Secret::new(subject_token.to_owned()),
+                    subject_token_type: subject_token_type.to_owned(),
+                })
+            }
             _ => Err(FormError::UnsupportedGrantType(format!(
                 "supported grant types: {CLIENT_CREDENTIALS_GRANT}, {JWT_BEARER_GRANT}, \
-                 {REFRESH_TOKEN_GRANT}"
+                 {REFRESH_TOKEN_GRANT}, {TOKEN_EXCHANGE_GRANT}"
             ))),
         }
     }
@@ -621,7 +689,7 @@ impl TokenRequestForm {
         let grant = Grant::parse(params)?;
         let client_auth = match grant {
             Grant::ClientCredentials => ClientAuth::required_from_header(header, params)?,
-            Grant::JwtBearer { .. } | Grant::RefreshToken { .. } => {
+            Grant::JwtBearer { .. } | Grant::RefreshToken { .. } | Grant::TokenExchange { .. } => {
                 // Client authentication beside the grant is optional; any
                 // sign of it means it must be complete and valid.
                 let attempted = header.is_present()
@@ -668,6 +736,14 @@ impl TokenRequestForm {
             Grant::RefreshToken { refresh_token } => {
                 form.append_pair("grant_type", REFRESH_TOKEN_GRANT);
                 form.append_pair("refresh_token", refresh_token.expose());
+            }
+            Grant::TokenExchange {
+                subject_token,
+                subject_token_type,
+            } => {
+                form.append_pair("grant_type", TOKEN_EXCHANGE_GRANT);
+                form.append_pair("subject_token", subject_token.expose());
+                form.append_pair("subject_token_type", subject_token_type);
             }
         }
         let mut header = None;
@@ -1066,7 +1142,10 @@ mod tests {
         assert_eq!(unsupported.code(), "unsupported_grant_type");
         assert_eq!(
             unsupported.detail(),
-            format!("supported grant types: client_credentials, {JWT_BEARER_GRANT}, refresh_token")
+            format!(
+                "supported grant types: client_credentials, {JWT_BEARER_GRANT}, refresh_token, \
+                 {TOKEN_EXCHANGE_GRANT}"
+            )
         );
         assert_eq!(
             Grant::parse(&params(
@@ -1082,7 +1161,10 @@ mod tests {
         );
         // Every grant the metadata and the API description list is read.
         for grant in latchkey_types::oauth::GRANT_TYPES {
-            let form = format!("grant_type={grant}&assertion=a&refresh_token=r");
+            let form = format!(
+                "grant_type={grant}&assertion=a&refresh_token=r&subject_token=t&\
+                 subject_token_type={JWT_TOKEN_TYPE}"
+            );
             assert!(Grant::parse(&params(&form)).is_ok(), "{grant}");
         }
         // Grant types are compared exactly.
@@ -1091,6 +1173,67 @@ mod tests {
                 .unwrap_err()
                 .code(),
             "unsupported_grant_type"
+        );
+    }
+
+    #[test]
+    fn token_exchange_reads_the_subject_token_and_refuses_what_it_cannot_honour() {
+        let grant =
+            |rest: &str| Grant::parse(&params(&format!("grant_type={TOKEN_EXCHANGE_GRANT}{rest}")));
+        let jwt = format!("&subject_token_type={JWT_TOKEN_TYPE}");
+        assert_eq!(
+            grant(&format!("&subject_token=a.b.c{jwt}")),
+            Ok(Grant::TokenExchange {
+                subject_token: Secret::new("a.b.c".into()),
+                subject_token_type: JWT_TOKEN_TYPE.into(),
+            })
+        );
+        assert!(grant(&format!(
+            "&subject_token=t&subject_token_type={ID_TOKEN_TYPE}&requested_token_type={ACCESS_TOKEN_TYPE}"
+        ))
+        .is_ok());
+        let table: &[(String, &str)] = &[
+            (jwt.clone(), "subject_token is required"),
+            ("&subject_token=t".into(), "subject_token_type is required"),
+            (
+                format!("&subject_token=t&subject_token_type={ACCESS_TOKEN_TYPE}"),
+                "subject_token_type must be",
+            ),
+            (
+                format!("&subject_token=t{jwt}&requested_token_type=urn:x"),
+                "requested_token_type must be",
+            ),
+            (
+                format!("&subject_token=t{jwt}&actor_token=u"),
+                "actor_token is not supported",
+            ),
+            (
+                format!("&subject_token=t&subject_token=u{jwt}"),
+                "the parameter subject_token must not repeat",
+            ),
+        ];
+        for (rest, why) in table {
+            let err = grant(rest).unwrap_err();
+            assert_eq!(err.code(), "invalid_request", "{rest}");
+            assert!(err.detail().starts_with(why), "{rest}: {}", err.detail());
+        }
+        // It round-trips through the client's encoding, with optional
+        // client authentication beside it.
+        let request = TokenRequestForm {
+            grant: Grant::TokenExchange {
+                subject_token: Secret::new("h.p.s".into()),
+                subject_token_type: JWT_TOKEN_TYPE.into(),
+            },
+            client_auth: ClientAuth::None,
+            tenant_id: Some("acme".into()),
+            scope: None,
+            audiences: vec![],
+            resources: vec![],
+        };
+        let (header, body) = request.encode();
+        assert_eq!(
+            TokenRequestForm::parse(header.as_deref().map(str::as_bytes), &params(&body)),
+            Ok(request)
         );
     }
 

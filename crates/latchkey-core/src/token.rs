@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use latchkey_types::admin::Authorization;
-use latchkey_types::oauth::{AccessTokenClaims, Audience, RESERVED_CLAIMS};
+use latchkey_types::oauth::{AccessTokenClaims, Actor, Audience, RESERVED_CLAIMS};
 use latchkey_types::JsonObject;
 use rand::RngCore;
 use time::OffsetDateTime;
@@ -42,6 +42,8 @@ pub struct TokenGrant<'a> {
     pub now: OffsetDateTime,
     /// The login session the token belongs to, if any.
     pub session: Option<SessionClaims>,
+    /// The external identity the token was exchanged for, if any.
+    pub actor: Option<Actor>,
 }
 
 /// What a session's tokens say about the login behind them.
@@ -84,6 +86,7 @@ pub fn build_claims(grant: TokenGrant<'_>) -> AccessTokenClaims {
         sid: grant.session.as_ref().map(|s| s.id.clone()),
         amr: grant.session.as_ref().map(|s| s.amr.clone()),
         auth_time: grant.session.as_ref().map(|s| s.auth_time),
+        act: grant.actor,
         custom,
     }
 }
@@ -151,6 +154,7 @@ mod tests {
             ttl_seconds: 600,
             now: OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
             session: None,
+            actor: None,
         }
     }
 

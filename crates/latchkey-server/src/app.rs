@@ -62,6 +62,7 @@ async fn limit_headers(request: axum::extract::Request, next: axum::middleware::
         (name = "logins", description = "Login flows: a login's steps, one per factor, until a session"),
         (name = "sessions", description = "Sessions: listing, ending, logout"),
         (name = "me", description = "Self-service with a session's access token"),
+        (name = "federation", description = "Trusted issuers (workload identity federation) and identity providers"),
     )
 )]
 struct ApiDoc;
@@ -141,6 +142,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::factors::router())
         .merge(routes::magic::router())
         .merge(routes::outbox::router())
+        .merge(routes::trusted_issuers::router())
         .split_for_parts();
     let (router, mut api) = (router, api);
     document_error_responses(&mut api);

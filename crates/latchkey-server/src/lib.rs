@@ -11,6 +11,7 @@ mod admin;
 mod app;
 mod authn;
 pub mod config;
+mod federation;
 mod http;
 mod login;
 mod routes;

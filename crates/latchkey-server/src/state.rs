@@ -60,6 +60,8 @@ pub struct Inner {
     pub usage: Arc<UsageRecorder>,
     /// Revoked access tokens.
     pub deny_list: DenyList,
+    /// Trusted issuers (workload identity federation) and their keys.
+    pub federation: crate::federation::workload::Federation,
     /// The audit log's queue.
     pub audit: crate::admin::audit::AuditLog,
     /// Prometheus counters.
@@ -199,6 +201,7 @@ impl AppState {
             delivery,
             usage: Arc::new(UsageRecorder::default()),
             deny_list,
+            federation: crate::federation::workload::Federation::default(),
             audit,
             metrics,
             background: parking_lot::Mutex::default(),

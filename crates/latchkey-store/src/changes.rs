@@ -68,6 +68,11 @@ pub enum Invalidation {
     },
     /// A signing key was added (rotation).
     SigningKeys,
+    /// A trusted issuer was put or deleted.
+    TrustedIssuers {
+        /// Its mode.
+        mode: Mode,
+    },
 }
 
 impl Invalidation {
@@ -81,6 +86,7 @@ impl Invalidation {
             Invalidation::Catalog { .. } => "catalog",
             Invalidation::TokenRevoked { .. } => "token_revoked",
             Invalidation::SigningKeys => "signing_keys",
+            Invalidation::TrustedIssuers { .. } => "trusted_issuers",
         }
     }
 

@@ -276,28 +276,7 @@ impl Store {
         if user.is_none() {
             return Err(StoreError::NotFound("user"));
         }
-        sqlx::query("DELETE FROM memberships WHERE mode = $1 AND tenant_id = $2 AND user_id = $3")
-            .bind(mode.as_str())
-            .bind(tenant_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        let result = if roles.is_empty() {
-            None
-        } else {
-            let row = sqlx::query(
-                "INSERT INTO memberships (mode, tenant_id, user_id, roles, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING tenant_id, user_id, roles, updated_at",
-            )
-            .bind(mode.as_str())
-            .bind(tenant_id)
-            .bind(user_id)
-            .bind(to_json(&roles)?)
-            .bind(to_unix_ms(now))
-            .fetch_one(&mut *tx)
-            .await?;
-            Some(membership_of(&row)?)
-        };
+        let result = replace_membership(&mut tx, mode, tenant_id, user_id, roles, now).await?;
         let event = record(&result);
         let changes = vec![Invalidation::user(mode, user_id)];
         self.commit_write(tx, result, Some(event), changes).await
@@ -355,4 +334,37 @@ async fn fetch_tenant(tx: &mut Transaction<'_, Any>, mode: Mode, id: &str) -> St
     .await?
     .ok_or(StoreError::NotFound("tenant"))?;
     tenant_of(&row)
+}
+
+/// Sets a user's direct roles in a tenant (both known to exist); an empty
+/// list ends the membership.
+pub(crate) async fn replace_membership(
+    tx: &mut Transaction<'static, Any>,
+    mode: Mode,
+    tenant_id: &str,
+    user_id: &str,
+    roles: &[String],
+    now: OffsetDateTime,
+) -> StoreResult<Option<Membership>> {
+    sqlx::query("DELETE FROM memberships WHERE mode = $1 AND tenant_id = $2 AND user_id = $3")
+        .bind(mode.as_str())
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    if roles.is_empty() {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "INSERT INTO memberships (mode, tenant_id, user_id, roles, updated_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING tenant_id, user_id, roles, updated_at",
+    )
+    .bind(mode.as_str())
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(to_json(&roles)?)
+    .bind(to_unix_ms(now))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Some(membership_of(&row)?))
 }

@@ -29,30 +29,7 @@ impl Store {
         if let Some(username) = &user.username {
             ensure_username_free(&mut tx, mode, username, None).await?;
         }
-        let at = to_unix_ms(now);
-        let row = sqlx::query(&format!(
-            "INSERT INTO users ({USER_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-             RETURNING {USER_COLUMNS}"
-        ))
-        .bind(mode.as_str())
-        .bind(&user.id)
-        .bind(user.kind.as_str())
-        .bind(&user.name)
-        .bind(&user.email)
-        .bind(&user.username)
-        .bind(&user.phone_number)
-        .bind(to_json(&user.metadata)?)
-        .bind(to_json(&user.custom_claims)?)
-        .bind(bool_int(user.disabled))
-        .bind(user.token_ttl_seconds)
-        .bind(at)
-        .bind(at)
-        .bind(bool_int(user.email_verified))
-        .bind(bool_int(user.phone_verified))
-        .fetch_one(&mut *tx)
-        .await?;
-        let created = user_of(&row)?;
+        let created = insert_user(&mut tx, mode, user, now).await?;
         // A failed authentication with this id may have cached "no such
         // user".
         let changes = vec![Invalidation::user(mode, &created.id)];
@@ -387,4 +364,37 @@ async fn ensure_username_free(
         ),
         _ => Ok(()),
     }
+}
+
+/// Inserts a user row (the caller checked the username).
+pub(crate) async fn insert_user(
+    tx: &mut Transaction<'static, Any>,
+    mode: Mode,
+    user: &NewUser,
+    now: OffsetDateTime,
+) -> StoreResult<User> {
+    let at = to_unix_ms(now);
+    let row = sqlx::query(&format!(
+        "INSERT INTO users ({USER_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             RETURNING {USER_COLUMNS}"
+    ))
+    .bind(mode.as_str())
+    .bind(&user.id)
+    .bind(user.kind.as_str())
+    .bind(&user.name)
+    .bind(&user.email)
+    .bind(&user.username)
+    .bind(&user.phone_number)
+    .bind(to_json(&user.metadata)?)
+    .bind(to_json(&user.custom_claims)?)
+    .bind(bool_int(user.disabled))
+    .bind(user.token_ttl_seconds)
+    .bind(at)
+    .bind(at)
+    .bind(bool_int(user.email_verified))
+    .bind(bool_int(user.phone_verified))
+    .fetch_one(&mut **tx)
+    .await?;
+    user_of(&row)
 }

@@ -152,11 +152,17 @@ pub enum AuditAction {
     /// A user's factor (password, totp, backup codes) was removed.
     #[serde(rename = "factor.removed")]
     FactorRemoved,
+    /// A trusted issuer (workload identity federation) was created or replaced.
+    #[serde(rename = "trusted_issuer.put")]
+    TrustedIssuerPut,
+    /// A trusted issuer was deleted.
+    #[serde(rename = "trusted_issuer.deleted")]
+    TrustedIssuerDeleted,
 }
 
 impl AuditAction {
     /// Every action, in a stable order.
-    pub const ALL: [AuditAction; 32] = [
+    pub const ALL: [AuditAction; 34] = [
         AuditAction::WorkspaceCreated,
         AuditAction::AdminKeyCreated,
         AuditAction::SigningKeyCreated,
@@ -189,6 +195,8 @@ impl AuditAction {
         AuditAction::TotpEnrolled,
         AuditAction::BackupCodesGenerated,
         AuditAction::FactorRemoved,
+        AuditAction::TrustedIssuerPut,
+        AuditAction::TrustedIssuerDeleted,
     ];
 
     /// The dotted name (`api_key.created`), as in JSON and the store.
@@ -225,6 +233,8 @@ impl AuditAction {
             AuditAction::PasswordSet => "password.set",
             AuditAction::TotpEnrolled => "totp.enrolled",
             AuditAction::BackupCodesGenerated => "backup_codes.generated",
+            AuditAction::TrustedIssuerPut => "trusted_issuer.put",
+            AuditAction::TrustedIssuerDeleted => "trusted_issuer.deleted",
             AuditAction::FactorRemoved => "factor.removed",
         }
     }

@@ -354,6 +354,17 @@ identifier! {
 }
 
 identifier! {
+    /// A trusted issuer's id (workload identity federation):
+    /// `[a-z0-9][a-z0-9_-]{0,62}`.
+    TrustedIssuerId {
+        shape: Shape { prefix: "", first: LOWER_ALNUM, rest: TENANT_REST, max_len: 63 },
+        record: "trusted issuer",
+        what: "trusted issuer id",
+        description: "A trusted issuer's id",
+    }
+}
+
+identifier! {
     /// An OAuth scope token (RFC 6749 §3.3): printable ASCII but space, `"`
     /// and `\`, at most 128 characters.
     ScopeToken {

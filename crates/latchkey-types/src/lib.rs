@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod credential;
 pub mod error;
+pub mod federation;
 pub mod ids;
 pub mod login;
 pub mod oauth;

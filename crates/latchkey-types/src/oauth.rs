@@ -25,6 +25,10 @@ pub struct TokenResponse {
     /// The next refresh token of a session (refresh-token grant only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// `urn:ietf:params:oauth:token-type:access_token` (token exchange
+    /// only, RFC 8693 §2.2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<String>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -137,9 +141,12 @@ pub mod claim {
     pub const AMR: &str = "amr";
     /// When the session's user authenticated, seconds since the epoch.
     pub const AUTH_TIME: &str = "auth_time";
+    /// The external identity a token was exchanged for (RFC 8693 §4.1):
+    /// `{iss, sub}` of the trusted issuer's token.
+    pub const ACT: &str = "act";
 
     /// Every claim Latchkey sets, in the order of [`super::AccessTokenClaims`].
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 19] = [
         ISS,
         SUB,
         AUD,
@@ -158,16 +165,18 @@ pub mod claim {
         SID,
         AMR,
         AUTH_TIME,
+        ACT,
     ];
 }
 
 /// The `grant_type`s the token endpoint takes, in the order metadata
 /// lists them: client credentials (RFC 6749 §4.4), the JWT-bearer grant
 /// (RFC 7523 §2.1) and a session's refresh token (RFC 6749 §6).
-pub const GRANT_TYPES: [&str; 3] = [
+pub const GRANT_TYPES: [&str; 4] = [
     "client_credentials",
     "urn:ietf:params:oauth:grant-type:jwt-bearer",
     "refresh_token",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
 ];
 
 /// Names of the claims Latchkey sets itself, and registered claims too
@@ -192,11 +201,11 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     claim::SID,
     claim::AMR,
     claim::AUTH_TIME,
+    claim::ACT,
     "typ",
     "acr",
     "azp",
     "cnf",
-    "act",
     "may_act",
 ];
 
@@ -256,10 +265,25 @@ pub struct AccessTokenClaims {
     /// When the session's user authenticated (sessions only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The external identity this token was exchanged for (workload
+    /// identity federation; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
     /// The user's custom claims.
     #[serde(flatten)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom: JsonObject,
+}
+
+/// The `act` claim (RFC 8693 §4.1) of a token issued for another issuer's
+/// token: who that token named, where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Actor {
+    /// The trusted issuer (its `iss`).
+    pub iss: String,
+    /// The subject there (its `sub`).
+    pub sub: String,
 }
 
 /// RFC 8414 authorization server metadata of one mode's issuer.
@@ -460,6 +484,10 @@ mod tests {
             sid: Some("ses_1".into()),
             amr: Some(vec!["pwd".into()]),
             auth_time: Some(1),
+            act: Some(Actor {
+                iss: "https://k8s".into(),
+                sub: "system:serviceaccount:a:b".into(),
+            }),
             custom,
         };
         let serde_json::Value::Object(json) = serde_json::to_value(&claims).unwrap() else {

@@ -113,6 +113,13 @@ impl Claims {
         self.raw.sid.as_deref()
     }
 
+    /// The external identity this token was exchanged for (`act`, RFC 8693):
+    /// the trusted issuer and the subject its token named; `None` for
+    /// every other kind of token.
+    pub fn actor(&self) -> Option<&latchkey_types::oauth::Actor> {
+        self.raw.act.as_ref()
+    }
+
     /// How the session's user authenticated (`amr`, RFC 8176: `pwd`,
     /// `otp`, `sms`, `mfa`, …); empty outside sessions.
     pub fn amr(&self) -> &[String] {

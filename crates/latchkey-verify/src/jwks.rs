@@ -198,6 +198,31 @@ fn parse_jwk(jwk: &Jwk) -> Result<Option<VerifyingKey>, KeySetError> {
     }))
 }
 
+/// Reads one JWK of a published set, as other issuers write them too: a
+/// key without `use` is taken as a signing key, and a key without `alg` gets
+/// the one algorithm this library verifies for its type (`RSA` → RS256,
+/// `EC`/`P-256` → ES256, `OKP`/`Ed25519` → EdDSA), so the algorithm stays
+/// bound to the key. `None` for anything that is not a JWK object.
+pub fn jwk_from_json(mut value: serde_json::Value) -> Option<Jwk> {
+    let object = value.as_object_mut()?;
+    object
+        .entry("use")
+        .or_insert_with(|| serde_json::Value::from("sig"));
+    if !object.contains_key("alg") {
+        let alg = match (
+            object.get("kty").and_then(serde_json::Value::as_str),
+            object.get("crv").and_then(serde_json::Value::as_str),
+        ) {
+            (Some("RSA"), _) => "RS256",
+            (Some("EC"), Some("P-256")) => "ES256",
+            (Some("OKP"), Some("Ed25519")) => "EdDSA",
+            _ => return None,
+        };
+        object.insert("alg".into(), alg.into());
+    }
+    serde_json::from_value(value).ok()
+}
+
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     &bytes[start..]
@@ -237,6 +262,27 @@ mod tests {
         assert_eq!(set.algorithm("rsa"), Some(Algorithm::RS256));
         assert!(!set.contains("enc") && !set.contains("ed448") && !set.contains("ps"));
         assert!(format!("{set:?}").contains("EdDSA"));
+    }
+
+    #[test]
+    fn foreign_jwks_without_use_or_alg_get_the_keys_own_algorithm() {
+        let rsa = TestKey::rs256("rsa");
+        let mut bare = serde_json::to_value(&rsa.jwk).unwrap();
+        let object = bare.as_object_mut().unwrap();
+        object.remove("use");
+        object.remove("alg");
+        object.insert("x5t".into(), "ignored".into());
+        let jwk = jwk_from_json(bare).unwrap();
+        assert_eq!((jwk.alg.as_str(), jwk.use_.as_str()), ("RS256", "sig"));
+        assert_eq!(KeySet::from_keys([&jwk]).unwrap().len(), 1);
+        // What a key says is kept: an encryption key stays one.
+        let mut enc = serde_json::to_value(&rsa.jwk).unwrap();
+        enc["use"] = "enc".into();
+        let jwk = jwk_from_json(enc).unwrap();
+        assert!(KeySet::from_keys([&jwk]).unwrap().is_empty());
+        // An unknown type without alg is skipped, and so is a non-object.
+        assert!(jwk_from_json(serde_json::json!({"kty": "oct", "k": "AAAA"})).is_none());
+        assert!(jwk_from_json(serde_json::json!("key")).is_none());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use latchkey_types::admin::{Authorization, TenantRoles};
-use latchkey_types::oauth::{claim, AccessTokenClaims, Audience};
+use latchkey_types::oauth::{claim, AccessTokenClaims, Actor, Audience};
 use latchkey_types::{JsonObject, Mode, UserKind};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -712,6 +712,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
         let mut sid: Option<String> = None;
         let mut amr: Option<Vec<String>> = None;
         let mut auth_time: Option<i64> = None;
+        let mut act: Option<Actor> = None;
         let mut custom = JsonObject::new();
         while let Some(Key(key)) = map.next_key()? {
             match &*key {
@@ -738,6 +739,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
                 claim::SID => set_once(&mut sid, map.next_value()?)?,
                 claim::AMR => set_once(&mut amr, map.next_value()?)?,
                 claim::AUTH_TIME => set_once(&mut auth_time, map.next_value()?)?,
+                claim::ACT => set_once(&mut act, map.next_value()?)?,
                 _ => {
                     if custom.contains_key(&*key) {
                         return Err(duplicate());
@@ -769,6 +771,7 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
             sid,
             amr,
             auth_time,
+            act,
             custom,
         })
     }

@@ -48,12 +48,12 @@ pub use apikey::{
 pub use claims::Claims;
 pub use clock::{Clock, SystemClock};
 pub use error::VerifyError;
-pub use jwks::{Algorithm, KeySet, KeySetError};
+pub use jwks::{jwk_from_json, Algorithm, KeySet, KeySetError};
 pub use jwt::{verify_jwt, Expectations};
 pub use latchkey_types::oauth::{AccessTokenClaims, Audience, Jwk, JwkSet};
 pub use latchkey_types::{Mode, UserKind};
 #[cfg(feature = "remote")]
-pub use remote::{DiscoveryError, Verifier, VerifierBuilder};
+pub use remote::{DiscoveryError, KeyCache, Verifier, VerifierBuilder};
 #[cfg(feature = "remote")]
 pub use remote_keys::{
     ApiKeyError, ApiKeyInfo, RefusalCode, RemoteKeyVerifier, RemoteKeyVerifierBuilder,

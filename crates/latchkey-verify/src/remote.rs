@@ -183,7 +183,6 @@ impl VerifierBuilder {
             None => default_client()?,
         };
         let jwks_uri = discover(&client, &self.issuer).await?;
-        let now = self.clock.now_unix();
         let expectations = Expectations {
             issuer: self.issuer,
             audience: self.audience,
@@ -191,27 +190,11 @@ impl VerifierBuilder {
             leeway_seconds: self.leeway.as_secs(),
             require_typ: self.require_typ,
         };
-        let inner = Inner {
-            client,
-            jwks_uri,
-            expectations,
-            clock: self.clock,
-            cache: ArcSwap::from_pointee(Cached {
-                keys: KeySet::default(),
-                fresh_until: i64::MIN,
-                generation: 0,
-            }),
-            fetch_lock: Arc::new(tokio::sync::Mutex::new(())),
-            last_refresh: AtomicI64::new(now),
-            last_kid_refetch: AtomicI64::new(i64::MIN),
-            min_refetch: secs(self.min_refetch_interval),
-            default_ttl: secs(self.default_ttl),
-            fetches: AtomicI64::new(0),
-        };
-        inner.fetch_and_store(now).await?;
-        Ok(Verifier {
-            inner: Arc::new(inner),
-        })
+        let keys = KeyCache::remote(jwks_uri, client, self.clock)
+            .min_refetch_interval(self.min_refetch_interval)
+            .default_cache_ttl(self.default_ttl);
+        keys.refresh().await?;
+        Ok(Verifier { keys, expectations })
     }
 }
 
@@ -249,44 +232,15 @@ pub(crate) fn default_client() -> Result<reqwest::Client, DiscoveryError> {
 /// ```
 #[derive(Clone)]
 pub struct Verifier {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    client: reqwest::Client,
-    jwks_uri: String,
+    keys: KeyCache,
     expectations: Expectations,
-    clock: Arc<dyn Clock>,
-    cache: ArcSwap<Cached>,
-    /// Serialises fetches. Held across the fetch's await on purpose (it is
-    /// a `tokio` mutex, and the guard moves into the fetch task);
-    /// verifications of known keys never take it.
-    fetch_lock: Arc<tokio::sync::Mutex<()>>,
-    /// When a stale cache (or `refresh`) last caused a fetch attempt.
-    last_refresh: AtomicI64,
-    /// When an unknown kid last caused a fetch attempt. Kept apart from
-    /// `last_refresh` so a routine refresh does not delay picking up a
-    /// rotated key; each kind is limited to one per interval.
-    last_kid_refetch: AtomicI64,
-    min_refetch: i64,
-    default_ttl: i64,
-    fetches: AtomicI64,
-}
-
-struct Cached {
-    keys: KeySet,
-    fresh_until: i64,
-    generation: u64,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let cached = self.inner.cache.load();
         f.debug_struct("Verifier")
-            .field("expectations", &self.inner.expectations)
-            .field("jwks_uri", &self.inner.jwks_uri)
-            .field("keys", &cached.keys)
-            .field("fresh_until", &cached.fresh_until)
+            .field("expectations", &self.expectations)
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
@@ -326,6 +280,185 @@ impl Verifier {
     /// Why the token was refused; [`VerifyError::KeysUnavailable`] when the
     /// token names a key we do not have and the issuer could not be asked.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        self.keys
+            .verify_with(|keys, now| verify_jwt(token, keys, &self.expectations, now))
+            .await
+    }
+
+    /// Verifies `token` with the keys in the cache only: never fetches,
+    /// never waits. An unknown `kid` is [`VerifyError::UnknownKid`].
+    ///
+    /// # Errors
+    /// As [`verify_jwt`].
+    pub fn verify_cached(&self, token: &str) -> Result<Claims, VerifyError> {
+        self.keys
+            .with_cached(|keys, now| verify_jwt(token, keys, &self.expectations, now))
+    }
+
+    /// Fetches the JWKS now, whatever the cache says (and regardless of the
+    /// refetch interval).
+    ///
+    /// # Errors
+    /// Why the fetch failed; the previous keys stay in use.
+    pub async fn refresh(&self) -> Result<(), DiscoveryError> {
+        self.keys.refresh().await
+    }
+
+    /// What tokens must say to be accepted.
+    pub fn expectations(&self) -> &Expectations {
+        &self.expectations
+    }
+
+    /// The JWKS URL found by discovery.
+    pub fn jwks_uri(&self) -> &str {
+        self.keys.jwks_uri().unwrap_or_default()
+    }
+
+    /// The key ids currently cached.
+    pub fn cached_kids(&self) -> Vec<String> {
+        self.keys.cached_kids()
+    }
+
+    /// How many JWKS fetches were attempted so far (for tests and metrics).
+    pub fn fetch_count(&self) -> u64 {
+        self.keys.fetch_count()
+    }
+}
+
+/// A JWKS kept in memory: fetched from a URL and cached by its
+/// `Cache-Control: max-age`, with one rate-limited refetch when a token
+/// names a `kid` it does not know; or a fixed set given once (an issuer
+/// that cannot be reached, such as a Kubernetes API server behind a
+/// firewall). [`Verifier`] uses one for Latchkey's tokens; a server that
+/// trusts other issuers' tokens uses one per issuer with its own claim
+/// checks ([`KeyCache::verify_with`]).
+///
+/// Cheap to clone (an `Arc`). A remote cache starts empty and fetches on
+/// first use (or on [`KeyCache::refresh`]).
+#[derive(Clone)]
+pub struct KeyCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` for a fixed key set: nothing is ever fetched.
+    source: Option<Source>,
+    clock: Arc<dyn Clock>,
+    cache: ArcSwap<Cached>,
+    /// Serialises fetches. Held across the fetch's await on purpose (it is
+    /// a `tokio` mutex, and the guard moves into the fetch task);
+    /// verifications of known keys never take it.
+    fetch_lock: Arc<tokio::sync::Mutex<()>>,
+    /// When a stale cache (or `refresh`) last caused a fetch attempt.
+    last_refresh: AtomicI64,
+    /// When an unknown kid last caused a fetch attempt. Kept apart from
+    /// `last_refresh` so a routine refresh does not delay picking up a
+    /// rotated key; each kind is limited to one per interval.
+    last_kid_refetch: AtomicI64,
+    min_refetch: i64,
+    default_ttl: i64,
+    fetches: AtomicI64,
+}
+
+struct Source {
+    client: reqwest::Client,
+    jwks_uri: String,
+}
+
+struct Cached {
+    keys: KeySet,
+    fresh_until: i64,
+    generation: u64,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cached = self.inner.cache.load();
+        f.debug_struct("KeyCache")
+            .field("jwks_uri", &self.jwks_uri())
+            .field("keys", &cached.keys)
+            .field("fresh_until", &cached.fresh_until)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyCache {
+    /// A cache of the JWKS at `jwks_uri`, fetched with `client` (give it a
+    /// timeout and no redirects), empty until first used.
+    pub fn remote(
+        jwks_uri: impl Into<String>,
+        client: reqwest::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self::new(
+            Some(Source {
+                client,
+                jwks_uri: jwks_uri.into(),
+            }),
+            KeySet::default(),
+            i64::MIN,
+            clock,
+        )
+    }
+
+    /// A fixed key set: never fetched, never stale.
+    pub fn fixed(keys: KeySet) -> Self {
+        Self::new(None, keys, i64::MAX, Arc::new(SystemClock))
+    }
+
+    fn new(source: Option<Source>, keys: KeySet, fresh_until: i64, clock: Arc<dyn Clock>) -> Self {
+        KeyCache {
+            inner: Arc::new(Inner {
+                source,
+                clock,
+                cache: ArcSwap::from_pointee(Cached {
+                    keys,
+                    fresh_until,
+                    generation: 0,
+                }),
+                fetch_lock: Arc::new(tokio::sync::Mutex::new(())),
+                last_refresh: AtomicI64::new(i64::MIN),
+                last_kid_refetch: AtomicI64::new(i64::MIN),
+                min_refetch: secs(DEFAULT_MIN_REFETCH_INTERVAL),
+                default_ttl: secs(DEFAULT_JWKS_TTL),
+                fetches: AtomicI64::new(0),
+            }),
+        }
+    }
+
+    /// The shortest time between two fetches (default 10 s). Set it before
+    /// sharing the cache.
+    #[must_use]
+    pub fn min_refetch_interval(self, interval: Duration) -> Self {
+        self.configure(|i| i.min_refetch = secs(interval))
+    }
+
+    /// How long keys are cached when the JWKS has no `max-age` (default
+    /// 300 s). Set it before sharing the cache.
+    #[must_use]
+    pub fn default_cache_ttl(self, ttl: Duration) -> Self {
+        self.configure(|i| i.default_ttl = secs(ttl))
+    }
+
+    fn configure(mut self, f: impl FnOnce(&mut Inner)) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            f(inner);
+        }
+        self
+    }
+
+    /// Runs `check` with the keys and the current time (Unix seconds):
+    /// first refreshing a stale cache (unless a fetch is in flight or was
+    /// tried within the interval), then, when `check` answers
+    /// [`VerifyError::UnknownKid`], once more after a rate-limited refetch.
+    ///
+    /// # Errors
+    /// What `check` answers; [`VerifyError::KeysUnavailable`] when the keys
+    /// had to be fetched for this token and could not be.
+    pub async fn verify_with<T>(
+        &self,
+        check: impl Fn(&KeySet, i64) -> Result<T, VerifyError>,
+    ) -> Result<T, VerifyError> {
         let inner = &*self.inner;
         let now = inner.clock.now_unix();
         let mut cached = inner.cache.load_full();
@@ -333,7 +466,7 @@ impl Verifier {
         if now >= cached.fresh_until {
             (cached, refreshed) = self.refresh_stale(cached, now).await;
         }
-        match verify_jwt(token, &cached.keys, &inner.expectations, now) {
+        match check(&cached.keys, now) {
             Err(VerifyError::UnknownKid(kid)) => {
                 let fresh = match refreshed {
                     // The keys were fetched for this very request.
@@ -344,47 +477,35 @@ impl Verifier {
                 if fresh.generation == cached.generation {
                     return Err(VerifyError::UnknownKid(kid));
                 }
-                verify_jwt(token, &fresh.keys, &inner.expectations, now)
+                check(&fresh.keys, now)
             }
             other => other,
         }
     }
 
-    /// Verifies `token` with the keys in the cache only: never fetches,
-    /// never waits. An unknown `kid` is [`VerifyError::UnknownKid`].
-    ///
-    /// # Errors
-    /// As [`verify_jwt`].
-    pub fn verify_cached(&self, token: &str) -> Result<Claims, VerifyError> {
-        let inner = &*self.inner;
-        verify_jwt(
-            token,
-            &inner.cache.load().keys,
-            &inner.expectations,
-            inner.clock.now_unix(),
-        )
+    /// Runs `check` with the cached keys only: never fetches, never waits.
+    pub fn with_cached<T>(&self, check: impl FnOnce(&KeySet, i64) -> T) -> T {
+        check(&self.inner.cache.load().keys, self.inner.clock.now_unix())
     }
 
     /// Fetches the JWKS now, whatever the cache says (and regardless of the
-    /// refetch interval).
+    /// refetch interval). A fixed set has nothing to fetch.
     ///
     /// # Errors
     /// Why the fetch failed; the previous keys stay in use.
     pub async fn refresh(&self) -> Result<(), DiscoveryError> {
+        if self.inner.source.is_none() {
+            return Ok(());
+        }
         let guard = self.inner.fetch_lock.clone().lock_owned().await;
         let now = self.inner.clock.now_unix();
         self.inner.last_refresh.store(now, Ordering::Relaxed);
         self.spawn_fetch(guard, now).await.map(|_| ())
     }
 
-    /// What tokens must say to be accepted.
-    pub fn expectations(&self) -> &Expectations {
-        &self.inner.expectations
-    }
-
-    /// The JWKS URL found by discovery.
-    pub fn jwks_uri(&self) -> &str {
-        &self.inner.jwks_uri
+    /// The JWKS URL, for a remote cache.
+    pub fn jwks_uri(&self) -> Option<&str> {
+        self.inner.source.as_ref().map(|s| s.jwks_uri.as_str())
     }
 
     /// The key ids currently cached.
@@ -422,7 +543,7 @@ impl Verifier {
         });
         task.await.unwrap_or_else(|e| {
             Err(DiscoveryError::Http {
-                url: self.inner.jwks_uri.clone(),
+                url: self.jwks_uri().unwrap_or_default().to_owned(),
                 reason: format!("fetch task failed: {e}"),
             })
         })
@@ -444,7 +565,7 @@ impl Verifier {
         match self.spawn_fetch(guard, now).await {
             Ok(fresh) => (fresh, Refresh::Fetched),
             Err(e) => {
-                tracing::warn!(error = %e, jwks_uri = %inner.jwks_uri,
+                tracing::warn!(error = %e, jwks_uri = ?self.jwks_uri(),
                     "JWKS refresh failed; keeping the cached keys");
                 (current, Refresh::Failed(e.to_string()))
             }
@@ -459,6 +580,9 @@ impl Verifier {
         seen: &Arc<Cached>,
     ) -> Result<Arc<Cached>, VerifyError> {
         let inner = &*self.inner;
+        if inner.source.is_none() {
+            return Ok(seen.clone());
+        }
         let guard = inner.fetch_lock.clone().lock_owned().await;
         let current = inner.cache.load_full();
         // Someone fetched while we waited: use their keys.
@@ -473,7 +597,7 @@ impl Verifier {
         match self.spawn_fetch(guard, now).await {
             Ok(fresh) => Ok(fresh),
             Err(e) => {
-                tracing::warn!(error = %e, jwks_uri = %inner.jwks_uri,
+                tracing::warn!(error = %e, jwks_uri = ?self.jwks_uri(),
                     "JWKS refetch for an unknown kid failed");
                 Err(VerifyError::KeysUnavailable(e.to_string()))
             }
@@ -496,11 +620,14 @@ impl Inner {
     }
 
     /// Fetches and installs the JWKS. The caller holds `fetch_lock` (or is
-    /// `build`, before anyone else can see `self`) and has recorded the
+    /// `refresh`) and has recorded the
     /// attempt, so failures are rate-limited like successes.
     async fn fetch_and_store(&self, now: i64) -> Result<Arc<Cached>, DiscoveryError> {
+        let Some(source) = &self.source else {
+            return Ok(self.cache.load_full());
+        };
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let (keys, ttl) = fetch_jwks(&self.client, &self.jwks_uri, self.default_ttl).await?;
+        let (keys, ttl) = fetch_jwks(&source.client, &source.jwks_uri, self.default_ttl).await?;
         let generation = self.cache.load().generation + 1;
         let cached = Arc::new(Cached {
             keys,
@@ -610,7 +737,7 @@ async fn fetch_jwks(
     let jwks: Vec<Jwk> = raw
         .keys
         .into_iter()
-        .filter_map(|v| serde_json::from_value::<Jwk>(v).ok())
+        .filter_map(crate::jwks::jwk_from_json)
         .filter(|jwk| KeySet::from_keys([jwk]).is_ok())
         .collect();
     let keys = KeySet::from_keys(&jwks)?;

@@ -45,6 +45,7 @@ pub fn realistic_grant(custom: &JsonObject, now: OffsetDateTime) -> TokenGrant<'
         ttl_seconds: 3600,
         now,
         session: None,
+        actor: None,
     }
 }
 

@@ -58,6 +58,7 @@ impl AppState {
                     tracing::warn!(error = %e, "could not reload signing keys");
                 }
             }
+            Invalidation::TrustedIssuers { mode } => self.federation.invalidate(*mode),
         }
     }
 
@@ -65,6 +66,7 @@ impl AppState {
     /// caches, and re-reads the deny-list and signing keys.
     async fn resync(&self) {
         self.caches.clear();
+        self.federation.invalidate_all();
         match DenyList::load(&self.store, self.clock.now()).await {
             Ok(fresh) => self.deny_list.merge(fresh),
             Err(e) => tracing::warn!(error = %e, "could not re-read revoked tokens"),

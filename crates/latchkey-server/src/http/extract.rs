@@ -7,7 +7,9 @@ use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 
-use latchkey_types::ids::{ApiKeyId, Identifier, LoginId, RoleName, SessionId, TenantId, UserId};
+use latchkey_types::ids::{
+    ApiKeyId, Identifier, LoginId, RoleName, SessionId, TenantId, TrustedIssuerId, UserId,
+};
 
 use crate::http::error::ApiError;
 
@@ -98,7 +100,15 @@ macro_rules! identifier_segments {
         }
     )*};
 }
-identifier_segments!(TenantId, UserId, ApiKeyId, RoleName, LoginId, SessionId);
+identifier_segments!(
+    TenantId,
+    UserId,
+    ApiKeyId,
+    RoleName,
+    LoginId,
+    SessionId,
+    TrustedIssuerId
+);
 
 impl<A: Segment> Segments for A {
     fn from_segments(segments: Vec<String>) -> Result<Self, ApiError> {

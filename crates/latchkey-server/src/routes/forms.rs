@@ -3,7 +3,8 @@
 //! parser and the document read the same list, so they cannot disagree.
 
 use latchkey_core::oauth_form::{
-    FormParameter, ParameterValue, CLIENT_ASSERTION_TYPE, TOKEN_FORM, TOKEN_HINT_FORM,
+    FormParameter, ParameterValue, ACCESS_TOKEN_TYPE, CLIENT_ASSERTION_TYPE, ID_TOKEN_TYPE,
+    JWT_TOKEN_TYPE, TOKEN_FORM, TOKEN_HINT_FORM,
 };
 use latchkey_types::schema::{GrantType, NonBlank, ScopeList};
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, RefBuilder, SchemaType, Type};
@@ -67,7 +68,9 @@ fn named(value: ParameterValue) -> Option<(String, RefOr<Schema>)> {
         ParameterValue::GrantType => pair(GrantType::name(), GrantType::schema()),
         ParameterValue::Scope => pair(ScopeList::name(), ScopeList::schema()),
         ParameterValue::NonBlank => pair(NonBlank::name(), NonBlank::schema()),
-        ParameterValue::Text | ParameterValue::ClientAssertionType => None,
+        ParameterValue::Text | ParameterValue::ClientAssertionType | ParameterValue::TokenType => {
+            None
+        }
     }
 }
 
@@ -102,6 +105,9 @@ fn property(parameter: &FormParameter) -> RefOr<Schema> {
     };
     if parameter.value == ParameterValue::ClientAssertionType {
         text = text.pattern(Some(format!("^{}$", regex_escape(CLIENT_ASSERTION_TYPE))));
+    }
+    if parameter.value == ParameterValue::TokenType {
+        text = text.enum_values(Some([JWT_TOKEN_TYPE, ID_TOKEN_TYPE, ACCESS_TOKEN_TYPE]));
     }
     text.into()
 }

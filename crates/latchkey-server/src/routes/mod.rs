@@ -19,6 +19,7 @@ pub mod sessions;
 pub mod signing_keys;
 pub mod tenants;
 pub mod tokens;
+pub mod trusted_issuers;
 pub mod user_keys;
 pub mod users;
 

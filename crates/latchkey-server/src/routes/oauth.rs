@@ -11,7 +11,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
-use latchkey_core::oauth_form::{ClientAuth, Grant, Params, TokenRequestForm};
+use latchkey_core::oauth_form::{ClientAuth, Grant, Params, TokenRequestForm, ACCESS_TOKEN_TYPE};
 use latchkey_core::signing::Algorithm;
 use latchkey_types::error::OAuthErrorBody;
 use latchkey_types::ids::{Identifier as _, UserId};
@@ -23,6 +23,7 @@ use utoipa_axum::routes;
 use crate::authn::assertion::{self, AssertionError};
 use crate::authn::cache::Principal;
 use crate::authn::keycheck::{self, VerifiedKey};
+use crate::federation::workload::{self, ExchangeError};
 use crate::http::error::{OAuthError, OAuthErrorCode};
 use crate::http::transport::RequestCredentials;
 use crate::state::AppState;
@@ -244,7 +245,23 @@ async fn token(
     let client = match &form.grant {
         Grant::ClientCredentials => authenticate_client(&state, &form.client_auth).await?,
         Grant::JwtBearer { assertion } => {
-            jwt_bearer_client(&state, assertion.expose(), &form.client_auth).await?
+            // A trusted issuer's token (RFC 7523 §2.1 with another issuer's
+            // JWT) is a workload's; anything else is a user's own assertion.
+            match workload_grant(&state, assertion.expose(), &form, credentials, false).await? {
+                Some(issued) => return Ok(issued),
+                None => jwt_bearer_client(&state, assertion.expose(), &form.client_auth).await?,
+            }
+        }
+        Grant::TokenExchange { subject_token, .. } => {
+            return match workload_grant(&state, subject_token.expose(), &form, credentials, true)
+                .await?
+            {
+                Some(issued) => Ok(issued),
+                None => Err(OAuthError::new(
+                    OAuthErrorCode::InvalidGrant,
+                    "the subject token's issuer is not trusted",
+                )),
+            };
         }
         Grant::RefreshToken { refresh_token } => {
             // A session's client is public (a CLI, a device); when it does
@@ -278,6 +295,61 @@ async fn token(
     };
     let issued = issuance::issue(&state, client.mode, &client.principal, &request).await?;
     Ok(no_store(axum::Json(issued).into_response()))
+}
+
+/// Workload identity federation: a trusted issuer's token, for the user a
+/// rule maps it to. `None` when no trusted issuer has the token's `iss`
+/// (for the JWT-bearer grant, the assertion is then a user's own). Client
+/// authentication beside it is optional; when present it must be the
+/// mapped user.
+async fn workload_grant(
+    state: &AppState,
+    token: &str,
+    form: &TokenRequestForm,
+    credentials: &RequestCredentials,
+    exchange: bool,
+) -> Result<Option<Response>, OAuthError> {
+    let exchanged = match workload::exchange(state, token).await {
+        Ok(exchanged) => exchanged,
+        Err(ExchangeError::UnknownIssuer) => return Ok(None),
+        Err(ExchangeError::Store(e)) => return Err(e.into()),
+        Err(ExchangeError::Refused(why)) => {
+            tracing::info!(reason = %why, "workload token refused");
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidGrant,
+                "the token is not accepted by any trusted issuer's rules",
+            ));
+        }
+    };
+    require_tls_for(exchanged.mode, credentials)?;
+    if form.client_auth != ClientAuth::None {
+        let client = authenticate_client(state, &form.client_auth).await?;
+        if client.principal.user.id != exchanged.principal.user.id {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidGrant,
+                "the token maps to another client",
+            ));
+        }
+    }
+    let request = TokenRequest {
+        asked: Asked {
+            tenant_id: form.tenant_id.as_deref(),
+            scope: form.scope.as_deref(),
+            audiences: form.audiences.iter().map(String::as_str).collect(),
+            resources: form.resources.iter().map(String::as_str).collect(),
+            ..Asked::default()
+        },
+        ttl_seconds: exchanged.ttl_seconds,
+        actor: Some(exchanged.actor.clone()),
+        bound_tenant: exchanged.tenant.as_deref(),
+        bound_roles: exchanged.roles.as_ref(),
+        ..Default::default()
+    };
+    let mut issued = issuance::issue(state, exchanged.mode, &exchanged.principal, &request).await?;
+    if exchange {
+        issued.issued_token_type = Some(ACCESS_TOKEN_TYPE.to_owned());
+    }
+    Ok(Some(no_store(axum::Json(issued).into_response())))
 }
 
 /// Token responses are never cached (RFC 6749 §5.1).

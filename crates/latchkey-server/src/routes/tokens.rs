@@ -78,7 +78,7 @@ async fn create_token(
         key: None,
         extra_claims: body.claims.as_ref(),
         ttl_seconds: Some(body.ttl_seconds.unwrap_or(default_ttl)),
-        session: None,
+        ..TokenRequest::default()
     };
     let issued = issuance::issue(&state, mode, &principal, &request)
         .await

@@ -5,7 +5,9 @@
 
 use latchkey_core::issuance::{self, Asked, Decision, Inputs, Refusal};
 use latchkey_core::token::{self, SessionClaims, TokenGrant};
-use latchkey_types::oauth::TokenResponse;
+use std::collections::BTreeSet;
+
+use latchkey_types::oauth::{Actor, TokenResponse};
 use latchkey_types::{JsonObject, Mode};
 
 use crate::authn::cache::Principal;
@@ -31,6 +33,13 @@ pub struct TokenRequest<'a> {
     pub ttl_seconds: Option<i64>,
     /// The login session the token belongs to (`sid`, `amr`, `auth_time`).
     pub session: Option<SessionClaims>,
+    /// The external identity the token was exchanged for (`act`).
+    pub actor: Option<Actor>,
+    /// A tenant that fixes the token's, like an API key's (a workload
+    /// rule's), when the client did not use a key.
+    pub bound_tenant: Option<&'a str>,
+    /// Roles that bound the token's, like an API key's (a workload rule's).
+    pub bound_roles: Option<&'a BTreeSet<String>>,
 }
 
 /// Issues an access token for an authenticated principal.
@@ -48,8 +57,11 @@ pub async fn issue(
     };
     let key_roles = request.key.and_then(VerifiedKey::allowed_roles);
     let asked = Asked {
-        key_tenant: request.key.map(|k| k.key.tenant_id()),
-        key_roles: key_roles.as_ref(),
+        key_tenant: request
+            .key
+            .map(|k| k.key.tenant_id())
+            .or(request.bound_tenant),
+        key_roles: key_roles.as_ref().or(request.bound_roles),
         ..request.asked.clone()
     };
     let inputs = Inputs {
@@ -102,6 +114,7 @@ pub async fn issue(
         ttl_seconds: ttl,
         now: state.clock.now(),
         session: request.session.clone(),
+        actor: request.actor.clone(),
     });
     let key = state.keys.signing(mode, state.clock.now()).ok_or_else(|| {
         tracing::error!(%mode, "no signing key");
@@ -118,5 +131,6 @@ pub async fn issue(
         expires_in: ttl,
         scope,
         refresh_token: None,
+        issued_token_type: None,
     })
 }

@@ -25,3 +25,4 @@ mod openapi;
 mod signing_keys;
 mod tls;
 mod tokens;
+mod workload;

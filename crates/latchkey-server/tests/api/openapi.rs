@@ -85,6 +85,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/auth/magic"),
     ("get", "/v1/test-outbox"),
     ("post", "/v1/me/api-keys"),
+    ("get", "/v1/trusted-issuers"),
+    ("put", "/v1/trusted-issuers/{id}"),
+    ("get", "/v1/trusted-issuers/{id}"),
+    ("delete", "/v1/trusted-issuers/{id}"),
 ];
 
 #[tokio::test]

@@ -222,6 +222,7 @@ async fn metadata_and_jwks_describe_the_server(app: TestApp) {
                     "client_credentials",
                     "urn:ietf:params:oauth:grant-type:jwt-bearer",
                     "refresh_token",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
                 ])
             );
             assert_eq!(

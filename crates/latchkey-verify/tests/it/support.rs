@@ -189,6 +189,7 @@ pub fn mint(key: &SigningKey, m: &Mint<'_>) -> String {
         ttl_seconds: m.ttl,
         now: OffsetDateTime::from_unix_timestamp(m.now).unwrap(),
         session: None,
+        actor: None,
     });
     token::sign(key, &token::encoded_header(key), &claims).unwrap()
 }
