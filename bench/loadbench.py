@@ -268,6 +268,45 @@ def provision(url, admin):
     return {"workspace": ws, "user": user, "secret": secret, "key": key, "token": token}
 
 
+TARGET_EXCHANGE_RATIO = 0.5  # exchange / client-credentials issuance (no more than 2x the cost)
+WORKLOAD_ISSUER = "https://bench-cluster.example"
+
+
+def provision_workload(url, admin, p):
+    """A trusted issuer with a static JWKS (so no network is involved) whose
+    rule maps one subject to the bench machine, and a subject token of it
+    valid for an hour: a Kubernetes service-account token, in shape.
+    Needs PyJWT with cryptography (`pip install 'pyjwt[crypto]'`)."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives import serialization
+
+    bearer = {"Authorization": f"Bearer {admin}"}
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    x = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "bench-1", "alg": "EdDSA", "use": "sig"}
+    issuer = http("GET", f"{url}/v1/workspace", headers=bearer)["issuer"]
+    http("PUT", f"{url}/v1/trusted-issuers/bench", headers=bearer, expect=(200, 201), json_body={
+        "issuer": WORKLOAD_ISSUER, "jwks": {"keys": [jwk]}, "audiences": [issuer],
+        "rules": [{"when": {"sub": "system:serviceaccount:bench:*",
+                            "kubernetes.io.namespace": "bench"},
+                   "userId": p["user"]}],
+    })
+    now = int(time.time())
+    token = jwt.encode({
+        "iss": WORKLOAD_ISSUER, "aud": [issuer], "sub": "system:serviceaccount:bench:loader",
+        "iat": now, "nbf": now, "exp": now + 3600,
+        "kubernetes.io": {"namespace": "bench", "serviceaccount": {"name": "loader"}},
+    }, key, algorithm="EdDSA", headers={"kid": "bench-1"})
+    form = {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": token, "subject_token_type": "urn:ietf:params:oauth:token-type:jwt"}
+    answer = http("POST", f"{url}/oauth/token", form=form)
+    if "access_token" not in answer:
+        raise BenchError(f"the workload token is not exchanged: {answer}")
+    return urllib.parse.urlencode(form)
+
+
 def summarize(runs):
     return {
         "runs": len(runs),
@@ -290,12 +329,16 @@ def cmd_throughput(args):
     lk, peer = args.latchkey.rstrip("/"), args.peer.rstrip("/")
     log(f"provisioning {lk}")
     p = provision(lk, args.admin)
+    exchange_body = provision_workload(lk, args.admin, p)
     form = "application/x-www-form-urlencoded"
     cases = {
         "latchkey-token": (f"{lk}/oauth/token", args.latchkey_pid, {
             "WRK_METHOD": "POST", "WRK_BODY": "grant_type=client_credentials",
             "WRK_CTYPE": form, "WRK_AUTH": basic(p["user"], p["secret"]),
             "WRK_EXPECT": '"access_token"'}),
+        "latchkey-exchange": (f"{lk}/oauth/token", args.latchkey_pid, {
+            "WRK_METHOD": "POST", "WRK_BODY": exchange_body,
+            "WRK_CTYPE": form, "WRK_EXPECT": '"access_token"'}),
         "peer-token": (f"{peer}/token", args.peer_pid, {
             "WRK_METHOD": "POST", "WRK_BODY": "grant_type=client_credentials",
             "WRK_CTYPE": form, "WRK_AUTH": basic(args.peer_client, args.peer_secret),
@@ -316,7 +359,7 @@ def cmd_throughput(args):
             wrk.run(f"warmup-{name}", url, env, pid, duration=args.warmup)
     runs = {name: [] for name in cases}
     groups = [
-        ["latchkey-token", "peer-token"],
+        ["latchkey-token", "latchkey-exchange", "peer-token"],
         ["latchkey-healthz", "latchkey-verify", "latchkey-introspect"],
     ]
     for group in groups:
@@ -771,6 +814,9 @@ def cmd_report(args):
         "verify_over_healthz": s["latchkey-verify"]["rps_median"] / s["latchkey-healthz"]["rps_median"],
         "introspect_over_healthz": s["latchkey-introspect"]["rps_median"] / s["latchkey-healthz"]["rps_median"],
     }
+    if "latchkey-exchange" in s:
+        ratios["exchange_over_issuance"] = (
+            s["latchkey-exchange"]["rps_median"] / s["latchkey-token"]["rps_median"])
     ratios["issuance_per_server_core_latchkey_over_peer"] = (
         s["latchkey-token"]["rps_per_server_core_median"] / s["peer-token"]["rps_per_server_core_median"])
     # The verify/healthz ratio per round too (same round, back to back).
@@ -792,6 +838,11 @@ def cmd_report(args):
                           "value": s["latchkey-verify"]["p99_ms_median"],
                           "verdict": fmt_ratio(s["latchkey-verify"]["p99_ms_median"], TARGET_VERIFY_P99_MS, False)},
     }
+    if "exchange_over_issuance" in ratios:
+        targets["exchange_over_issuance"] = {
+            "target": f">= {TARGET_EXCHANGE_RATIO:.0%}",
+            "value": ratios["exchange_over_issuance"],
+            "verdict": fmt_ratio(ratios["exchange_over_issuance"], TARGET_EXCHANGE_RATIO)}
     loads = [r["loadavg_after"][0] for rs in tp["runs"].values() for r in rs]
     others = [r["other_cores"] for rs in tp["runs"].values() for r in rs]
     result = {
@@ -827,7 +878,10 @@ def cmd_report(args):
     print()
     print(f"{'case':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'server':>8}{'wrk':>6}{'other':>7}"
           f"{'req/s/core':>12}   req/s per run")
-    for name in ["latchkey-token", "peer-token", "latchkey-healthz", "latchkey-verify", "latchkey-introspect"]:
+    for name in ["latchkey-token", "latchkey-exchange", "peer-token", "latchkey-healthz", "latchkey-verify",
+                 "latchkey-introspect"]:
+        if name not in s:
+            continue
         x = s[name]
         print(f"{name:<22}{x['rps_median']:>10.0f}{x['p50_ms_median']:>9.2f}{x['p99_ms_median']:>9.2f}"
               f"{x['server_cores_median']:>8.2f}{x['wrk_cores_median']:>6.2f}{x['other_cores_median']:>7.2f}"
@@ -838,7 +892,8 @@ def cmd_report(args):
     print()
     for k, t in targets.items():
         v = t["value"]
-        shown = f"{v:.2f}x" if k == "issuance_ratio" else (f"{v:.0%}" if k == "verify_over_healthz" else f"{v:.2f} ms")
+        shown = f"{v:.2f}x" if k == "issuance_ratio" else (
+            f"{v:.0%}" if k in ("verify_over_healthz", "exchange_over_issuance") else f"{v:.2f} ms")
         print(f"{k:<22}{shown:>10}   target {t['target']:<10} {t['verdict']}")
     print(f"{'introspect_over_healthz':<22}{ratios['introspect_over_healthz']:>10.0%}   (no target)")
     print(f"{'issuance_per_core':<22}{ratios['issuance_per_server_core_latchkey_over_peer']:>9.2f}x   "

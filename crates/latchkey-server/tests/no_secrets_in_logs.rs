@@ -746,6 +746,84 @@ async fn scenario(app: TestApp) {
     .await;
     assert_eq!(r.status, 204);
 
+    // Workload identity federation: a trusted issuer's token exchanged
+    // (and one refused), neither the workload's token nor the issued one in
+    // any log.
+    let (r, _) = send(
+        &app,
+        &mut t,
+        "workload user",
+        Method::POST,
+        "/v1/users",
+        Some(&admin),
+        Some(json!({"name": "workload"})),
+    )
+    .await;
+    let workload_user = r.body["id"].as_str().unwrap().to_owned();
+    let cluster = SigningKey::generate(latchkey_core::signing::Algorithm::RS256).unwrap();
+    let audience = format!("{}/test", app.base);
+    let (r, _) = send(
+        &app,
+        &mut t,
+        "trusted issuer",
+        Method::PUT,
+        "/v1/trusted-issuers/cluster",
+        Some(&admin),
+        Some(json!({
+            "issuer": "https://k8s.example", "jwks": {"keys": [cluster.public_jwk()]},
+            "audiences": [audience],
+            "rules": [{"when": {"kubernetes.io.namespace": "prod"}, "userId": workload_user}],
+        })),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    for (namespace, accepted) in [("prod", true), ("dev", false)] {
+        use latchkey_core::clock::Clock as _;
+        let now = app.clock.now().unix_timestamp();
+        let header = json!({"alg": "RS256", "kid": cluster.kid()}).to_string();
+        let claims = json!({
+            "iss": "https://k8s.example", "aud": [audience], "iat": now, "exp": now + 600,
+            "sub": format!("system:serviceaccount:{namespace}:job"),
+            "kubernetes.io": {"namespace": namespace},
+        })
+        .to_string();
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let sig = URL_SAFE_NO_PAD.encode(cluster.sign(input.as_bytes()).unwrap());
+        let subject_token = format!("{input}.{sig}");
+        t.secret("workload subject token", &subject_token, None);
+        let (r, at) = form(
+            &app,
+            &mut t,
+            "token exchange",
+            "/oauth/token",
+            None,
+            None,
+            &[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", &subject_token),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+            ],
+        )
+        .await;
+        if accepted {
+            assert_eq!(r.status, 200, "{}", r.text);
+            t.secret(
+                "exchanged access token",
+                r.body["access_token"].as_str().unwrap(),
+                Some(at),
+            );
+        } else {
+            assert_eq!(r.status, 400, "{}", r.text);
+        }
+    }
+
     // Let background tasks (last-used batches, notifications) log too.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     drop(app);

@@ -36,6 +36,9 @@ pub enum Command {
     Users(UsersArgs),
     /// Manage the role catalog: which permissions each role grants.
     Roles(RolesArgs),
+    /// Manage trusted issuers: whose JWTs (Kubernetes service-account
+    /// tokens, CI jobs' OIDC tokens) are exchanged for Latchkey tokens.
+    TrustedIssuers(TrustedIssuersArgs),
     /// Manage memberships: the roles a user holds in a tenant.
     Members(MembersArgs),
     /// Manage a user's client secrets.
@@ -521,6 +524,48 @@ pub struct RoleSet {
     pub description: Option<String>,
 }
 
+/// `latchkey trusted-issuers`.
+#[derive(Debug, Args)]
+pub struct TrustedIssuersArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
+    /// What to do with trusted issuers.
+    #[command(subcommand)]
+    pub command: TrustedIssuersCommand,
+}
+
+/// `latchkey trusted-issuers …`.
+#[derive(Debug, Subcommand)]
+pub enum TrustedIssuersCommand {
+    /// Create or replace a trusted issuer from its JSON configuration
+    /// (`{issuer, jwksUri | jwks, audiences, rules}`, as in
+    /// `PUT /v1/trusted-issuers/{id}`).
+    Put {
+        /// Trusted issuer id (`[a-z0-9][a-z0-9_-]{0,62}`).
+        id: String,
+        /// The JSON file; `-` reads standard input.
+        #[arg(long, value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
+    /// List the trusted issuers.
+    List {
+        /// Paging.
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one trusted issuer with its rules.
+    Get {
+        /// Trusted issuer id.
+        id: String,
+    },
+    /// Delete a trusted issuer: its tokens are refused from then on.
+    Delete {
+        /// Trusted issuer id.
+        id: String,
+    },
+}
+
 /// `latchkey members`.
 #[derive(Debug, Args)]
 pub struct MembersArgs {
@@ -748,9 +793,17 @@ pub struct TokenArgs {
     /// Base URL of the Latchkey server.
     #[arg(long, env = "LATCHKEY_URL", default_value = DEFAULT_URL)]
     pub url: String,
-    /// The client id, which is the user id (`usr_…`).
+    /// The client id, which is the user id (`usr_…`). Not needed with
+    /// `--subject-token-file`.
     #[arg(long, env = "LATCHKEY_CLIENT_ID", value_name = "ID")]
-    pub client_id: String,
+    pub client_id: Option<String>,
+    /// Exchange the token in this file (a Kubernetes projected
+    /// service-account token, a CI job's OIDC token) for a Latchkey token,
+    /// by RFC 8693 token exchange, instead of authenticating with a client
+    /// secret: no secret is stored. A trusted issuer's rule decides whom it
+    /// maps to. The file is read at each run (Kubernetes rotates it).
+    #[arg(long, value_name = "FILE", conflicts_with = "client_secret")]
+    pub subject_token_file: Option<std::path::PathBuf>,
     /// The client secret (or an API key of the user). Prefer the
     /// LATCHKEY_CLIENT_SECRET environment variable: a flag shows in the
     /// process list and in shell history.
@@ -1146,7 +1199,7 @@ mod tests {
         let Command::Token(t) = cli.command else {
             panic!("not token")
         };
-        assert_eq!(t.client_id, "usr_1");
+        assert_eq!(t.client_id.as_deref(), Some("usr_1"));
         assert_eq!(t.scopes, ["a:read", "b:write"]);
         assert_eq!(t.tenant.as_deref(), Some("acme"));
         assert!(t.decode && !t.json);

@@ -174,14 +174,13 @@ impl Client {
         &self,
         segments: &[&str],
         form: &[(&str, String)],
-        authorization: HeaderValue,
+        authorization: Option<HeaderValue>,
     ) -> anyhow::Result<Response> {
         let url = self.url(segments, &[]);
-        let req = self
-            .http
-            .post(url.clone())
-            .header(AUTHORIZATION, authorization)
-            .form(form);
+        let mut req = self.http.post(url.clone()).form(form);
+        if let Some(authorization) = authorization {
+            req = req.header(AUTHORIZATION, authorization);
+        }
         self.finish(req, &url).await
     }
 

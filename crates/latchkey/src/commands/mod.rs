@@ -12,6 +12,7 @@ mod serve;
 mod signing_keys;
 mod tenants;
 mod token;
+mod trusted_issuers;
 mod users;
 mod verify;
 mod workspace;
@@ -38,6 +39,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tenants(args) => tenants::run(&Admin::new(args.admin)?, args.command).await,
         Command::Users(args) => users::run(&Admin::new(args.admin)?, args.command).await,
         Command::Roles(args) => roles::run(&Admin::new(args.admin)?, args.command).await,
+        Command::TrustedIssuers(args) => {
+            trusted_issuers::run(&Admin::new(args.admin)?, args.command).await
+        }
         Command::SigningKeys(args) => {
             signing_keys::run(&Admin::new(args.admin)?, args.command).await
         }

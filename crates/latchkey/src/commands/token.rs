@@ -7,6 +7,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use latchkey_core::credential::CredentialKind;
+use latchkey_core::oauth_form::{JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
 use latchkey_core::Secret;
 use latchkey_types::oauth::TokenResponse;
 
@@ -22,24 +23,44 @@ const BASE64URL: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// `POST /oauth/token` with `grant_type=client_credentials`.
+/// `POST /oauth/token` with `grant_type=client_credentials`, or the token
+/// exchange of a trusted issuer's token.
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
-    let Some(secret) = args
-        .client_secret
-        .filter(|s| !s.is_empty())
-        .map(Secret::new)
-    else {
-        bail!("no client secret: set LATCHKEY_CLIENT_SECRET (preferred) or pass --client-secret");
-    };
     let client = Client::new(&args.url)?;
-    check_credential(
-        &secret,
-        &[CredentialKind::ClientSecret, CredentialKind::ApiKey],
-        "client secret",
-        client.base(),
-    )?;
-    let authorization = sensitive_header(&basic_auth(&args.client_id, &secret))?;
-    let form = form(&args.scopes, args.audience, args.tenant);
+    let mut form = form(&args.scopes, args.audience, args.tenant);
+    let authorization = match &args.subject_token_file {
+        Some(path) => {
+            let token = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the subject token {}", path.display()))?;
+            let token = token.trim();
+            if token.is_empty() {
+                bail!("the subject token file {} is empty", path.display());
+            }
+            form[0] = ("grant_type", TOKEN_EXCHANGE_GRANT.to_owned());
+            form.push(("subject_token", token.to_owned()));
+            form.push(("subject_token_type", JWT_TOKEN_TYPE.to_owned()));
+            None
+        }
+        None => {
+            let Some(client_id) = args.client_id.as_deref() else {
+                bail!("no client id: set LATCHKEY_CLIENT_ID or pass --client-id (or exchange a token with --subject-token-file)");
+            };
+            let Some(secret) = args
+                .client_secret
+                .filter(|s| !s.is_empty())
+                .map(Secret::new)
+            else {
+                bail!("no client secret: set LATCHKEY_CLIENT_SECRET (preferred) or pass --client-secret");
+            };
+            check_credential(
+                &secret,
+                &[CredentialKind::ClientSecret, CredentialKind::ApiKey],
+                "client secret",
+                client.base(),
+            )?;
+            Some(sensitive_header(&basic_auth(client_id, &secret))?)
+        }
+    };
     let resp = client
         .post_form(&["oauth", "token"], &form, authorization)
         .await?;

@@ -11,3 +11,4 @@ mod login;
 mod serve;
 mod verify;
 mod walkthrough;
+mod workload;
