@@ -24,7 +24,8 @@ refusal of the same values is still tested.
   (rules across fields), and `allowedRedirectUris` are absolute http(s)
   URLs without a fragment (a URL rule the document states only as text).
 - `POST /auth/logins`: a `redirectUri` must be one the tenant's login
-  policy registered (state), so positive cases name none.
+  policy registered, and an `sso` provider one the policy allows (state),
+  so positive cases name neither.
 - `PUT /v1/users/{id}/password`: a new password is refused when it is on
   the common-password list or is the user's own address (state), so
   positive cases send a long uncommon one built from the drawn text.
@@ -34,6 +35,11 @@ refusal of the same values is still tested.
   an issuer of their own id, a key URL, and rules that provision users into
   the workspace (`LATCHKEY_FUZZ_WORKSPACE`), keeping the drawn conditions,
   roles and lifetimes where they are valid.
+- `PUT /v1/identity-providers/{id}`: the fields a type needs depend on the
+  type (a rule across fields), a URL must be an absolute http(s) URL, and a
+  provisioning tenant must exist (state); positive cases become OpenID
+  Connect providers with an issuer URL, a client id and secret, and keep
+  the drawn scopes, mapping and switches where they are valid.
 """
 
 import base64
@@ -103,6 +109,29 @@ def _follow_trusted_issuer_rules(case, body):
     body["rules"] = rules
 
 
+NQCHAR = set(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
+
+
+def _follow_identity_provider_rules(case, body):
+    ident = (case.path_parameters or {}).get("id", "fuzz")
+    for field in ("authorizationUrl", "tokenUrl", "userinfoUrl", "metadataXml", "entityId", "ssoUrl", "certificatePem"):
+        body.pop(field, None)
+    body["type"] = "oidc"
+    body["issuer"] = f"https://idp.example/{ident}"
+    body["clientId"] = "latchkey-fuzz"
+    body["clientSecret"] = "fuzz-client-secret"
+    scopes = body.get("scopes")
+    if isinstance(scopes, list):
+        body["scopes"] = [s for s in scopes if isinstance(s, str) and 0 < len(s) <= 128 and set(s) <= NQCHAR][:32]
+    mapping = body.get("claimMapping")
+    if isinstance(mapping, dict):
+        body["claimMapping"] = {k: v for k, v in mapping.items()
+                                if k in ("subject", "email", "emailVerified", "name") and isinstance(v, str) and 0 < len(v.encode()) <= 128}
+    provisioning = body.get("provisioning")
+    if isinstance(provisioning, dict) and provisioning.get("tenantId") is not None:
+        provisioning["tenantId"] = os.environ.get("LATCHKEY_FUZZ_WORKSPACE", "fuzz-ws")
+
+
 # Far enough ahead that a slow run does not reach it.
 FUTURE = timedelta(days=1)
 
@@ -140,8 +169,12 @@ def map_case(context, case):
         _follow_policy_rules(body)
     if operation.method.upper() == "PUT" and operation.path == "/v1/trusted-issuers/{id}" and body is not None:
         _follow_trusted_issuer_rules(case, body)
+    if operation.method.upper() == "PUT" and operation.path == "/v1/identity-providers/{id}" and body is not None:
+        _follow_identity_provider_rules(case, body)
     if operation.method.upper() == "POST" and operation.path == "/auth/logins" and body is not None:
         body.pop("redirectUri", None)
+        # An SSO start needs a provider the tenant's policy allows (state).
+        body.pop("sso", None)
     if operation.method.upper() == "PUT" and operation.path == "/v1/users/{id}/password" and body is not None:
         drawn = str(body.get("password", ""))[:200]
         body["password"] = f"lk-{drawn}-orbit-kettle-9"

@@ -143,6 +143,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::magic::router())
         .merge(routes::outbox::router())
         .merge(routes::trusted_issuers::router())
+        .merge(routes::identity_providers::router())
+        .merge(routes::sso::router())
         .split_for_parts();
     let (router, mut api) = (router, api);
     document_error_responses(&mut api);

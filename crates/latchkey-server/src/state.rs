@@ -62,6 +62,8 @@ pub struct Inner {
     pub deny_list: DenyList,
     /// Trusted issuers (workload identity federation) and their keys.
     pub federation: crate::federation::workload::Federation,
+    /// Identity providers (SSO), discovered and with their keys.
+    pub providers: crate::federation::sso::Providers,
     /// The audit log's queue.
     pub audit: crate::admin::audit::AuditLog,
     /// Prometheus counters.
@@ -202,6 +204,7 @@ impl AppState {
             usage: Arc::new(UsageRecorder::default()),
             deny_list,
             federation: crate::federation::workload::Federation::default(),
+            providers: crate::federation::sso::Providers::default(),
             audit,
             metrics,
             background: parking_lot::Mutex::default(),

@@ -20,6 +20,7 @@ mod records;
 mod revoked_tokens;
 mod roles;
 mod sessions;
+mod sso;
 mod tenants;
 mod user_keys;
 mod users;
@@ -41,6 +42,7 @@ pub use notify::{ListenEvent, StoreListener, NOTIFY_CHANNEL};
 pub use outbox::OutboxMessage;
 pub use records::*;
 pub use sessions::{Refreshed, Rotation, SessionRecord};
+pub use sso::{Identity, IdentityProviderRecord, NewLinkedUser, SsoFlow};
 
 /// What went wrong in the store, in terms callers can act on.
 #[derive(Debug, thiserror::Error)]

@@ -158,11 +158,21 @@ pub enum AuditAction {
     /// A trusted issuer was deleted.
     #[serde(rename = "trusted_issuer.deleted")]
     TrustedIssuerDeleted,
+    /// An identity provider was created or replaced.
+    #[serde(rename = "identity_provider.put")]
+    IdentityProviderPut,
+    /// An identity provider was deleted, with its links to users.
+    #[serde(rename = "identity_provider.deleted")]
+    IdentityProviderDeleted,
+    /// A provider's account was linked to a user (by a verified email, or a
+    /// user provisioned for it).
+    #[serde(rename = "identity.linked")]
+    IdentityLinked,
 }
 
 impl AuditAction {
     /// Every action, in a stable order.
-    pub const ALL: [AuditAction; 34] = [
+    pub const ALL: [AuditAction; 37] = [
         AuditAction::WorkspaceCreated,
         AuditAction::AdminKeyCreated,
         AuditAction::SigningKeyCreated,
@@ -197,6 +207,9 @@ impl AuditAction {
         AuditAction::FactorRemoved,
         AuditAction::TrustedIssuerPut,
         AuditAction::TrustedIssuerDeleted,
+        AuditAction::IdentityProviderPut,
+        AuditAction::IdentityProviderDeleted,
+        AuditAction::IdentityLinked,
     ];
 
     /// The dotted name (`api_key.created`), as in JSON and the store.
@@ -235,6 +248,9 @@ impl AuditAction {
             AuditAction::BackupCodesGenerated => "backup_codes.generated",
             AuditAction::TrustedIssuerPut => "trusted_issuer.put",
             AuditAction::TrustedIssuerDeleted => "trusted_issuer.deleted",
+            AuditAction::IdentityProviderPut => "identity_provider.put",
+            AuditAction::IdentityProviderDeleted => "identity_provider.deleted",
+            AuditAction::IdentityLinked => "identity.linked",
             AuditAction::FactorRemoved => "factor.removed",
         }
     }

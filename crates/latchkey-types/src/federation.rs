@@ -133,3 +133,175 @@ pub struct TrustedIssuer {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: time::OffsetDateTime,
 }
+
+/// What kind of identity provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderType {
+    /// OpenID Connect: discovery from `issuer`, the code flow with PKCE,
+    /// an ID token.
+    Oidc,
+    /// Plain OAuth 2.0 (social logins without OpenID Connect): the code
+    /// flow with PKCE, then the userinfo endpoint.
+    Oauth2,
+    /// SAML 2.0, Latchkey as service provider.
+    Saml,
+}
+
+/// How a provider's identity finds its Latchkey user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum LinkBy {
+    /// By the provider's subject, once linked (default).
+    #[default]
+    Subject,
+    /// By email address, only when the provider says it is verified.
+    Email,
+}
+
+/// Whether and how a provider creates users who are not linked yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SsoProvisioning {
+    /// Create a user for an identity that finds none (default `false`).
+    pub enabled: bool,
+    /// The tenant new users join (with `roles`).
+    pub tenant_id: Option<TenantId>,
+    /// Their roles there.
+    #[cfg_attr(feature = "openapi", schema(max_items = 64))]
+    pub roles: Option<Vec<RoleName>>,
+    /// `human` (default) or `machine`.
+    pub kind: Option<UserKind>,
+}
+
+/// `PUT /v1/identity-providers/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PutIdentityProvider {
+    /// `oidc`, `oauth2` or `saml`.
+    #[serde(rename = "type")]
+    pub kind: Option<ProviderType>,
+    /// OpenID Connect: the issuer, discovered at
+    /// `{issuer}/.well-known/openid-configuration`.
+    #[cfg_attr(feature = "openapi", schema(max_length = 512))]
+    pub issuer: Option<String>,
+    /// OAuth 2.0: where the browser is sent.
+    #[cfg_attr(feature = "openapi", schema(max_length = 512))]
+    pub authorization_url: Option<String>,
+    /// OAuth 2.0: where the code is exchanged.
+    #[cfg_attr(feature = "openapi", schema(max_length = 512))]
+    pub token_url: Option<String>,
+    /// OAuth 2.0: where the user's claims are read.
+    #[cfg_attr(feature = "openapi", schema(max_length = 512))]
+    pub userinfo_url: Option<String>,
+    /// The client id registered at the provider.
+    #[cfg_attr(feature = "openapi", schema(max_length = 512))]
+    pub client_id: Option<String>,
+    /// The client secret registered at the provider: sealed at rest, never
+    /// shown again. Left out of a replacement, the stored one is kept.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub client_secret: Option<String>,
+    /// Scopes asked for (default `openid email profile` for OIDC, none
+    /// for OAuth 2.0).
+    #[cfg_attr(feature = "openapi", schema(max_items = 32))]
+    pub scopes: Option<Vec<String>>,
+    /// SAML: the IdP's metadata document.
+    #[cfg_attr(feature = "openapi", schema(max_length = 65536))]
+    pub metadata_xml: Option<String>,
+    /// SAML: the IdP's entity id (without `metadataXml`).
+    #[cfg_attr(feature = "openapi", schema(max_length = 512))]
+    pub entity_id: Option<String>,
+    /// SAML: the IdP's single sign-on URL (redirect binding).
+    #[cfg_attr(feature = "openapi", schema(max_length = 512))]
+    pub sso_url: Option<String>,
+    /// SAML: the IdP's signing certificate.
+    #[cfg_attr(feature = "openapi", schema(max_length = 16384))]
+    pub certificate_pem: Option<String>,
+    /// Where each of `subject`, `email`, `emailVerified` and `name` is read
+    /// from in the provider's claims (defaults: `sub`, `email`,
+    /// `email_verified`, `name`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<BTreeMap<String, String>>))]
+    pub claim_mapping: Option<BTreeMap<String, String>>,
+    /// `subject` (default) or `email` (only when the provider says the
+    /// address is verified).
+    pub link_by: Option<LinkBy>,
+    /// Create users the provider vouches for and nobody links to.
+    pub provisioning: Option<SsoProvisioning>,
+    /// Count the provider's own multi-factor login (`amr` naming a second
+    /// factor, or `mfa`) as this login's `totp` (default `false`).
+    pub trust_upstream_mfa: Option<bool>,
+}
+
+/// An identity provider as the API answers it: never its client secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityProvider {
+    /// Its id (the factor `sso:<id>`).
+    pub id: crate::ids::ProviderId,
+    /// Its mode.
+    pub mode: Mode,
+    /// `oidc`, `oauth2` or `saml`.
+    #[serde(rename = "type")]
+    pub kind: ProviderType,
+    /// OIDC issuer.
+    pub issuer: Option<String>,
+    /// OAuth 2.0 endpoints.
+    pub authorization_url: Option<String>,
+    /// OAuth 2.0 token endpoint.
+    pub token_url: Option<String>,
+    /// OAuth 2.0 userinfo endpoint.
+    pub userinfo_url: Option<String>,
+    /// The client id at the provider.
+    pub client_id: Option<String>,
+    /// Whether a client secret is stored.
+    pub client_secret_set: bool,
+    /// Scopes asked for.
+    pub scopes: Vec<String>,
+    /// Claim names read.
+    pub claim_mapping: BTreeMap<String, String>,
+    /// How identities find users.
+    pub link_by: LinkBy,
+    /// How users are created.
+    pub provisioning: SsoProvisioning,
+    /// Whether the provider's MFA counts.
+    pub trust_upstream_mfa: bool,
+    /// OIDC/OAuth 2.0: the redirect URI to register at the provider.
+    pub callback_url: Option<String>,
+    /// SAML: this service provider's metadata.
+    pub metadata_url: Option<String>,
+    /// SAML: the assertion consumer service (POST binding).
+    pub acs_url: Option<String>,
+    /// RFC 3339.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: time::OffsetDateTime,
+    /// RFC 3339.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub updated_at: time::OffsetDateTime,
+}
+
+/// `POST /auth/logins/{id}/sso/{providerId}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartSso {
+    /// Given back to the login's `redirectUri` with `login_id`, for the
+    /// application to tie the return to its request.
+    #[cfg_attr(feature = "openapi", schema(max_length = 512))]
+    pub state: Option<String>,
+}
+
+/// Where to send the browser.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SsoRedirect {
+    /// The provider's authorization URL, with state, nonce and PKCE.
+    pub authorization_url: String,
+}

@@ -219,6 +219,13 @@ pub struct CreateLogin {
     /// Where a browser goes when the login completes (hosted pages).
     #[cfg_attr(feature = "openapi", schema(max_length = 2048))]
     pub redirect_uri: Option<String>,
+    /// Start with this identity provider's factor (`sso:<id>`): the answer
+    /// carries its `authorizationUrl`. Usually without `identifier`: the
+    /// provider says who signs in.
+    pub sso: Option<crate::ids::ProviderId>,
+    /// With `sso`: given back to `redirectUri` with `login_id`.
+    #[cfg_attr(feature = "openapi", schema(max_length = 512))]
+    pub state: Option<String>,
 }
 
 /// A login in progress.
@@ -250,6 +257,9 @@ pub struct LoginObject {
     /// The session, once: in the first answer after completion.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionTokens>,
+    /// Where to send the browser, for a login started with `sso`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_url: Option<String>,
 }
 
 /// The tokens of a new session (or of a refresh).

@@ -3,4 +3,5 @@
 //! patterns its rules are written in (`glob`).
 
 pub mod glob;
+pub mod oidc;
 pub mod workload;

@@ -78,7 +78,13 @@ fn passed(factor: &Factor, satisfied: &BTreeSet<Factor>) -> bool {
 /// The combinations that apply: the policy's, and, once the user is known
 /// (`enrolled` after a first factor), only those the user can do, each with
 /// the enrolled TOTP when the policy asks for enrolled factors.
-fn combinations(policy: &Policy, enrolled: Option<&Enrolled>) -> Vec<BTreeSet<Factor>> {
+/// A factor already passed counts even when the user has not set it up
+/// (an identity provider trusted for MFA stands in for `totp`).
+fn combinations(
+    policy: &Policy,
+    enrolled: Option<&Enrolled>,
+    satisfied: &BTreeSet<Factor>,
+) -> Vec<BTreeSet<Factor>> {
     let mut out: Vec<BTreeSet<Factor>> = Vec::new();
     for combination in &policy.require {
         let mut combination = combination.clone();
@@ -89,7 +95,10 @@ fn combinations(policy: &Policy, enrolled: Option<&Enrolled>) -> Vec<BTreeSet<Fa
             {
                 combination.insert(Factor::Totp);
             }
-            if !combination.iter().all(|f| user.can(f)) {
+            if !combination
+                .iter()
+                .all(|f| user.can(f) || passed(f, satisfied))
+            {
                 continue;
             }
         }
@@ -110,7 +119,7 @@ pub fn view(
     let proven = enrolled.filter(|_| !satisfied.is_empty());
     let mut remaining: Vec<BTreeSet<Factor>> = Vec::new();
     let mut complete = false;
-    for combination in combinations(policy, proven) {
+    for combination in combinations(policy, proven, satisfied) {
         let missing: BTreeSet<Factor> = combination
             .into_iter()
             .filter(|f| !passed(f, satisfied))

@@ -8,7 +8,8 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 
 use latchkey_types::ids::{
-    ApiKeyId, Identifier, LoginId, RoleName, SessionId, TenantId, TrustedIssuerId, UserId,
+    ApiKeyId, Identifier, LoginId, ProviderId, RoleName, SessionId, TenantId, TrustedIssuerId,
+    UserId,
 };
 
 use crate::http::error::ApiError;
@@ -107,7 +108,8 @@ identifier_segments!(
     RoleName,
     LoginId,
     SessionId,
-    TrustedIssuerId
+    TrustedIssuerId,
+    ProviderId
 );
 
 impl<A: Segment> Segments for A {

@@ -342,5 +342,6 @@ pub async fn answer(
         },
         complete,
         session,
+        authorization_url: None,
     })
 }

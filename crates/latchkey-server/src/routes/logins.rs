@@ -291,15 +291,41 @@ async fn create_login(
         created_at: now,
         expires_at: now + Duration::seconds(LOGIN_TTL_SECONDS),
     };
+    if body
+        .state
+        .as_ref()
+        .is_some_and(|s| s.len() > 512 || s.contains('\0'))
+    {
+        return Err(ApiError::InvalidRequest(
+            "state has at most 512 bytes".into(),
+        ));
+    }
     state.store.create_login(mode, &record, now).await?;
     let login = engine::load(&state, mode, record).await?;
-    let answer = engine::answer(
+    let authorization_url = match &body.sso {
+        Some(provider) => {
+            login.require_offered(&Factor::Sso(provider.as_str().to_owned()))?;
+            Some(
+                crate::federation::sso::start(
+                    &state,
+                    &login,
+                    provider.as_str(),
+                    body.state.clone(),
+                )
+                .await
+                .map_err(super::sso::api_error)?,
+            )
+        }
+        None => None,
+    };
+    let mut answer = engine::answer(
         &state,
         login,
         Some(secret.expose().to_owned()),
         credentials.source,
     )
     .await?;
+    answer.authorization_url = authorization_url;
     Ok((StatusCode::CREATED, axum::Json(answer)))
 }
 

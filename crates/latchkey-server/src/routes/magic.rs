@@ -42,7 +42,7 @@ struct LinkQuery {
     token: Option<String>,
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             '&' => "&amp;".to_owned(),
@@ -57,7 +57,7 @@ fn escape(text: &str) -> String {
 
 /// A small page: no script, no external resource, not framable, not
 /// cached, and the token never sent on as a referrer.
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

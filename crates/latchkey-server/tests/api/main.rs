@@ -23,6 +23,7 @@ mod metrics;
 mod multinode;
 mod openapi;
 mod signing_keys;
+mod sso;
 mod tls;
 mod tokens;
 mod workload;

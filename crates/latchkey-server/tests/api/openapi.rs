@@ -89,6 +89,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/trusted-issuers/{id}"),
     ("get", "/v1/trusted-issuers/{id}"),
     ("delete", "/v1/trusted-issuers/{id}"),
+    ("get", "/v1/identity-providers"),
+    ("put", "/v1/identity-providers/{id}"),
+    ("get", "/v1/identity-providers/{id}"),
+    ("delete", "/v1/identity-providers/{id}"),
+    ("post", "/auth/logins/{id}/sso/{providerId}"),
+    ("get", "/auth/sso/{providerId}/callback"),
+    ("get", "/test/auth/sso/{providerId}/callback"),
 ];
 
 #[tokio::test]
@@ -116,7 +123,8 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_path_is_ser
                 .replace("{name}", "x")
                 .replace("{secretId}", "x")
                 .replace("{keyId}", "x")
-                .replace("{factor}", "x");
+                .replace("{factor}", "x")
+                .replace("{providerId}", "x");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = app.send(m, &concrete, Some(&app.test_admin), None).await;
             assert_ne!(r.status.as_u16(), 405, "{method} {path} not routed");
