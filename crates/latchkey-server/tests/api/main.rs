@@ -21,6 +21,7 @@ mod limits;
 mod logins;
 mod metrics;
 mod multinode;
+mod oidc_interop;
 mod openapi;
 mod signing_keys;
 mod sso;
