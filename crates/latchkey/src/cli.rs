@@ -39,6 +39,9 @@ pub enum Command {
     /// Manage trusted issuers: whose JWTs (Kubernetes service-account
     /// tokens, CI jobs' OIDC tokens) are exchanged for Latchkey tokens.
     TrustedIssuers(TrustedIssuersArgs),
+    /// Manage identity providers: OpenID Connect and OAuth 2.0 sign-in
+    /// (the `sso:<id>` login factor).
+    IdentityProviders(IdentityProvidersArgs),
     /// Manage memberships: the roles a user holds in a tenant.
     Members(MembersArgs),
     /// Manage a user's client secrets.
@@ -562,6 +565,49 @@ pub enum TrustedIssuersCommand {
     /// Delete a trusted issuer: its tokens are refused from then on.
     Delete {
         /// Trusted issuer id.
+        id: String,
+    },
+}
+
+/// `latchkey identity-providers`.
+#[derive(Debug, Args)]
+pub struct IdentityProvidersArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
+    /// What to do with identity providers.
+    #[command(subcommand)]
+    pub command: IdentityProvidersCommand,
+}
+
+/// `latchkey identity-providers …`.
+#[derive(Debug, Subcommand)]
+pub enum IdentityProvidersCommand {
+    /// Create or replace an identity provider from its JSON configuration
+    /// (as in `PUT /v1/identity-providers/{id}`). Prints the callback URL
+    /// to register at the provider. The client secret is best given in
+    /// the file, or left out of a replacement to keep the stored one.
+    Put {
+        /// Provider id (`[a-z0-9][a-z0-9_-]{0,62}`), as in `sso:<id>`.
+        id: String,
+        /// The JSON file; `-` reads standard input.
+        #[arg(long, value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
+    /// List the identity providers.
+    List {
+        /// Paging.
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one identity provider (never its client secret).
+    Get {
+        /// Provider id.
+        id: String,
+    },
+    /// Delete an identity provider and its links to users.
+    Delete {
+        /// Provider id.
         id: String,
     },
 }

@@ -4,6 +4,7 @@
 mod api_keys;
 mod audit;
 mod authorization;
+mod identity_providers;
 mod login;
 mod members;
 mod roles;
@@ -39,6 +40,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tenants(args) => tenants::run(&Admin::new(args.admin)?, args.command).await,
         Command::Users(args) => users::run(&Admin::new(args.admin)?, args.command).await,
         Command::Roles(args) => roles::run(&Admin::new(args.admin)?, args.command).await,
+        Command::IdentityProviders(args) => {
+            identity_providers::run(&Admin::new(args.admin)?, args.command).await
+        }
         Command::TrustedIssuers(args) => {
             trusted_issuers::run(&Admin::new(args.admin)?, args.command).await
         }
@@ -174,4 +178,21 @@ impl Admin {
         }
         Ok(())
     }
+}
+
+/// A JSON request body from a file, or from standard input for `-`.
+pub(crate) fn read_json_file<T: DeserializeOwned>(
+    file: &std::path::Path,
+    what: &str,
+) -> anyhow::Result<T> {
+    use anyhow::Context as _;
+    use std::io::Read as _;
+    let text = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        text
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    serde_json::from_str(&text).with_context(|| format!("{} is not {what}", file.display()))
 }

@@ -1,9 +1,6 @@
 //! `latchkey trusted-issuers`: issuers whose JWTs the token endpoint
 //! exchanges for Latchkey tokens (workload identity federation).
 
-use std::io::Read as _;
-
-use anyhow::Context as _;
 use latchkey_types::federation::{PutTrustedIssuer, TrustedIssuer, WorkloadRule};
 use reqwest::Method;
 
@@ -16,17 +13,8 @@ pub async fn run(admin: &Admin, command: TrustedIssuersCommand) -> anyhow::Resul
     let c = &admin.client;
     match command {
         TrustedIssuersCommand::Put { id, file } => {
-            let text = if file.as_os_str() == "-" {
-                let mut text = String::new();
-                std::io::stdin().read_to_string(&mut text)?;
-                text
-            } else {
-                std::fs::read_to_string(&file)
-                    .with_context(|| format!("cannot read {}", file.display()))?
-            };
-            let body: PutTrustedIssuer = serde_json::from_str(&text).with_context(|| {
-                format!("{} is not a trusted issuer's configuration", file.display())
-            })?;
+            let body: PutTrustedIssuer =
+                super::read_json_file(&file, "a trusted issuer's configuration")?;
             let resp = c
                 .send(
                     Method::PUT,
