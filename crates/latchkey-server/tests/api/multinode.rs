@@ -509,3 +509,122 @@ async fn a_login_begun_on_one_node_completes_on_the_other_and_a_reuse_there_ends
         "the session's access token is refused on A"
     );
 }
+
+/// Workload identity federation across nodes: B holds A's trusted issuers
+/// in memory, and a change on A (a rule replaced, the issuer deleted)
+/// reaches B within a second, with no restart.
+#[tokio::test]
+async fn a_trusted_issuer_changed_on_one_node_applies_on_the_other_within_a_second() {
+    let Some(c) = Cluster::start().await else {
+        eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use latchkey_core::signing::{Algorithm, SigningKey};
+    let user = c.post(&c.a, "/v1/users", json!({"name": "pod"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let audience = "http://latchkey.cluster.test/test";
+    let put = |namespace: &str| {
+        json!({"issuer": "https://k8s.cluster.test", "jwks": {"keys": [key.public_jwk()]},
+               "audiences": [audience],
+               "rules": [{"when": {"kubernetes.io.namespace": namespace}, "userId": user}]})
+    };
+    let admin_put = |base: &str, body: Value| {
+        c.http
+            .put(format!("{base}/v1/trusted-issuers/cluster"))
+            .bearer_auth(c.admin.expose())
+            .json(&body)
+            .send()
+    };
+    assert!(admin_put(&c.a, put("prod"))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let now = SystemClock.now().unix_timestamp();
+    let token = {
+        let header = json!({"alg": "EdDSA", "kid": key.kid()}).to_string();
+        let claims = json!({"iss": "https://k8s.cluster.test", "aud": audience, "iat": now, "exp": now + 600,
+            "sub": "system:serviceaccount:prod:job", "kubernetes.io": {"namespace": "prod"}})
+        .to_string();
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes()).unwrap())
+        )
+    };
+    let exchange = |base: String| {
+        let token = token.clone();
+        let http = c.http.clone();
+        async move {
+            http.post(format!("{base}/oauth/token"))
+                .form(&[
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:token-exchange",
+                    ),
+                    ("subject_token", token.as_str()),
+                    ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // B loads the set and accepts the token.
+    assert_eq!(exchange(c.b.clone()).await, 200);
+    // A narrows the rule to another namespace: B refuses within a second.
+    assert!(admin_put(&c.a, put("staging"))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let start = Instant::now();
+    while exchange(c.b.clone()).await != 400 {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "B still uses the old rule"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // And back, then deleted on A: B follows each time.
+    assert!(admin_put(&c.a, put("prod"))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let start = Instant::now();
+    while exchange(c.b.clone()).await != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "B does not see the new rule"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = c
+        .http
+        .delete(format!("{}/v1/trusted-issuers/cluster", c.a))
+        .bearer_auth(c.admin.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let start = Instant::now();
+    while exchange(c.b.clone()).await != 400 {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "B still trusts a deleted issuer"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
