@@ -209,8 +209,9 @@ pub struct PutIdentityProvider {
     /// for OAuth 2.0).
     #[cfg_attr(feature = "openapi", schema(max_items = 32))]
     pub scopes: Option<Vec<String>>,
-    /// SAML: the IdP's metadata document.
-    #[cfg_attr(feature = "openapi", schema(max_length = 65536))]
+    /// SAML: the IdP's metadata document (at most 32 KiB: the whole body
+    /// is limited to 64 KiB).
+    #[cfg_attr(feature = "openapi", schema(max_length = 32768))]
     pub metadata_xml: Option<String>,
     /// SAML: the IdP's entity id (without `metadataXml`).
     #[cfg_attr(feature = "openapi", schema(max_length = 512))]

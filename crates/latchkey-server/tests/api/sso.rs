@@ -97,6 +97,23 @@ impl FakeIdp {
                 }),
             )
             .route("/token", post(token_endpoint))
+            .route(
+                "/user",
+                get(|headers: axum::http::HeaderMap| async move {
+                    use axum::response::IntoResponse;
+                    // GitHub-style userinfo: a numeric id, no email_verified.
+                    if headers.get("authorization").and_then(|v| v.to_str().ok())
+                        != Some("Bearer provider-access-token")
+                    {
+                        return axum::http::StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    axum::Json(
+                        json!({"id": 583231, "login": "octocat", "email": "octo@corp.example",
+                        "amr": ["mfa"]}),
+                    )
+                    .into_response()
+                }),
+            )
             .with_state(script.clone());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         FakeIdp {
@@ -631,7 +648,91 @@ async fn identity_providers_are_checked_and_never_show_their_secret(app: TestApp
         .expect_problem(404, "not_found");
 }
 
+/// A plain OAuth 2.0 provider (GitHub-style): no ID token, the person read
+/// from userinfo through the claim mapping, and never counted as MFA.
+async fn oauth2_providers_read_userinfo_and_never_count_as_mfa(app: TestApp) {
+    let idp = FakeIdp::start().await;
+    let r = app
+        .put(
+            "/v1/identity-providers/corp",
+            json!({"type": "oauth2", "authorizationUrl": format!("{}/authorize", idp.issuer),
+                   "tokenUrl": format!("{}/token", idp.issuer), "userinfoUrl": format!("{}/user", idp.issuer),
+                   "clientId": "latchkey", "clientSecret": "gh-secret-0123456789",
+                   "scopes": ["read:user"], "claimMapping": {"subject": "id", "name": "login"},
+                   "provisioning": {"enabled": true, "kind": "machine"}, "trustUpstreamMfa": true}),
+        )
+        .await;
+    r.expect(201);
+    app.put(
+        &format!("/v1/tenants/{}/login-policy", app.workspace_id),
+        json!({"factors": ["password", "totp", "sso:corp"], "require": [["sso:corp"], ["password", "totp"]],
+               "allowedRedirectUris": [REDIRECT]}),
+    )
+    .await
+    .expect(200);
+    let (id, secret, params) = begin(&app).await;
+    assert_eq!(params["scope"], "read:user");
+    assert!(
+        !params.contains_key("nonce"),
+        "no ID token, no nonce: {params:?}"
+    );
+    idp.expect("gh-1", &params, String::new());
+    // A plain OAuth 2.0 provider sends no `iss`; one that appears is refused.
+    let back = come_back(
+        &app,
+        &[
+            ("code", "gh-1"),
+            ("state", &params["state"]),
+            ("iss", "https://evil.example"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        location(&back).get("error").map(String::as_str),
+        Some("access_denied")
+    );
+    let (id2, secret2, params2) = begin(&app).await;
+    idp.expect("gh-2", &params2, String::new());
+    let back = come_back(&app, &[("code", "gh-2"), ("state", &params2["state"])]).await;
+    assert!(
+        !location(&back).contains_key("error"),
+        "{:?}",
+        location(&back)
+    );
+    let polled = app
+        .send(
+            Method::GET,
+            &format!("/auth/logins/{id2}"),
+            Some(&secret2),
+            None,
+        )
+        .await;
+    let polled = polled.expect(200);
+    assert_eq!(polled["complete"], true, "{polled}");
+    // Userinfo said "mfa", but a plain OAuth 2.0 provider proves no second factor.
+    assert_eq!(polled["satisfied"], json!(["sso:corp"]));
+    let user = decode_claims(polled["session"]["accessToken"].as_str().unwrap())["sub"].clone();
+    let user = app
+        .get(&format!("/v1/users/{}", user.as_str().unwrap()))
+        .await;
+    let user = user.expect(200);
+    assert_eq!(
+        (user["name"].as_str(), user["kind"].as_str()),
+        (Some("octocat"), Some("machine"))
+    );
+    let first = app
+        .send(
+            Method::GET,
+            &format!("/auth/logins/{id}"),
+            Some(&secret),
+            None,
+        )
+        .await;
+    assert_eq!(first.expect(200)["complete"], false);
+}
+
 crate::on_both_stores!(
+    oauth2_providers_read_userinfo_and_never_count_as_mfa,
     oidc_logins_link_by_verified_email_and_refuse_every_bad_answer,
     an_unverified_email_links_nobody_and_provisioning_creates_users,
     identity_providers_are_checked_and_never_show_their_secret,
