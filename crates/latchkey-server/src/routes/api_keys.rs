@@ -281,7 +281,9 @@ async fn verify_api_key(
         .clone()
         .map_err(|_| ApiError::InvalidRequest("X-Api-Key is not valid text".into()))?
         .map(|key| key.expose().to_owned());
-    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
+    // No body at all is "no key in the body"; anything else must be the
+    // JSON object (whitespace alone is not JSON).
+    let from_body = if body.is_empty() {
         None
     } else {
         // An object only: serde would also read the struct from an array.

@@ -158,7 +158,8 @@ async fn callback(state: &AppState, mode: Mode, provider: &str, query: CallbackQ
         ("iss" = Option<String>, Query), ("error" = Option<String>, Query)),
     responses((status = 303, description = "On to the login's redirectUri"),
         (status = 200, description = "Signed in (a login without redirectUri)", content_type = "text/html"),
-        (status = 400, description = "The sign-in failed", content_type = "text/html")))]
+        (status = 400, description = "The sign-in failed", content_type = "text/html"),
+        (status = 404, body = Problem, description = "A malformed provider id names no provider")))]
 async fn live_callback(
     State(state): State<AppState>,
     RecordPath(provider): RecordPath<ProviderId>,
@@ -174,7 +175,8 @@ async fn live_callback(
         ("iss" = Option<String>, Query), ("error" = Option<String>, Query)),
     responses((status = 303, description = "On to the login's redirectUri"),
         (status = 200, description = "Signed in (a login without redirectUri)", content_type = "text/html"),
-        (status = 400, description = "The sign-in failed", content_type = "text/html")))]
+        (status = 400, description = "The sign-in failed", content_type = "text/html"),
+        (status = 404, body = Problem, description = "A malformed provider id names no provider")))]
 async fn test_callback(
     State(state): State<AppState>,
     RecordPath(provider): RecordPath<ProviderId>,
