@@ -275,17 +275,22 @@ WORKLOAD_ISSUER = "https://bench-cluster.example"
 def provision_workload(url, admin, p):
     """A trusted issuer with a static JWKS (so no network is involved) whose
     rule maps one subject to the bench machine, and a subject token of it
-    valid for an hour: a Kubernetes service-account token, in shape.
+    valid for an hour: a Kubernetes service-account token, in shape and
+    algorithm (RS256).
     Needs PyJWT with cryptography (`pip install 'pyjwt[crypto]'`)."""
     import jwt
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     bearer = {"Authorization": f"Bearer {admin}"}
-    key = Ed25519PrivateKey.generate()
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    x = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-    jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "bench-1", "alg": "EdDSA", "use": "sig"}
+    # RS256, as Kubernetes and GitHub Actions sign their tokens.
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    numbers = key.public_key().public_numbers()
+
+    def b64(n):
+        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    jwk = {"kty": "RSA", "n": b64(numbers.n), "e": b64(numbers.e), "kid": "bench-1", "alg": "RS256", "use": "sig"}
     issuer = http("GET", f"{url}/v1/workspace", headers=bearer)["issuer"]
     http("PUT", f"{url}/v1/trusted-issuers/bench", headers=bearer, expect=(200, 201), json_body={
         "issuer": WORKLOAD_ISSUER, "jwks": {"keys": [jwk]}, "audiences": [issuer],
@@ -298,7 +303,7 @@ def provision_workload(url, admin, p):
         "iss": WORKLOAD_ISSUER, "aud": [issuer], "sub": "system:serviceaccount:bench:loader",
         "iat": now, "nbf": now, "exp": now + 3600,
         "kubernetes.io": {"namespace": "bench", "serviceaccount": {"name": "loader"}},
-    }, key, algorithm="EdDSA", headers={"kid": "bench-1"})
+    }, key, algorithm="RS256", headers={"kid": "bench-1"})
     form = {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
             "subject_token": token, "subject_token_type": "urn:ietf:params:oauth:token-type:jwt"}
     answer = http("POST", f"{url}/oauth/token", form=form)

@@ -215,8 +215,12 @@ async fn kubernetes_service_account_tokens_are_exchanged_by_their_rules(app: Tes
     app.exchange(&sa, &[("tenant_id", &app.workspace_id)])
         .await
         .expect_oauth_error(400, "invalid_target");
-    // One fetch served all of it.
+    // One fetch served all of it, and a warm exchange reads no store.
     assert_eq!(jwks.fetches(), 1);
+    let before = app.store_ops().await;
+    app.exchange(&sa, &[]).await.expect(200);
+    let ops = app.request_ops_since(&before).await;
+    assert!(ops.is_empty(), "a warm exchange touched the store: {ops:?}");
 
     // Tokens the rule must not match, or that must not be accepted at all.
     let now = app.now();
