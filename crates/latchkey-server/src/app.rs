@@ -145,6 +145,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::trusted_issuers::router())
         .merge(routes::identity_providers::router())
         .merge(routes::sso::router())
+        .merge(routes::saml::router())
         .split_for_parts();
     let (router, mut api) = (router, api);
     document_error_responses(&mut api);

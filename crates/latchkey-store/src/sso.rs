@@ -271,6 +271,38 @@ impl Store {
         Ok((flow.expires_at > now).then_some(flow))
     }
 
+    /// Records a SAML assertion id as used, until `remember_until` (Unix
+    /// seconds): `true` the first time, `false` when it was seen before (a
+    /// replay). Ids past their time are forgotten on the way.
+    pub async fn accept_saml_assertion(
+        &self,
+        mode: Mode,
+        provider_id: &str,
+        assertion_id: &str,
+        remember_until: i64,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let _timer = self.timed("accept_saml_assertion");
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM saml_assertions WHERE expires_at < $1")
+            .bind(now.unix_timestamp())
+            .execute(&mut *tx)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO saml_assertions (mode, provider_id, assertion_id, expires_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (mode, provider_id, assertion_id) DO NOTHING",
+        )
+        .bind(mode.as_str())
+        .bind(provider_id)
+        .bind(assertion_id)
+        .bind(remember_until)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(inserted == 1)
+    }
+
     /// The user a provider's subject is linked to.
     pub async fn linked_user(
         &self,

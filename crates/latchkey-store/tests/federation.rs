@@ -1,5 +1,5 @@
 //! The federation half of the store conformance suite: trusted issuers and
-//! the users their rules provision, on SQLite and on PostgreSQL when
+//! the users their rules provision, SAML assertion ids used once, on SQLite and on PostgreSQL when
 //! `LATCHKEY_TEST_POSTGRES_URL` is set.
 
 use std::collections::BTreeMap;
@@ -216,7 +216,36 @@ async fn provisioning_creates_once_and_only_widens_roles(s: &Store) {
         .is_none());
 }
 
+async fn saml_assertion_ids_are_accepted_once(s: &Store) {
+    let t = now().unix_timestamp();
+    assert!(s
+        .accept_saml_assertion(Mode::Test, "corp", "_a1", t + 360, now())
+        .await
+        .unwrap());
+    assert!(!s
+        .accept_saml_assertion(Mode::Test, "corp", "_a1", t + 360, now())
+        .await
+        .unwrap());
+    // Per mode and per provider.
+    assert!(s
+        .accept_saml_assertion(Mode::Live, "corp", "_a1", t + 360, now())
+        .await
+        .unwrap());
+    assert!(s
+        .accept_saml_assertion(Mode::Test, "other", "_a1", t + 360, now())
+        .await
+        .unwrap());
+    // Once past its time the id is forgotten (the assertion itself would
+    // be refused as expired by then).
+    let later = now() + time::Duration::seconds(361);
+    assert!(s
+        .accept_saml_assertion(Mode::Test, "corp", "_a1", t + 720, later)
+        .await
+        .unwrap());
+}
+
 conformance!(
     trusted_issuers_are_put_listed_and_deleted_per_mode,
     provisioning_creates_once_and_only_widens_roles,
+    saml_assertion_ids_are_accepted_once,
 );

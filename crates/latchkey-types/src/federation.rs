@@ -219,9 +219,17 @@ pub struct PutIdentityProvider {
     /// SAML: the IdP's single sign-on URL (redirect binding).
     #[cfg_attr(feature = "openapi", schema(max_length = 512))]
     pub sso_url: Option<String>,
-    /// SAML: the IdP's signing certificate.
+    /// SAML: the IdP's signing certificates (PEM, one or more
+    /// `CERTIFICATE` blocks, at most 4: old and new during a rollover).
     #[cfg_attr(feature = "openapi", schema(max_length = 16384))]
     pub certificate_pem: Option<String>,
+    /// SAML: accept RSA-SHA1 signatures and SHA-1 digests (default
+    /// `false`; only for an IdP that can do nothing better).
+    pub allow_sha1: Option<bool>,
+    /// SAML: the clock skew allowed on `NotBefore`/`NotOnOrAfter`, in
+    /// seconds (default 60, at most 600).
+    #[cfg_attr(feature = "openapi", schema(maximum = 600))]
+    pub clock_skew_seconds: Option<u32>,
     /// Where each of `subject`, `email`, `emailVerified` and `name` is read
     /// from in the provider's claims (defaults: `sub`, `email`,
     /// `email_verified`, `name`).
@@ -273,7 +281,16 @@ pub struct IdentityProvider {
     pub trust_upstream_mfa: bool,
     /// OIDC/OAuth 2.0: the redirect URI to register at the provider.
     pub callback_url: Option<String>,
-    /// SAML: this service provider's metadata.
+    /// SAML: the IdP's entity id.
+    pub entity_id: Option<String>,
+    /// SAML: the IdP's single sign-on URL.
+    pub sso_url: Option<String>,
+    /// SAML: whether SHA-1 signatures are accepted.
+    pub allow_sha1: bool,
+    /// SAML: the clock skew allowed, in seconds.
+    pub clock_skew_seconds: Option<u32>,
+    /// SAML: this service provider's metadata (its URL is also its entity
+    /// id).
     pub metadata_url: Option<String>,
     /// SAML: the assertion consumer service (POST binding).
     pub acs_url: Option<String>,

@@ -59,12 +59,7 @@ pub fn validate(config: &PutIdentityProvider, has_secret: bool) -> Result<(), Co
             url("tokenUrl", config.token_url.as_ref())?;
             url("userinfoUrl", config.userinfo_url.as_ref())?;
         }
-        ProviderType::Saml => {
-            return Err(refuse(
-                "type",
-                "SAML identity providers are not available in this version; use oidc or oauth2",
-            ))
-        }
+        ProviderType::Saml => return super::saml::validate(config),
     }
     match config.client_id.as_deref() {
         Some(id) if !id.is_empty() && id.len() <= 512 && !id.chars().any(char::is_control) => {}
@@ -101,13 +96,15 @@ pub fn validate(config: &PutIdentityProvider, has_secret: bool) -> Result<(), Co
             }
         }
     }
-    for (field, value) in [
-        ("metadataXml", &config.metadata_xml),
-        ("entityId", &config.entity_id),
-        ("ssoUrl", &config.sso_url),
-        ("certificatePem", &config.certificate_pem),
+    for (field, set) in [
+        ("metadataXml", config.metadata_xml.is_some()),
+        ("entityId", config.entity_id.is_some()),
+        ("ssoUrl", config.sso_url.is_some()),
+        ("certificatePem", config.certificate_pem.is_some()),
+        ("allowSha1", config.allow_sha1.is_some()),
+        ("clockSkewSeconds", config.clock_skew_seconds.is_some()),
     ] {
-        if value.is_some() {
+        if set {
             return Err(refuse(field, "is for SAML providers only"));
         }
     }
@@ -357,7 +354,7 @@ mod tests {
         type Edit = fn(&mut PutIdentityProvider);
         let table: &[(Edit, &str)] = &[
             (|c| c.kind = None, "type"),
-            (|c| c.kind = Some(ProviderType::Saml), "type"),
+            (|c| c.kind = Some(ProviderType::Saml), "entityId"),
             (|c| c.issuer = None, "issuer"),
             (|c| c.issuer = Some("idp.example".into()), "issuer"),
             (|c| c.client_id = None, "clientId"),

@@ -8,7 +8,9 @@
 //! core's rules (`latchkey_core::federation::oidc`), or the userinfo read
 //! for plain OAuth 2.0; the identity is linked (by subject, or by an email
 //! the provider verified) or provisioned, and the factor recorded on the
-//! login. The application then polls its login for the session.
+//! login. The application then polls its login for the session. SAML
+//! providers share the flow, linking and recording; their request and
+//! response are `federation::saml`'s.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use latchkey_core::credential::CredentialDigest;
 use latchkey_core::federation::oidc::{self as rules, External, Link};
+use latchkey_core::federation::saml as saml_rules;
 use latchkey_core::Secret;
 use latchkey_store::{
     Identity, IdentityProviderRecord, NewLinkedUser, NewUser, SsoFlow, StoreError,
@@ -55,7 +58,7 @@ pub enum SsoError {
     Store(#[from] StoreError),
 }
 
-fn refused(why: impl std::fmt::Display) -> SsoError {
+pub(crate) fn refused(why: impl std::fmt::Display) -> SsoError {
     SsoError::Refused(why.to_string())
 }
 
@@ -72,6 +75,8 @@ pub struct Provider {
     /// Whether the provider sends `iss` with its authorization responses
     /// (RFC 9207): then one must come, and be its issuer.
     iss_parameter: bool,
+    /// A SAML IdP, as its configuration says.
+    pub(crate) saml: Option<saml_rules::Idp>,
 }
 
 /// Providers in memory, by mode and id, rebuilt when their record changes.
@@ -213,6 +218,7 @@ impl Providers {
                     userinfo_endpoint: doc.userinfo_endpoint,
                     keys: Some(keys),
                     iss_parameter: doc.authorization_response_iss_parameter_supported,
+                    saml: None,
                     record,
                 })
             }
@@ -223,11 +229,24 @@ impl Providers {
                 userinfo_endpoint: record.config.userinfo_url.clone(),
                 keys: None,
                 iss_parameter: false,
+                saml: None,
                 record,
             }),
-            _ => Err(SsoError::Refused(
-                "this provider type has no browser flow here".into(),
-            )),
+            Some(ProviderType::Saml) => {
+                let idp = saml_rules::idp(&record.config)
+                    .map_err(|e| SsoError::Provider(format!("SAML configuration: {e}")))?;
+                Ok(Provider {
+                    issuer: None,
+                    authorization_endpoint: idp.sso_url.clone(),
+                    token_endpoint: String::new(),
+                    userinfo_endpoint: None,
+                    keys: None,
+                    iss_parameter: false,
+                    saml: Some(idp),
+                    record,
+                })
+            }
+            None => Err(SsoError::Refused("the provider has no type".into())),
         }
     }
 }
@@ -241,10 +260,43 @@ fn verifier_context(mode: Mode, state_digest: &str) -> String {
     format!("sso-pkce:{mode}:{state_digest}")
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Stores a flow: the browser's return finds it by the digest of the
+/// `state` (OIDC) or `RelayState` (SAML) it carries, once.
+pub(crate) async fn store_flow(
+    state: &AppState,
+    login: &Login,
+    provider_id: &str,
+    presented: &str,
+    nonce: String,
+    sealed_verifier: impl FnOnce(&str) -> Result<String, SsoError>,
+    client_state: Option<String>,
+) -> Result<(), SsoError> {
+    let state_digest = CredentialDigest::of(presented).to_hex();
+    let verifier_sealed = sealed_verifier(&state_digest)?;
+    let now = state.clock.now();
+    state
+        .store
+        .create_sso_flow(
+            login.mode,
+            &SsoFlow {
+                state_digest,
+                login_id: login.record.id.clone(),
+                provider_id: provider_id.to_owned(),
+                nonce,
+                verifier_sealed,
+                client_state,
+                expires_at: now + time::Duration::seconds(rules::FLOW_TTL_SECONDS),
+            },
+            now,
+        )
+        .await?;
+    Ok(())
 }
 
 /// Starts the SSO factor of `login` with `provider_id`: stores the flow and
@@ -256,36 +308,32 @@ pub async fn start(
     client_state: Option<String>,
 ) -> Result<String, SsoError> {
     let provider = state.providers.get(state, login.mode, provider_id).await?;
+    if let Some(idp) = &provider.saml {
+        return super::saml::start(state, login, provider_id, idp, client_state).await;
+    }
     let config = &provider.record.config;
     let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
     let csrf = oauth2::CsrfToken::new_random();
     let nonce = random_token();
-    let state_digest = CredentialDigest::of(csrf.secret()).to_hex();
-    let sealed = state
-        .keys
-        .master()
-        .seal(
-            &verifier_context(login.mode, &state_digest),
-            verifier.secret().as_bytes(),
-        )
-        .map_err(|_| SsoError::Provider("the PKCE verifier could not be sealed".into()))?;
-    let now = state.clock.now();
-    state
-        .store
-        .create_sso_flow(
-            login.mode,
-            &SsoFlow {
-                state_digest,
-                login_id: login.record.id.clone(),
-                provider_id: provider_id.to_owned(),
-                nonce: nonce.clone(),
-                verifier_sealed: sealed,
-                client_state,
-                expires_at: now + time::Duration::seconds(rules::FLOW_TTL_SECONDS),
-            },
-            now,
-        )
-        .await?;
+    store_flow(
+        state,
+        login,
+        provider_id,
+        csrf.secret(),
+        nonce.clone(),
+        |digest| {
+            state
+                .keys
+                .master()
+                .seal(
+                    &verifier_context(login.mode, digest),
+                    verifier.secret().as_bytes(),
+                )
+                .map_err(|_| SsoError::Provider("the PKCE verifier could not be sealed".into()))
+        },
+        client_state,
+    )
+    .await?;
     let mut url = reqwest::Url::parse(&provider.authorization_endpoint)
         .map_err(|e| SsoError::Provider(format!("authorization endpoint: {e}")))?;
     let redirect = rules::callback_url(state.config.issuer_of(login.mode), provider_id);
@@ -332,18 +380,35 @@ pub struct Landing {
     pub client_state: Option<String>,
 }
 
-/// Completes the SSO factor at the callback. The flow is taken (used once)
-/// before anything else; every later failure counts against the login.
+/// What the browser brought back from the provider.
+#[derive(Debug, Clone, Copy)]
+pub enum Returned<'a> {
+    /// OpenID Connect or OAuth 2.0: the callback's query.
+    Oauth(&'a CallbackQuery),
+    /// SAML, POST binding: the `SAMLResponse` and `RelayState` fields.
+    Saml {
+        /// `SAMLResponse` (base64 of the XML).
+        response: &'a str,
+        /// `RelayState`: the flow's handle, as `state` is for OAuth.
+        relay_state: Option<&'a str>,
+    },
+}
+
+/// Completes the SSO factor at the callback (or SAML's ACS). The flow is
+/// taken (used once) before anything else; every later failure counts
+/// against the login.
 pub async fn callback(
     state: &AppState,
     mode: Mode,
     provider_id: &str,
-    query: &CallbackQuery,
+    returned: Returned<'_>,
 ) -> Result<Landing, (Option<Landing>, SsoError)> {
     let no_landing = |e| (None, e);
-    let presented = query
-        .state
-        .as_deref()
+    let presented = match returned {
+        Returned::Oauth(query) => query.state.as_deref(),
+        Returned::Saml { relay_state, .. } => relay_state,
+    };
+    let presented = presented
         .filter(|s| !s.is_empty() && s.len() <= 512)
         .ok_or_else(|| no_landing(refused("the callback has no state")))?;
     let digest = CredentialDigest::of(presented).to_hex();
@@ -378,7 +443,7 @@ pub async fn callback(
         };
         (Some(landing), e)
     };
-    match complete(state, login, &flow, query).await {
+    match complete(state, login, &flow, returned).await {
         Ok(()) => Ok(landing),
         Err((login, e)) => {
             if let Some(login) = login {
@@ -395,7 +460,7 @@ async fn complete(
     state: &AppState,
     login: Login,
     flow: &SsoFlow,
-    query: &CallbackQuery,
+    returned: Returned<'_>,
 ) -> Result<(), (Option<Login>, SsoError)> {
     let factor = Factor::Sso(flow.provider_id.clone());
     if login.record.session_id.is_some() || login.view().complete {
@@ -415,7 +480,13 @@ async fn complete(
         Ok(p) => p,
         Err(e) => return Err((Some(login), e)),
     };
-    let result = identify(state, &login, &provider, flow, query).await;
+    let result = match (returned, &provider.saml) {
+        (Returned::Oauth(query), None) => identify(state, &login, &provider, flow, query).await,
+        (Returned::Saml { response, .. }, Some(idp)) => {
+            super::saml::identify(state, &login, &provider, idp, flow, response).await
+        }
+        _ => Err(refused("this provider does not answer at this endpoint")),
+    };
     let external = match result {
         Ok(external) => external,
         Err(e) => return Err((Some(login), e)),

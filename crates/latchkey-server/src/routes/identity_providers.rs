@@ -1,11 +1,13 @@
-//! `/v1/identity-providers`: OpenID Connect and OAuth 2.0 providers whose
-//! logins are the `sso:<id>` factor. The rules are
-//! `latchkey_core::federation::oidc`; the browser flow is `federation::sso`.
+//! `/v1/identity-providers`: OpenID Connect, OAuth 2.0 and SAML 2.0
+//! providers whose logins are the `sso:<id>` factor. The rules are
+//! `latchkey_core::federation::{oidc, saml}`; the browser flows are
+//! `federation::sso` and `federation::saml`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use latchkey_core::federation::oidc as rules;
+use latchkey_core::federation::saml;
 use latchkey_store::{IdentityProviderRecord, PageResult};
 use latchkey_types::audit::AuditAction;
 use latchkey_types::error::Problem;
@@ -42,8 +44,13 @@ pub fn to_wire(state: &AppState, r: IdentityProviderRecord) -> Result<IdentityPr
     let c = &r.config;
     let kind = c.kind.ok_or(ApiError::Internal)?;
     let id = ProviderId::parse(&r.id).map_err(|_| ApiError::Internal)?;
+    let issuer = state.config.issuer_of(r.mode);
     let callback_url = matches!(kind, ProviderType::Oidc | ProviderType::Oauth2)
-        .then(|| rules::callback_url(state.config.issuer_of(r.mode), &r.id));
+        .then(|| rules::callback_url(issuer, &r.id));
+    let saml = (kind == ProviderType::Saml)
+        .then(|| saml::idp(c).ok())
+        .flatten();
+    let is_saml = kind == ProviderType::Saml;
     Ok(IdentityProvider {
         id,
         mode: r.mode,
@@ -60,8 +67,13 @@ pub fn to_wire(state: &AppState, r: IdentityProviderRecord) -> Result<IdentityPr
         provisioning: c.provisioning.clone().unwrap_or_default(),
         trust_upstream_mfa: c.trust_upstream_mfa.unwrap_or(false),
         callback_url,
-        metadata_url: None,
-        acs_url: None,
+        entity_id: saml.as_ref().map(|i| i.entity_id.clone()),
+        sso_url: saml.map(|i| i.sso_url),
+        allow_sha1: c.allow_sha1.unwrap_or(false),
+        clock_skew_seconds: is_saml
+            .then(|| c.clock_skew_seconds.unwrap_or(saml::DEFAULT_SKEW_SECONDS)),
+        metadata_url: is_saml.then(|| saml::Sp::metadata_url(issuer, &r.id)),
+        acs_url: is_saml.then(|| saml::Sp::acs_url(issuer, &r.id)),
         created_at: r.created_at,
         updated_at: r.updated_at,
     })

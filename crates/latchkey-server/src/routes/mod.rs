@@ -15,6 +15,7 @@ pub mod me;
 pub mod oauth;
 pub mod outbox;
 pub mod roles;
+pub mod saml;
 pub mod secrets;
 pub mod sessions;
 pub mod signing_keys;

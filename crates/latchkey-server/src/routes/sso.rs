@@ -87,7 +87,7 @@ async fn sso_step(
 /// Where the browser goes from the callback: the login's `redirectUri`
 /// with `login_id`, the application's `state`, and `error` when the factor
 /// failed; or, for a login without one, a page that says what happened.
-fn land(landing: Option<Landing>, error: Option<&SsoError>) -> Response {
+pub(crate) fn land(landing: Option<Landing>, error: Option<&SsoError>) -> Response {
     if let Some(e) = error {
         tracing::info!(reason = %e, "SSO callback refused");
     }
@@ -144,7 +144,7 @@ fn public_reason(e: &SsoError) -> String {
 }
 
 async fn callback(state: &AppState, mode: Mode, provider: &str, query: CallbackQuery) -> Response {
-    match sso::callback(state, mode, provider, &query).await {
+    match sso::callback(state, mode, provider, sso::Returned::Oauth(&query)).await {
         Ok(landing) => land(Some(landing), None),
         Err((landing, e)) => land(landing, Some(&e)),
     }

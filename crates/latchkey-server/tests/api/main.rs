@@ -23,6 +23,7 @@ mod metrics;
 mod multinode;
 mod oidc_interop;
 mod openapi;
+mod saml_interop;
 mod signing_keys;
 mod sso;
 mod tls;

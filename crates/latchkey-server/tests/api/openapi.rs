@@ -96,6 +96,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/auth/logins/{id}/sso/{providerId}"),
     ("get", "/auth/sso/{providerId}/callback"),
     ("get", "/test/auth/sso/{providerId}/callback"),
+    ("get", "/auth/saml/{providerId}/metadata"),
+    ("get", "/test/auth/saml/{providerId}/metadata"),
+    ("post", "/auth/saml/{providerId}/acs"),
+    ("post", "/test/auth/saml/{providerId}/acs"),
 ];
 
 #[tokio::test]
