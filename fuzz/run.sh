@@ -19,7 +19,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$here/.."
-for target in ${FUZZ_TARGETS:-credential_parse jwt_parse jwt_claims token_form}; do
+for target in ${FUZZ_TARGETS:-credential_parse jwt_parse jwt_claims token_form saml_response}; do
   mkdir -p "$work/$target"
   cp "$here/corpus/$target/"* "$work/$target/"
   dict=()
