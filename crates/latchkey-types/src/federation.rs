@@ -286,6 +286,7 @@ pub struct IdentityProvider {
     /// SAML: the IdP's single sign-on URL.
     pub sso_url: Option<String>,
     /// SAML: whether SHA-1 signatures are accepted.
+    #[serde(default)]
     pub allow_sha1: bool,
     /// SAML: the clock skew allowed, in seconds.
     pub clock_skew_seconds: Option<u32>,

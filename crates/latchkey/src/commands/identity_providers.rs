@@ -1,5 +1,5 @@
-//! `latchkey identity-providers`: OpenID Connect and OAuth 2.0 providers
-//! whose sign-in is the `sso:<id>` login factor.
+//! `latchkey identity-providers`: OpenID Connect, OAuth 2.0 and SAML 2.0
+//! providers whose sign-in is the `sso:<id>` login factor.
 
 use latchkey_types::federation::{IdentityProvider, PutIdentityProvider};
 use reqwest::Method;
@@ -48,9 +48,19 @@ fn kind(p: &IdentityProvider) -> String {
         .unwrap_or_default()
 }
 
-/// Where the provider is: its issuer, or its authorization URL.
+/// Where the provider is: its issuer, its authorization URL, or its SAML
+/// entity id.
 fn at(p: &IdentityProvider) -> String {
-    opt(p.issuer.as_deref().or(p.authorization_url.as_deref()))
+    opt(p
+        .issuer
+        .as_deref()
+        .or(p.authorization_url.as_deref())
+        .or(p.entity_id.as_deref()))
+}
+
+/// What to register at the provider: the callback, or SAML's ACS.
+fn register(p: &IdentityProvider) -> String {
+    opt(p.callback_url.as_deref().or(p.acs_url.as_deref()))
 }
 
 /// One provider as `key: value` lines.
@@ -77,22 +87,27 @@ pub fn record(p: &IdentityProvider) -> String {
             if p.provisioning.enabled { "on" } else { "off" },
         )
         .field("trustUpstreamMfa", p.trust_upstream_mfa.to_string())
-        .field("callbackUrl", opt(p.callback_url.as_deref()))
-        .field("mode", p.mode.as_str())
+        .field("callbackUrl", opt(p.callback_url.as_deref()));
+    if p.acs_url.is_some() {
+        r.field("ssoUrl", opt(p.sso_url.as_deref()))
+            .field("metadataUrl", opt(p.metadata_url.as_deref()))
+            .field("acsUrl", opt(p.acs_url.as_deref()))
+            .field("allowSha1", p.allow_sha1.to_string())
+            .field(
+                "clockSkewSeconds",
+                opt(p.clock_skew_seconds.map(|s| s.to_string()).as_deref()),
+            );
+    }
+    r.field("mode", p.mode.as_str())
         .field("updatedAt", time(p.updated_at));
     r.render()
 }
 
 /// Providers as a table.
 pub fn table(list: &[IdentityProvider]) -> String {
-    let mut t = Table::new(&["ID", "TYPE", "PROVIDER", "CALLBACK"]);
+    let mut t = Table::new(&["ID", "TYPE", "PROVIDER", "CALLBACK/ACS"]);
     for p in list {
-        t.row([
-            p.id.as_str().to_owned(),
-            kind(p),
-            at(p),
-            opt(p.callback_url.as_deref()),
-        ]);
+        t.row([p.id.as_str().to_owned(), kind(p), at(p), register(p)]);
     }
     t.render()
 }
@@ -126,5 +141,33 @@ mod tests {
             listed.contains("corp") && listed.contains("oidc"),
             "{listed}"
         );
+    }
+
+    #[test]
+    fn a_saml_provider_renders_what_to_register_at_the_idp() {
+        let p: IdentityProvider = serde_json::from_value(serde_json::json!({
+            "id": "corp-saml", "mode": "test", "type": "saml", "issuer": null,
+            "authorizationUrl": null, "tokenUrl": null, "userinfoUrl": null, "clientId": null,
+            "clientSecretSet": false, "scopes": [], "claimMapping": {},
+            "linkBy": "subject", "provisioning": {"enabled": false, "tenantId": null, "roles": null, "kind": null},
+            "trustUpstreamMfa": false, "callbackUrl": null,
+            "entityId": "https://idp.example/metadata", "ssoUrl": "https://idp.example/sso",
+            "allowSha1": false, "clockSkewSeconds": 60,
+            "metadataUrl": "https://auth.example/test/auth/saml/corp-saml/metadata",
+            "acsUrl": "https://auth.example/test/auth/saml/corp-saml/acs",
+            "createdAt": "2026-12-01T00:00:00Z", "updatedAt": "2026-12-02T00:00:00Z",
+        }))
+        .unwrap();
+        let text = record(&p);
+        for want in [
+            "provider:         https://idp.example/metadata",
+            "acsUrl:           https://auth.example/test/auth/saml/corp-saml/acs",
+            "metadataUrl:      https://auth.example/test/auth/saml/corp-saml/metadata",
+            "clockSkewSeconds: 60",
+        ] {
+            assert!(text.contains(want), "{want:?} in {text}");
+        }
+        let listed = table(&[p]);
+        assert!(listed.contains("/test/auth/saml/corp-saml/acs"), "{listed}");
     }
 }
