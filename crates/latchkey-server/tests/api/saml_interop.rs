@@ -82,6 +82,14 @@ async fn sign_in_at_idp(redirect: &str, account: &str, options: &[(&str, &str)])
     serde_json::from_str(&body).unwrap()
 }
 
+fn decoded(answer: &Value) -> String {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(answer["SAMLResponse"].as_str().unwrap())
+        .unwrap();
+    String::from_utf8(bytes).unwrap()
+}
+
 /// Posts the IdP's answer to the ACS as the browser would; answers the
 /// status, the `Location` and the time the ACS took.
 async fn post_to_acs(
@@ -218,6 +226,20 @@ async fn a_person_signs_in_with_a_samlify_idp(app: TestApp) {
         assert!(redirect.starts_with(&format!("{idp_base}/sso?SAMLRequest=")));
         let answer = sign_in_at_idp(&redirect, "alice", &[("sign", sign)]).await;
         assert_eq!(answer["acsUrl"], acs.as_str());
+        // What samlify signed, as asked.
+        let xml = decoded(&answer);
+        let assertion_at = xml.find("<saml:Assertion").unwrap();
+        let signatures: Vec<bool> = xml
+            .match_indices("SignatureValue>")
+            .step_by(2)
+            .map(|(i, _)| i > assertion_at)
+            .collect();
+        let want = match *sign {
+            "assertion" => vec![true],
+            "response" => vec![false],
+            _ => vec![false, true],
+        };
+        assert_eq!(signatures, want, "sign={sign}: {xml}");
         let (status, location, took) = post_to_acs(
             &acs,
             answer["SAMLResponse"].as_str().unwrap(),
@@ -313,6 +335,7 @@ async fn a_person_signs_in_with_a_samlify_idp(app: TestApp) {
         }
         let (id, secret, redirect) = start_login(&app, "sha1").await;
         let answer = sign_in_at_idp(&redirect, "alice", &[("alg", "sha1")]).await;
+        assert!(decoded(&answer).contains("xmldsig#rsa-sha1"));
         let (status, location, _) = post_to_acs(
             &acs,
             answer["SAMLResponse"].as_str().unwrap(),
