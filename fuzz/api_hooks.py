@@ -38,8 +38,10 @@ refusal of the same values is still tested.
 - `PUT /v1/identity-providers/{id}`: the fields a type needs depend on the
   type (a rule across fields), a URL must be an absolute http(s) URL, and a
   provisioning tenant must exist (state); positive cases become OpenID
-  Connect providers with an issuer URL, a client id and secret, and keep
-  the drawn scopes, mapping and switches where they are valid.
+  Connect providers with an issuer URL, a client id and secret, or (for
+  odd-length ids) SAML providers with an entity id, SSO URL and the test
+  IdP's certificate, and keep the drawn scopes, mapping and switches where
+  they are valid.
 """
 
 import base64
@@ -112,14 +114,28 @@ def _follow_trusted_issuer_rules(case, body):
 NQCHAR = set(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
 
 
+SAML_CERT = open(os.path.join(os.path.dirname(__file__), "..", "tests", "idp", "saml", "idp-cert.pem")).read()
+
+
 def _follow_identity_provider_rules(case, body):
     ident = (case.path_parameters or {}).get("id", "fuzz")
     for field in ("authorizationUrl", "tokenUrl", "userinfoUrl", "metadataXml", "entityId", "ssoUrl", "certificatePem"):
         body.pop(field, None)
-    body["type"] = "oidc"
-    body["issuer"] = f"https://idp.example/{ident}"
-    body["clientId"] = "latchkey-fuzz"
-    body["clientSecret"] = "fuzz-client-secret"
+    if len(ident) % 2:
+        # A SAML provider: its IdP named field by field, no OAuth fields.
+        for field in ("issuer", "clientId", "clientSecret", "scopes"):
+            body.pop(field, None)
+        body["type"] = "saml"
+        body["entityId"] = f"https://idp.example/{ident}/metadata"
+        body["ssoUrl"] = f"https://idp.example/{ident}/sso"
+        body["certificatePem"] = SAML_CERT
+    else:
+        body.pop("allowSha1", None)
+        body.pop("clockSkewSeconds", None)
+        body["type"] = "oidc"
+        body["issuer"] = f"https://idp.example/{ident}"
+        body["clientId"] = "latchkey-fuzz"
+        body["clientSecret"] = "fuzz-client-secret"
     scopes = body.get("scopes")
     if isinstance(scopes, list):
         body["scopes"] = [s for s in scopes if isinstance(s, str) and 0 < len(s) <= 128 and set(s) <= NQCHAR][:32]
