@@ -8,12 +8,12 @@
 // `&sign=assertion|response|both` picks what is signed (as an SP's
 // metadata and settings would), `&alg=sha1` signs with RSA-SHA1.
 // idp-key.pem / idp-cert.pem are a test-only key pair, committed on
-// purpose. It prints `listening <url>`.
+// purpose: never trust them anywhere. It prints `listening <url>`.
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import { randomUUID } from 'node:crypto';
-import * as samlify from 'samlify';
+import samlify from 'samlify'; // CommonJS: its getters (SamlLib) are on the default export
 import * as validator from '@authenio/samlify-node-xmllint';
 
 samlify.setSchemaValidator(validator);
@@ -22,113 +22,156 @@ samlify.setSchemaValidator(validator);
 const accounts = JSON.parse(process.env.ACCOUNTS || '{}');
 const key = readFileSync(new URL('./idp-key.pem', import.meta.url));
 const cert = readFileSync(new URL('./idp-cert.pem', import.meta.url));
+const UNSPECIFIED = 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified';
 const PASSWORD = 'urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport';
-const RSA_SHA1 = 'http://www.w3.org/2000/09/xmldsig#rsa-sha1';
-const RSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
+const BASIC = 'urn:oasis:names:tc:SAML:2.0:attrname-format:basic';
+const ALGORITHMS = {
+  sha256: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+  sha1: 'http://www.w3.org/2000/09/xmldsig#rsa-sha1',
+};
+const SIGN = ['assertion', 'response', 'both'];
+
+// samlify's default LoginResponse template with an AuthnStatement in its
+// `{AuthnStatement}` slot; samlify itself fills `{AttributeStatement}`
+// from the template's `attributes` (each value's tag is `attr` + valueTag).
+const { SamlLib } = samlify;
+const RESPONSE = SamlLib.defaultLoginResponseTemplate.context.replace('{AuthnStatement}',
+  '<saml:AuthnStatement AuthnInstant="{AuthnInstant}" SessionIndex="{SessionIndex}">'
+  + '<saml:AuthnContext><saml:AuthnContextClassRef>{AuthnContextClassRef}</saml:AuthnContextClassRef></saml:AuthnContext>'
+  + '</saml:AuthnStatement>');
 
 const server = http.createServer();
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const base = `http://127.0.0.1:${server.address().port}`;
 
-const idpFor = (alg) => samlify.IdentityProvider({
-  entityID: `${base}/metadata`,
-  privateKey: key,
-  signingCert: cert,
-  requestSignatureAlgorithm: alg === 'sha1' ? RSA_SHA1 : RSA_SHA256,
-  wantAuthnRequestsSigned: false,
-  nameIDFormat: ['urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified'],
-  singleSignOnService: [{
-    Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect',
-    Location: `${base}/sso`,
-  }],
-  singleLogoutService: [{
-    Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect',
-    Location: `${base}/slo`,
-  }],
-});
+// The IdP, signing with `alg`, answering with `account`'s attributes.
+const idpFor = (alg = 'sha256', account = {}) => {
+  const names = Object.keys(account.attributes || {});
+  return samlify.IdentityProvider({
+    entityID: `${base}/metadata`,
+    privateKey: key,
+    signingCert: cert,
+    requestSignatureAlgorithm: ALGORITHMS[alg],
+    wantAuthnRequestsSigned: false,
+    nameIDFormat: [UNSPECIFIED],
+    singleSignOnService: [{
+      Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect',
+      Location: `${base}/sso`,
+    }],
+    // Listed only because samlify warns without one; nothing serves it.
+    singleLogoutService: [{
+      Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect',
+      Location: `${base}/slo`,
+    }],
+    loginResponseTemplate: {
+      // No attributes, no (empty, schema-invalid) AttributeStatement.
+      context: names.length ? RESPONSE : RESPONSE.replace('{AttributeStatement}', ''),
+      // samlify puts `Name` into the XML as it is: escape it here.
+      attributes: names.map((name, i) => ({
+        name: name.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;'),
+        nameFormat: BASIC,
+        valueTag: `value${i}`,
+        valueXsiType: 'xs:string',
+      })),
+    },
+  });
+};
 
-const xml = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;')
-  .replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-
-// The response samlify fills in: the default template of samlify's docs,
-// with an AuthnStatement and one attribute per account attribute.
-function template(account, values) {
-  const attributes = Object.entries(account.attributes || {}).map(([name, value]) =>
-    `<saml:Attribute Name="${xml(name)}" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:basic">`
-    + `<saml:AttributeValue xsi:type="xs:string">${xml(value)}</saml:AttributeValue></saml:Attribute>`).join('');
-  return '<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"'
-    + ` ID="${values.id}" Version="2.0" IssueInstant="${values.now}" Destination="${xml(values.acs)}" InResponseTo="${xml(values.requestId)}">`
-    + `<saml:Issuer>${xml(values.issuer)}</saml:Issuer>`
-    + '<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>'
-    + '<saml:Assertion xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"'
-    + ` ID="${values.assertionId}" Version="2.0" IssueInstant="${values.now}">`
-    + `<saml:Issuer>${xml(values.issuer)}</saml:Issuer>`
-    + `<saml:Subject><saml:NameID Format="${xml(account.nameIdFormat || 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified')}">${xml(account.nameId)}</saml:NameID>`
-    + '<saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer">'
-    + `<saml:SubjectConfirmationData NotOnOrAfter="${values.later}" Recipient="${xml(values.acs)}" InResponseTo="${xml(values.requestId)}"/>`
-    + '</saml:SubjectConfirmation></saml:Subject>'
-    + `<saml:Conditions NotBefore="${values.now}" NotOnOrAfter="${values.later}">`
-    + `<saml:AudienceRestriction><saml:Audience>${xml(values.audience)}</saml:Audience></saml:AudienceRestriction></saml:Conditions>`
-    + `<saml:AuthnStatement AuthnInstant="${values.now}" SessionIndex="_${randomUUID()}">`
-    + `<saml:AuthnContext><saml:AuthnContextClassRef>${xml(account.authnContextClassRef || PASSWORD)}</saml:AuthnContextClassRef></saml:AuthnContext>`
-    + '</saml:AuthnStatement>'
-    + (attributes ? `<saml:AttributeStatement>${attributes}</saml:AttributeStatement>` : '')
-    + '</saml:Assertion></samlp:Response>';
-}
+// An error answered with its status (the rest are 500).
+const fail = (status, message) => Object.assign(new Error(message), { status });
 
 async function sso(url) {
   const account = accounts[url.searchParams.get('account') || ''];
-  if (!account) return [400, 'unknown account'];
-  const request = url.searchParams.get('SAMLRequest');
-  if (!request) return [400, 'no SAMLRequest'];
-  // The SP is the request's Issuer, whose metadata is at that URL.
-  const decoded = inflateRawSync(Buffer.from(request, 'base64')).toString('utf8');
-  const issuer = /<saml:Issuer>([^<]+)<\/saml:Issuer>/.exec(decoded)?.[1];
-  if (!issuer) return [400, 'the request names no issuer'];
-  let metadata = await (await fetch(issuer)).text();
+  if (!account) throw fail(400, 'unknown account');
   const sign = url.searchParams.get('sign') || 'assertion';
+  const alg = url.searchParams.get('alg') || 'sha256';
+  if (!SIGN.includes(sign) || !ALGORITHMS[alg]) throw fail(400, 'sign or alg is not one of those known');
+  const request = url.searchParams.get('SAMLRequest');
+  if (!request) throw fail(400, 'no SAMLRequest');
+
+  // The SP is the request's Issuer, whose metadata is at that URL.
+  let issuer;
+  try {
+    const decoded = inflateRawSync(Buffer.from(request, 'base64')).toString('utf8');
+    issuer = samlify.Extractor.extract(decoded, [
+      { key: 'issuer', localPath: ['AuthnRequest', 'Issuer'], attributes: [] },
+    ]).issuer;
+  } catch (e) {
+    throw fail(400, `the SAMLRequest does not decode: ${e.message || e}`);
+  }
+  if (!issuer) throw fail(400, 'the request names no issuer');
+  const got = await fetch(issuer).catch((e) => {
+    throw fail(502, `the SP metadata at ${issuer}: ${e.cause?.message || e.message}`);
+  });
+  if (!got.ok) throw fail(502, `the SP metadata at ${issuer}: HTTP ${got.status}`);
+  let metadata = await got.text();
+  // What is signed, as samlify decides it: the assertion if the SP's
+  // metadata wants it, the message if the SP's settings want it or if the
+  // assertion is not signed.
   if (sign === 'response') {
     metadata = metadata.replace('WantAssertionsSigned="true"', 'WantAssertionsSigned="false"');
   }
   const sp = samlify.ServiceProvider({ metadata, wantMessageSigned: sign === 'both' });
-  const idp = idpFor(url.searchParams.get('alg'));
+  const idp = idpFor(alg, account);
+
+  // samlify decodes and checks the request against the schema.
   const query = Object.fromEntries(url.searchParams);
-  const info = await idp.parseLoginRequest(sp, 'redirect', { query, octetString: '' });
+  let info;
+  try {
+    info = await idp.parseLoginRequest(sp, 'redirect', { query, octetString: '' });
+  } catch (e) {
+    throw fail(400, `samlify refuses the request: ${e.message || e}`);
+  }
+
   const now = new Date();
   const later = new Date(now.getTime() + 5 * 60 * 1000);
+  const acs = sp.entityMeta.getAssertionConsumerService('post');
+  const id = idp.entitySetting.generateID();
   const values = {
-    id: `_${randomUUID()}`,
-    assertionId: `_${randomUUID()}`,
-    now: now.toISOString(),
-    later: later.toISOString(),
-    acs: sp.entityMeta.getAssertionConsumerService('post'),
-    requestId: info.extract.request.id,
-    issuer: `${base}/metadata`,
-    audience: sp.entityMeta.getEntityID(),
+    ID: id,
+    AssertionID: idp.entitySetting.generateID(),
+    Destination: acs,
+    Audience: sp.entityMeta.getEntityID(),
+    SubjectRecipient: acs,
+    Issuer: idp.entityMeta.getEntityID(),
+    IssueInstant: now.toISOString(),
+    StatusCode: samlify.Constants.StatusCode.Success,
+    ConditionsNotBefore: now.toISOString(),
+    ConditionsNotOnOrAfter: later.toISOString(),
+    SubjectConfirmationDataNotOnOrAfter: later.toISOString(),
+    NameIDFormat: account.nameIdFormat || UNSPECIFIED,
+    NameID: account.nameId,
+    InResponseTo: info.extract.request.id,
+    AuthnInstant: now.toISOString(),
+    SessionIndex: `_${randomUUID()}`,
+    AuthnContextClassRef: account.authnContextClassRef || PASSWORD,
+    ...Object.fromEntries(Object.values(account.attributes || {}).map((v, i) => [`attrValue${i}`, v])),
   };
   const answer = await idp.createLoginResponse(sp, info, 'post', { email: account.nameId }, {
-    customTagReplacement: () => ({ id: values.id, context: template(account, values) }),
+    customTagReplacement: (template) => ({ id, context: SamlLib.replaceTagsByValue(template, values) }),
     relayState: url.searchParams.get('RelayState') || undefined,
   });
-  return [200, JSON.stringify({
+  return JSON.stringify({
     acsUrl: answer.entityEndpoint,
     SAMLResponse: answer.context,
     RelayState: answer.relayState ?? null,
-  }), 'application/json'];
+  });
 }
 
 server.on('request', async (req, res) => {
   const url = new URL(req.url, base);
-  let status = 404; let body = 'not found'; let type = 'text/plain';
+  let status = 200; let body; let type;
   try {
     if (req.method === 'GET' && url.pathname === '/metadata') {
-      [status, body, type] = [200, idpFor('sha256').getMetadata(), 'application/samlmetadata+xml'];
+      [body, type] = [idpFor().getMetadata(), 'application/samlmetadata+xml'];
     } else if (req.method === 'GET' && url.pathname === '/sso') {
-      [status, body, type = 'text/plain'] = await sso(url);
+      [body, type] = [await sso(url), 'application/json'];
+    } else {
+      throw fail(404, 'not found');
     }
   } catch (e) {
-    console.error('saml idp:', e);
-    [status, body] = [500, String(e?.message || e)];
+    console.error('saml idp:', e.status ? e.message : e);
+    [status, body, type] = [e.status || 500, String(e.message || e), 'text/plain'];
   }
   res.writeHead(status, { 'content-type': type });
   res.end(body);
