@@ -812,3 +812,44 @@ fn requests_and_sp_metadata_are_well_formed() {
     assert!(metadata.contains(&format!("entityID=\"{SP_ENTITY}\"")));
     assert!(metadata.contains(&format!("Location=\"{ACS}\"")));
 }
+
+/// Found in review: a long `InclusiveNamespaces PrefixList` made exclusive
+/// C14N cost prefixes × elements (3 s of CPU for one unsigned 44 KB post).
+#[test]
+fn canonicalization_parameters_that_cost_a_lot_are_refused_before_any_digest() {
+    let prefixes: Vec<String> = (0..5_500)
+        .map(|i| format!("{}{}", (b'a' + (i % 26) as u8) as char, i / 26))
+        .collect();
+    let with_transform = |inner: &str| {
+        response(&Shape::default()).replacen(
+            r#"<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>"#,
+            &format!(r#"<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#">{inner}</ds:Transform>"#),
+            1,
+        )
+    };
+    let xml = with_transform(&format!(
+        r#"<ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="{}"/>"#,
+        prefixes.join(" ")
+    ));
+    let started = std::time::Instant::now();
+    refused(&xml, "PrefixList is too long");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(250),
+        "took {:?}",
+        started.elapsed()
+    );
+    // A short list (as Okta and ADFS send) passes the shape and reaches the
+    // signature check, which fails: it was added to SignedInfo after signing.
+    let short = with_transform(
+        r#"<ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="xs"/>"#,
+    );
+    refused(&short, "does not verify");
+    let other = with_transform(r#"<ds:XPath>1</ds:XPath>"#);
+    refused(&other, "other than InclusiveNamespaces");
+    let many = response(&Shape::default()).replacen(
+        "</saml:AttributeStatement>",
+        &format!("{}</saml:AttributeStatement>", "<a/>".repeat(9_000)),
+        1,
+    );
+    refused(&many, "too many nodes");
+}

@@ -76,23 +76,29 @@ const SHA1_DIGEST: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
 
 /// `AuthnContextClassRef` values that say the person used a second factor
 /// (read as the `amr` value `mfa` when the provider is trusted for MFA).
-pub const MFA_CONTEXTS: [&str; 8] = [
+/// (`Smartcard` and `X509` alone are one factor, and do not count.)
+pub const MFA_CONTEXTS: [&str; 6] = [
     "https://refeds.org/profile/mfa",
     "http://schemas.microsoft.com/claims/multipleauthn",
     "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
     "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorUnregistered",
     "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken",
-    "urn:oasis:names:tc:SAML:2.0:ac:classes:Smartcard",
     "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI",
-    "urn:oasis:names:tc:SAML:2.0:ac:classes:X509",
 ];
 
 /// The default clock skew allowed on SAML time conditions, in seconds.
 pub const DEFAULT_SKEW_SECONDS: u32 = 60;
 /// The largest skew a provider may allow, in seconds.
 pub const MAX_SKEW_SECONDS: u32 = 600;
-/// The largest SAML document read (decoded), in bytes.
-pub const MAX_DOCUMENT_BYTES: usize = 128 * 1024;
+/// The largest SAML document read (decoded), in bytes. (The ACS's form
+/// body is limited to 64 KiB like every body, which holds a response of
+/// about 45 KiB.)
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+/// The most nodes a SAML document may have.
+pub const MAX_NODES: usize = 8192;
+/// The longest `InclusiveNamespaces PrefixList` accepted, in bytes and
+/// prefixes (canonicalization's cost grows with it for every element).
+const MAX_PREFIX_LIST: (usize, usize) = (256, 16);
 /// The most signing certificates one IdP may have (for rollover).
 pub const MAX_CERTIFICATES: usize = 4;
 
@@ -535,6 +541,33 @@ fn time_attr(doc: &Document<'_>, node: NodeId, name: &str) -> Result<Option<i64>
     }
 }
 
+/// A canonicalization's parameters: nothing, or one `InclusiveNamespaces`
+/// with a short `PrefixList`.
+fn check_c14n_parameters(doc: &Document<'_>, method: NodeId) -> Result<(), Refused> {
+    let children: Vec<NodeId> = doc
+        .children(method)
+        .into_iter()
+        .filter(|c| doc.element(*c).is_some())
+        .collect();
+    match children[..] {
+        [] => Ok(()),
+        [only] if is(doc, only, EXC_C14N, "InclusiveNamespaces") => {
+            let list = attr(doc, only, "PrefixList").unwrap_or("");
+            if list.len() > MAX_PREFIX_LIST.0 || list.split_whitespace().count() > MAX_PREFIX_LIST.1
+            {
+                Err(no(
+                    "the signature's InclusiveNamespaces PrefixList is too long",
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(no(
+            "a canonicalization parameter other than InclusiveNamespaces",
+        )),
+    }
+}
+
 /// Checks one signature's declared algorithms and reference before its
 /// value is checked: one reference to its parent, by the parent's ID, with
 /// only the transforms a SAML signature uses, and no SHA-1 unless allowed.
@@ -547,9 +580,12 @@ fn check_signature_shape(
     let signed_info = child(doc, signature, DSIG_NS, "SignedInfo")
         .ok_or_else(|| no("a signature has no SignedInfo"))?;
     let algorithm = |node: Option<NodeId>| node.and_then(|n| attr(doc, n, "Algorithm"));
-    let c14n = algorithm(child(doc, signed_info, DSIG_NS, "CanonicalizationMethod"));
-    if c14n != Some(EXC_C14N) {
+    let c14n_node = child(doc, signed_info, DSIG_NS, "CanonicalizationMethod");
+    if algorithm(c14n_node) != Some(EXC_C14N) {
         return Err(no("the signature's canonicalization is not exclusive C14N"));
+    }
+    if let Some(node) = c14n_node {
+        check_c14n_parameters(doc, node)?;
     }
     let method = algorithm(child(doc, signed_info, DSIG_NS, "SignatureMethod")).unwrap_or("");
     if SHA1_SIGNATURES.contains(&method) {
@@ -581,6 +617,7 @@ fn check_signature_shape(
                     "a signature transform other than enveloped and exclusive C14N",
                 ));
             }
+            check_c14n_parameters(doc, t)?;
         }
     }
     let digest = algorithm(child(doc, reference, DSIG_NS, "DigestMethod")).unwrap_or("");
@@ -667,6 +704,9 @@ pub fn check_response(xml: &str, expected: &Expected<'_>) -> Result<Assertion, R
         return Err(no("the SAMLResponse is too large"));
     }
     let doc = parse(xml)?;
+    if doc.descendants(doc.root()).len() > MAX_NODES {
+        return Err(no("the SAMLResponse has too many nodes"));
+    }
     let response = doc
         .document_element()
         .filter(|r| is(&doc, *r, PROTOCOL_NS, "Response"))

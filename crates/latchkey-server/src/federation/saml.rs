@@ -69,22 +69,32 @@ pub async fn identify(
     let xml = saml_rules::decode_response(response).map_err(refused)?;
     let (entity_id, acs_url) = sp_urls(state, login.mode, &flow.provider_id);
     let now = state.clock.now();
-    let expected = Expected {
-        idp,
-        sp: Sp {
-            entity_id: &entity_id,
-            acs_url: &acs_url,
-        },
-        request_id: &flow.nonce,
-        now: now.unix_timestamp(),
-        skew: i64::from(
-            config
-                .clock_skew_seconds
-                .unwrap_or(saml_rules::DEFAULT_SKEW_SECONDS),
-        ),
-        allow_sha1: config.allow_sha1.unwrap_or(false),
-    };
-    let assertion = saml_rules::check_response(&xml, &expected).map_err(refused)?;
+    let skew = i64::from(
+        config
+            .clock_skew_seconds
+            .unwrap_or(saml_rules::DEFAULT_SKEW_SECONDS),
+    );
+    let allow_sha1 = config.allow_sha1.unwrap_or(false);
+    let (idp, request_id) = (idp.clone(), flow.nonce.clone());
+    // Parsing, canonicalization and the RSA check are CPU work: off the
+    // async workers.
+    let checked = tokio::task::spawn_blocking(move || {
+        let expected = Expected {
+            idp: &idp,
+            sp: Sp {
+                entity_id: &entity_id,
+                acs_url: &acs_url,
+            },
+            request_id: &request_id,
+            now: now.unix_timestamp(),
+            skew,
+            allow_sha1,
+        };
+        saml_rules::check_response(&xml, &expected)
+    })
+    .await
+    .map_err(|_| SsoError::Provider("the SAML check did not finish".into()))?;
+    let assertion = checked.map_err(refused)?;
     let first_use = state
         .store
         .accept_saml_assertion(

@@ -85,7 +85,7 @@ async fn test_metadata(
 pub struct AcsForm {
     /// The response, base64.
     #[serde(rename = "SAMLResponse")]
-    #[schema(max_length = 200000)]
+    #[schema(max_length = 65536)]
     saml_response: Option<String>,
     /// The handle Latchkey sent with the request.
     #[serde(rename = "RelayState")]
@@ -100,7 +100,12 @@ async fn acs(
     form: Result<RawForm, RawFormRejection>,
 ) -> Response {
     let Ok(RawForm(body)) = form else {
-        return land(None, Some(&sso::refused("the post is not a form")));
+        return land(
+            None,
+            Some(&sso::refused(
+                "the post is not a form, or larger than the 64 KiB body limit",
+            )),
+        );
     };
     let (mut response, mut relay_state) = (None, None);
     for (key, value) in form_urlencoded::parse(&body) {
