@@ -42,7 +42,7 @@ pub use notify::{ListenEvent, StoreListener, NOTIFY_CHANNEL};
 pub use outbox::OutboxMessage;
 pub use records::*;
 pub use sessions::{Refreshed, Rotation, SessionRecord};
-pub use sso::{Identity, IdentityProviderRecord, NewLinkedUser, SsoFlow};
+pub use sso::{Identity, IdentityProviderRecord, NewLinkedUser, ProviderSecret, SsoFlow};
 
 /// What went wrong in the store, in terms callers can act on.
 #[derive(Debug, thiserror::Error)]

@@ -84,6 +84,9 @@ pub struct LoginRecord {
     pub challenge: Option<Challenge>,
     /// The session handed out, once complete.
     pub session_id: Option<String>,
+    /// SHA-256 (hex) of the one-time code an SSO return gave the browser
+    /// at the redirect URI: the session goes only to a poll presenting it.
+    pub browser_code_digest: Option<String>,
     /// Created.
     pub created_at: OffsetDateTime,
     /// Dies.
@@ -93,7 +96,7 @@ pub struct LoginRecord {
 const LOGIN_COLUMNS: &str =
     "id, secret_digest, user_id, subject, tenant_id, redirect_uri, satisfied, \
      failures, challenge_factor, challenge_digest, challenge_expires_at, challenge_tries, \
-     session_id, created_at, expires_at";
+     session_id, browser_code_digest, created_at, expires_at";
 
 fn login_of(row: &AnyRow) -> StoreResult<LoginRecord> {
     let factor: Option<String> = row.try_get("challenge_factor")?;
@@ -119,6 +122,7 @@ fn login_of(row: &AnyRow) -> StoreResult<LoginRecord> {
         failures: row.try_get("failures")?,
         challenge,
         session_id: row.try_get("session_id")?,
+        browser_code_digest: row.try_get("browser_code_digest")?,
         created_at: time_of(row, "created_at")?,
         expires_at: time_of(row, "expires_at")?,
     })
@@ -510,7 +514,7 @@ impl Store {
             .await?;
         sqlx::query(&format!(
             "INSERT INTO logins (mode, {LOGIN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, \
-             NULL, NULL, NULL, 0, NULL, $9, $10)"
+             NULL, NULL, NULL, 0, NULL, NULL, $9, $10)"
         ))
         .bind(mode.as_str())
         .bind(&login.id)

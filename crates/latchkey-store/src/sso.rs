@@ -65,6 +65,17 @@ pub struct Identity<'a> {
     pub user_id: &'a str,
 }
 
+/// What a provider's replacement does with its secret and links.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProviderSecret<'a> {
+    /// A new sealed client secret; `None` keeps the stored one (unless
+    /// `new_source`).
+    pub sealed: Option<&'a str>,
+    /// The configuration names another provider than before: the stored
+    /// secret and the old provider's links to users are dropped.
+    pub new_source: bool,
+}
+
 /// A user created for an identity, with its roles in a tenant.
 #[derive(Debug, Clone, Copy)]
 pub struct NewLinkedUser<'a> {
@@ -92,14 +103,16 @@ fn provider_of(row: &AnyRow) -> StoreResult<IdentityProviderRecord> {
 
 impl Store {
     /// Creates or replaces an identity provider. A replacement without a
-    /// new sealed secret keeps the stored one. Returns it and whether it
-    /// was new.
+    /// new sealed secret keeps the stored one, unless `secret.new_source`
+    /// (it names another provider than before): then the stored secret and
+    /// every link of the old provider's subjects to users are dropped, in
+    /// the same transaction. Returns it and whether it was new.
     pub async fn put_identity_provider(
         &self,
         mode: Mode,
         id: &str,
         config: &PutIdentityProvider,
-        secret_sealed: Option<&str>,
+        secret: ProviderSecret<'_>,
         now: OffsetDateTime,
         record: impl FnOnce(&(IdentityProviderRecord, bool)) -> AuditEvent + Send,
     ) -> StoreResult<Written<(IdentityProviderRecord, bool)>> {
@@ -115,6 +128,20 @@ impl Store {
         let (created_at, kept): (i64, Option<String>) = match &existing {
             Some(row) => (row.try_get("created_at")?, row.try_get("secret_sealed")?),
             None => (to_unix_ms(now), None),
+        };
+        let ProviderSecret {
+            sealed: secret_sealed,
+            new_source,
+        } = secret;
+        let kept = if new_source {
+            sqlx::query("DELETE FROM user_identities WHERE mode = $1 AND provider_id = $2")
+                .bind(mode.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            None
+        } else {
+            kept
         };
         let secret = secret_sealed.map(str::to_owned).or(kept);
         let mut stored = config.clone();
@@ -399,7 +426,8 @@ impl Store {
 
     /// Records an SSO factor on a login, and its user when the login had
     /// none yet, if the login still holds `before`, is not complete, and
-    /// has no other user. `false` when it changed: read it again.
+    /// has no other user, with the digest of the code the browser is
+    /// handed. `false` when it changed: read it again.
     pub async fn login_sso_passed(
         &self,
         mode: Mode,
@@ -407,11 +435,13 @@ impl Store {
         before: &[String],
         after: &[String],
         user_id: &str,
+        browser_code_digest: &str,
     ) -> StoreResult<bool> {
         let _timer = self.timed("login_sso_passed");
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
-            "UPDATE logins SET satisfied = $4, user_id = $5, subject = $5 \
+            "UPDATE logins SET satisfied = $4, user_id = $5, subject = $5, \
+             browser_code_digest = $6 \
              WHERE mode = $1 AND id = $2 AND satisfied = $3 AND session_id IS NULL \
              AND (user_id IS NULL OR user_id = $5)",
         )
@@ -420,6 +450,7 @@ impl Store {
         .bind(to_json(&before)?)
         .bind(to_json(&after)?)
         .bind(user_id)
+        .bind(browser_code_digest)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -1,13 +1,17 @@
 //! The federation half of the store conformance suite: trusted issuers and
-//! the users their rules provision, SAML assertion ids used once, on SQLite and on PostgreSQL when
+//! the users their rules provision, identity providers replaced, SAML
+//! assertion ids used once, on SQLite and on PostgreSQL when
 //! `LATCHKEY_TEST_POSTGRES_URL` is set.
 
 use std::collections::BTreeMap;
 
 use latchkey_store::{
-    Invalidation, NewTenant, NewUser, PageRequest, Store, StoreError, WorkspaceRecord,
+    Identity, Invalidation, NewLinkedUser, NewTenant, NewUser, PageRequest, ProviderSecret, Store,
+    StoreError, WorkspaceRecord,
 };
-use latchkey_types::federation::{PutTrustedIssuer, WorkloadRule};
+use latchkey_types::federation::{
+    ProviderType, PutIdentityProvider, PutTrustedIssuer, WorkloadRule,
+};
 use latchkey_types::ids::{Identifier as _, UserId};
 use latchkey_types::{JsonObject, Mode, UserKind};
 use time::OffsetDateTime;
@@ -244,7 +248,55 @@ async fn saml_assertion_ids_are_accepted_once(s: &Store) {
         .unwrap());
 }
 
+async fn a_provider_pointed_elsewhere_forgets_its_links_and_secret(s: &Store) {
+    setup(s).await;
+    let oidc = |issuer: &str| PutIdentityProvider {
+        kind: Some(ProviderType::Oidc),
+        issuer: Some(issuer.into()),
+        client_id: Some("latchkey".into()),
+        ..PutIdentityProvider::default()
+    };
+    let put = |config: PutIdentityProvider, secret: Option<&'static str>, new_source: bool| {
+        let s = s.clone();
+        async move {
+            let secret = ProviderSecret {
+                sealed: secret,
+                new_source,
+            };
+            s.put_identity_provider(Mode::Test, "corp", &config, secret, now(), rec())
+                .await
+                .v()
+        }
+    };
+    put(oidc("https://idp.example"), Some("sealed-1"), false).await;
+    let user = workload_user("usr_sso1");
+    let identity = Identity {
+        provider_id: "corp",
+        subject: "jsmith",
+        user_id: "usr_sso1",
+    };
+    let linked = NewLinkedUser {
+        user: &user,
+        tenant: None,
+        roles: &[],
+    };
+    s.link_identity(Mode::Test, &identity, Some(linked), now(), rec())
+        .await
+        .v();
+    let linked = || s.linked_user(Mode::Test, "corp", "jsmith");
+    assert_eq!(linked().await.unwrap().as_deref(), Some("usr_sso1"));
+    // The same provider, replaced without a secret: links and secret stay.
+    let (kept, _) = put(oidc("https://idp.example"), None, false).await;
+    assert_eq!(kept.secret_sealed.as_deref(), Some("sealed-1"));
+    assert_eq!(linked().await.unwrap().as_deref(), Some("usr_sso1"));
+    // Pointed at another issuer: its `jsmith` is nobody here yet.
+    let (moved, _) = put(oidc("https://other-idp.example"), None, true).await;
+    assert_eq!(moved.secret_sealed, None);
+    assert_eq!(linked().await.unwrap(), None);
+}
+
 conformance!(
+    a_provider_pointed_elsewhere_forgets_its_links_and_secret,
     trusted_issuers_are_put_listed_and_deleted_per_mode,
     provisioning_creates_once_and_only_widens_roles,
     saml_assertion_ids_are_accepted_once,

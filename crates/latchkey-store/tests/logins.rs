@@ -61,6 +61,7 @@ fn login(id: &str, user: Option<&str>) -> LoginRecord {
         failures: 0,
         challenge: None,
         session_id: None,
+        browser_code_digest: None,
         created_at: now(),
         expires_at: now() + Duration::minutes(15),
     }

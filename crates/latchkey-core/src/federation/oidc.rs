@@ -121,6 +121,27 @@ pub fn validate(config: &PutIdentityProvider, has_secret: bool) -> Result<(), Co
     Ok(())
 }
 
+/// Whether a replacement configuration still names the same provider
+/// (same type and issuer, OAuth 2.0 endpoints, or SAML entity id). When it
+/// does not, the old provider's links to users and its client secret must
+/// not carry over: another provider's subject `jsmith` is not this one's.
+pub fn same_source(old: &PutIdentityProvider, new: &PutIdentityProvider) -> bool {
+    if old.kind != new.kind {
+        return false;
+    }
+    match new.kind {
+        Some(ProviderType::Oidc) => old.issuer == new.issuer,
+        Some(ProviderType::Oauth2) => {
+            old.token_url == new.token_url && old.userinfo_url == new.userinfo_url
+        }
+        Some(ProviderType::Saml) => {
+            let entity = |c| super::saml::idp(c).ok().map(|i| i.entity_id);
+            entity(old).is_some() && entity(old) == entity(new)
+        }
+        None => false,
+    }
+}
+
 /// The scopes to ask for.
 pub fn scopes(config: &PutIdentityProvider) -> Vec<String> {
     match (&config.scopes, config.kind) {
@@ -392,6 +413,33 @@ mod tests {
         });
         assert_eq!(mapping["subject"], "id");
         assert_eq!(mapping["email"], "email");
+    }
+
+    #[test]
+    fn a_replacement_names_the_same_provider_only_with_the_same_source() {
+        let base = oidc();
+        type Edit = fn(&mut PutIdentityProvider);
+        let table: &[(Edit, bool)] = &[
+            (|_| {}, true),
+            (|c| c.client_id = Some("other-client".into()), true),
+            (|c| c.scopes = Some(vec!["openid".into()]), true),
+            (
+                |c| c.issuer = Some("https://other-idp.example".into()),
+                false,
+            ),
+            (
+                |c| {
+                    c.kind = Some(ProviderType::Oauth2);
+                    c.token_url = Some("https://idp.example/token".into());
+                },
+                false,
+            ),
+        ];
+        for (edit, same) in table {
+            let mut new = base.clone();
+            edit(&mut new);
+            assert_eq!(same_source(&base, &new), *same, "{new:?}");
+        }
     }
 
     #[test]

@@ -33,6 +33,30 @@ pub fn code_matches(login_id: &str, presented: &str, stored: &str) -> bool {
     .is_ok()
 }
 
+/// Whether a login's session may go to this poll: a login that an SSO
+/// return completed stores the digest of the code its browser was handed
+/// (`stored`), and only a poll presenting that code gets the session, so
+/// a login someone else started and sent a victim's browser through gives
+/// its starter nothing. Other logins need no code.
+pub fn browser_code_accepted(
+    login_id: &str,
+    stored: Option<&str>,
+    presented: Option<&str>,
+) -> bool {
+    match (stored, presented) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(stored), Some(code)) => {
+            code.len() <= 128
+                && constant_time::verify_slices_are_equal(
+                    code_digest(login_id, code).as_bytes(),
+                    stored.as_bytes(),
+                )
+                .is_ok()
+        }
+    }
+}
+
 /// The `Latchkey-Signature` header of an SMS webhook request:
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed by the
 /// secret>`. The receiver recomputes it and refuses old timestamps.
@@ -97,6 +121,33 @@ pub fn magic_link_message(url: &str) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_completed_through_sso_needs_its_browser_s_code() {
+        let stored = code_digest("lgn_1", "browser-code");
+        let table = [
+            (None, None, true),
+            (None, Some("anything"), true),
+            (Some(stored.as_str()), None, false),
+            (Some(stored.as_str()), Some("browser-code"), true),
+            (Some(stored.as_str()), Some("browser-codf"), false),
+            (Some(stored.as_str()), Some(""), false),
+        ];
+        for (stored, presented, want) in table {
+            assert_eq!(
+                browser_code_accepted("lgn_1", stored, presented),
+                want,
+                "{stored:?} {presented:?}"
+            );
+        }
+        // Bound to its login: another login's code is nothing here.
+        let other = code_digest("lgn_2", "browser-code");
+        assert!(!browser_code_accepted(
+            "lgn_1",
+            Some(&other),
+            Some("browser-code")
+        ));
+    }
 
     #[test]
     fn codes_are_six_digits_bound_to_their_login_and_checked_as_typed() {

@@ -307,6 +307,12 @@ pub async fn start(
     provider_id: &str,
     client_state: Option<String>,
 ) -> Result<String, SsoError> {
+    if login.record.redirect_uri.is_none() {
+        return Err(refused(
+            "an SSO login needs a redirectUri (registered in the login policy): \
+             the browser brings the session's code back there",
+        ));
+    }
     let provider = state.providers.get(state, login.mode, provider_id).await?;
     if let Some(idp) = &provider.saml {
         return super::saml::start(state, login, provider_id, idp, client_state).await;
@@ -378,6 +384,9 @@ pub struct Landing {
     pub login_id: String,
     /// The application's `state`.
     pub client_state: Option<String>,
+    /// The one-time code that binds the session to this browser: the
+    /// application presents it with the login's secret to get the session.
+    pub browser_code: Option<String>,
 }
 
 /// What the browser brought back from the provider.
@@ -431,6 +440,7 @@ pub async fn callback(
         redirect_uri: record.redirect_uri.clone(),
         login_id: record.id.clone(),
         client_state: flow.client_state.clone(),
+        browser_code: None,
     };
     let login = engine::load(state, mode, record)
         .await
@@ -440,11 +450,15 @@ pub async fn callback(
             redirect_uri: landing.redirect_uri.clone(),
             login_id: landing.login_id.clone(),
             client_state: landing.client_state.clone(),
+            browser_code: None,
         };
         (Some(landing), e)
     };
     match complete(state, login, &flow, returned).await {
-        Ok(()) => Ok(landing),
+        Ok(code) => Ok(Landing {
+            browser_code: Some(code),
+            ..landing
+        }),
         Err((login, e)) => {
             if let Some(login) = login {
                 if !matches!(e, SsoError::Store(_) | SsoError::Provider(_)) {
@@ -461,7 +475,7 @@ async fn complete(
     login: Login,
     flow: &SsoFlow,
     returned: Returned<'_>,
-) -> Result<(), (Option<Login>, SsoError)> {
+) -> Result<String, (Option<Login>, SsoError)> {
     let factor = Factor::Sso(flow.provider_id.clone());
     if login.record.session_id.is_some() || login.view().complete {
         return Err((None, refused("the login is complete")));
@@ -522,6 +536,12 @@ async fn complete(
         config.trust_upstream_mfa.unwrap_or(false),
         &external.amr,
     );
+    // The browser that came back gets a one-time code; the session goes
+    // only to the holder of the login's secret who also has that code, so
+    // a login someone else started and sent a victim's browser through
+    // gives its starter nothing.
+    let code = random_token();
+    let code_digest = latchkey_core::login::codes::code_digest(&login.record.id, &code);
     let mut record = login.record.clone();
     for _ in 0..4 {
         let mut after: BTreeSet<String> = record.satisfied.iter().cloned().collect();
@@ -529,10 +549,17 @@ async fn complete(
         let after: Vec<String> = after.into_iter().collect();
         match state
             .store
-            .login_sso_passed(login.mode, &record.id, &record.satisfied, &after, &user_id)
+            .login_sso_passed(
+                login.mode,
+                &record.id,
+                &record.satisfied,
+                &after,
+                &user_id,
+                &code_digest,
+            )
             .await
         {
-            Ok(true) => return Ok(()),
+            Ok(true) => return Ok(code),
             Ok(false) => {}
             Err(e) => return Err((Some(login), e.into())),
         }

@@ -305,16 +305,24 @@ pub async fn address_proven(
 }
 
 /// The login object to answer; when the login is complete and its session
-/// not yet handed out, the session is created and carried, once.
+/// not yet handed out, the session is created and carried, once, to an
+/// answer whose caller presented the browser's code when the login needs
+/// one (an SSO return completed it: `codes::browser_code_accepted`).
 pub async fn answer(
     state: &AppState,
     login: Login,
     secret: Option<String>,
     source: Option<IpAddr>,
+    browser_code: Option<&str>,
 ) -> Result<LoginObject, ApiError> {
     let view = login.view();
     let mut session: Option<SessionTokens> = None;
-    if view.complete && login.record.session_id.is_none() {
+    let code_ok = latchkey_core::login::codes::browser_code_accepted(
+        &login.record.id,
+        login.record.browser_code_digest.as_deref(),
+        browser_code,
+    );
+    if view.complete && login.record.session_id.is_none() && code_ok {
         if let Some(principal) = &login.user {
             session = super::sessions::start(state, &login, principal, source).await?;
         }

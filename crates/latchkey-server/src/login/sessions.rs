@@ -208,6 +208,7 @@ pub async fn refresh(
                 failures: 0,
                 challenge: None,
                 session_id: None,
+                browser_code_digest: None,
                 created_at: now,
                 expires_at: now,
             },

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use latchkey_core::federation::oidc as rules;
 use latchkey_core::federation::saml;
-use latchkey_store::{IdentityProviderRecord, PageResult};
+use latchkey_store::{IdentityProviderRecord, PageResult, ProviderSecret};
 use latchkey_types::audit::AuditAction;
 use latchkey_types::error::Problem;
 use latchkey_types::federation::{IdentityProvider, ProviderType, PutIdentityProvider};
@@ -95,7 +95,11 @@ async fn put_identity_provider(
 ) -> Result<impl IntoResponse, ApiError> {
     let mode = admin.mode();
     let existing = state.store.identity_provider(mode, id.as_str()).await?;
-    let has_secret = existing.as_ref().is_some_and(|e| e.secret_sealed.is_some());
+    // Pointed at another provider, the old one's links and secret go.
+    let new_source = existing
+        .as_ref()
+        .is_some_and(|e| !rules::same_source(&e.config, &body));
+    let has_secret = !new_source && existing.as_ref().is_some_and(|e| e.secret_sealed.is_some());
     rules::validate(&body, has_secret).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     if let Some(p) = body.provisioning.as_ref().filter(|p| p.enabled) {
         if let Some(tenant) = &p.tenant_id {
@@ -123,7 +127,10 @@ async fn put_identity_provider(
             mode,
             id.as_str(),
             &body,
-            sealed.as_deref(),
+            ProviderSecret {
+                sealed: sealed.as_deref(),
+                new_source,
+            },
             state.clock.now(),
             |(p, created)| {
                 admin
@@ -138,6 +145,7 @@ async fn put_identity_provider(
                         serde_json::to_value(p.config.kind).unwrap_or_default(),
                     )
                     .with_detail("created", *created)
+                    .with_detail("newSource", new_source)
             },
         )
         .await?;

@@ -17,12 +17,14 @@ use latchkey_types::error::Problem;
 use latchkey_types::ids::LoginId;
 use latchkey_types::login::{CodeStep, CreateLogin, Factor, LoginObject, PasswordStep};
 use latchkey_types::Mode;
+use serde::Deserialize;
 use time::Duration;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, RecordPath};
+use crate::http::extract::{ApiJson, ApiQuery, RecordPath};
 use crate::http::transport::Credentials;
 use crate::login::delivery::Channel;
 use crate::login::engine::{self, Login};
@@ -112,7 +114,7 @@ async fn send_challenge(
     let mut login = login;
     login.record.challenge = Some(challenge);
     Ok(axum::Json(
-        engine::answer(state, login, None, source).await?,
+        engine::answer(state, login, None, source, None).await?,
     ))
 }
 
@@ -150,7 +152,7 @@ async fn challenge_step(
     let login = engine::passed(state, login, factor.clone(), true).await?;
     engine::address_proven(state, &login, &factor).await?;
     Ok(axum::Json(
-        engine::answer(state, login, None, credentials.source).await?,
+        engine::answer(state, login, None, credentials.source, None).await?,
     ))
 }
 
@@ -288,6 +290,7 @@ async fn create_login(
         failures: 0,
         challenge: None,
         session_id: None,
+        browser_code_digest: None,
         created_at: now,
         expires_at: now + Duration::seconds(LOGIN_TTL_SECONDS),
     };
@@ -323,26 +326,56 @@ async fn create_login(
         login,
         Some(secret.expose().to_owned()),
         credentials.source,
+        None,
     )
     .await?;
     answer.authorization_url = authorization_url;
     Ok((StatusCode::CREATED, axum::Json(answer)))
 }
 
+/// `GET /auth/logins/{id}`'s query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct PollQuery {
+    /// The `code` an SSO return brought the browser to the `redirectUri`
+    /// with: a login completed through SSO hands its session only to a
+    /// poll that presents it.
+    #[param(max_length = 128)]
+    code: Option<String>,
+}
+
 /// The login as it stands: a machine polls here while a person clicks a
-/// link. The first answer after completion carries the session, once.
+/// link. The first answer after completion carries the session, once; a
+/// login completed through SSO needs the browser's `code` for it (403
+/// `forbidden` without it).
 #[utoipa::path(get, path = "/auth/logins/{id}", tag = "logins",
-    security(("loginSecret" = [])), params(("id" = LoginId, Path)),
+    security(("loginSecret" = [])), params(("id" = LoginId, Path), PollQuery),
     responses((status = 200, body = LoginObject), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 410, body = Problem)))]
 async fn get_login(
     State(state): State<AppState>,
     Credentials(credentials): Credentials,
     RecordPath(id): RecordPath<LoginId>,
+    ApiQuery(query): ApiQuery<PollQuery>,
 ) -> Result<axum::Json<LoginObject>, ApiError> {
     let login = engine::authorize(&state, &id, &credentials).await?;
+    let code = query.code.as_deref();
+    let waiting = login.view().complete && login.record.session_id.is_none();
+    let accepted = latchkey_core::login::codes::browser_code_accepted(
+        &login.record.id,
+        login.record.browser_code_digest.as_deref(),
+        code,
+    );
+    if waiting && !accepted {
+        return Err(ApiError::Forbidden(
+            "this login was completed through SSO: present the code its browser brought \
+             to the redirectUri (?code=)"
+                .into(),
+        ));
+    }
     Ok(axum::Json(
-        engine::answer(&state, login, None, credentials.source).await?,
+        engine::answer(&state, login, None, credentials.source, code).await?,
     ))
 }
 
@@ -370,7 +403,7 @@ where
     }
     let login = engine::passed(state, login, factor, false).await?;
     Ok(axum::Json(
-        engine::answer(state, login, None, credentials.source).await?,
+        engine::answer(state, login, None, credentials.source, None).await?,
     ))
 }
 

@@ -109,8 +109,14 @@ pub(crate) fn land(landing: Option<Landing>, error: Option<&SsoError>) -> Respon
             if let Some(s) = &landing.client_state {
                 q.append_pair("state", s);
             }
-            if error.is_some() {
-                q.append_pair("error", "access_denied");
+            match (error, &landing.browser_code) {
+                (Some(_), _) => {
+                    q.append_pair("error", "access_denied");
+                }
+                (None, Some(code)) => {
+                    q.append_pair("code", code);
+                }
+                (None, None) => {}
             }
         }
         let mut response = StatusCode::SEE_OTHER.into_response();

@@ -186,7 +186,7 @@ async fn a_person_signs_in_with_node_oidc_provider_and_its_mfa_counts(app: TestA
         let polled = app
             .send(
                 Method::GET,
-                &format!("/auth/logins/{id}"),
+                &format!("/auth/logins/{id}?code={}", landed["code"]),
                 Some(secret),
                 None,
             )

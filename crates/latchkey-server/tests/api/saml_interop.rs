@@ -132,10 +132,12 @@ async fn start_login(app: &TestApp, state: &str) -> (String, String, String) {
     )
 }
 
-async fn poll(app: &TestApp, id: &str, secret: &str) -> Value {
+/// The login, polled with the code its browser brought back (if any).
+async fn poll(app: &TestApp, id: &str, secret: &str, code: Option<&String>) -> Value {
+    let query = code.map(|c| format!("?code={c}")).unwrap_or_default();
     app.send(
         Method::GET,
-        &format!("/auth/logins/{id}"),
+        &format!("/auth/logins/{id}{query}"),
         Some(secret),
         None,
     )
@@ -217,6 +219,16 @@ async fn a_person_signs_in_with_a_samlify_idp(app: TestApp) {
     .await
     .expect(200);
 
+    // An SSO login must name where the browser brings its code back.
+    app.send(
+        Method::POST,
+        "/auth/logins",
+        None,
+        Some(json!({"sso": "corp"})),
+    )
+    .await
+    .expect_problem(400, "invalid_request");
+
     // Alice signs in three times, with each signing shape samlify has; her
     // IdP's MFA context counts as the policy's second factor.
     let mut server_side = Vec::new();
@@ -252,7 +264,18 @@ async fn a_person_signs_in_with_a_samlify_idp(app: TestApp) {
         assert_eq!(landed.get("login_id"), Some(&id));
         assert_eq!(landed.get("state").cloned(), Some(format!("round-{round}")));
         assert!(!landed.contains_key("error"), "sign={sign}: {landed:?}");
-        let polled = poll(&app, &id, &secret).await;
+        // Whoever holds the login's secret but not the browser's code
+        // (someone who started it and sent another person's browser
+        // through) gets no session.
+        app.send(
+            Method::GET,
+            &format!("/auth/logins/{id}"),
+            Some(&secret),
+            None,
+        )
+        .await
+        .expect_problem(403, "forbidden");
+        let polled = poll(&app, &id, &secret, landed.get("code")).await;
         assert_eq!(polled["complete"], true, "sign={sign}: {polled}");
         let claims = decode_claims(polled["session"]["accessToken"].as_str().unwrap());
         // Provisioned the first time, the same user after.
@@ -292,7 +315,7 @@ async fn a_person_signs_in_with_a_samlify_idp(app: TestApp) {
     )
     .await;
     assert_eq!(status, 303);
-    let polled = poll(&app, &id, &secret).await;
+    let polled = poll(&app, &id, &secret, None).await;
     assert_eq!(polled["complete"], false, "{polled}");
 
     // Unsolicited: no RelayState finds no flow.
@@ -324,7 +347,7 @@ async fn a_person_signs_in_with_a_samlify_idp(app: TestApp) {
         landed(&location.unwrap()).get("error").map(String::as_str),
         Some("access_denied")
     );
-    assert_eq!(poll(&app, &id, &secret).await["complete"], false);
+    assert_eq!(poll(&app, &id, &secret, None).await["complete"], false);
 
     // SHA-1 is refused by default, and accepted once the provider allows it.
     for allow in [false, true] {
@@ -345,7 +368,8 @@ async fn a_person_signs_in_with_a_samlify_idp(app: TestApp) {
         assert_eq!(status, 303);
         let landed = landed(&location.unwrap());
         assert_eq!(landed.contains_key("error"), !allow, "allowSha1 {allow}");
-        assert_eq!(poll(&app, &id, &secret).await["complete"], allow);
+        let polled = poll(&app, &id, &secret, landed.get("code")).await;
+        assert_eq!(polled["complete"], allow);
     }
 }
 

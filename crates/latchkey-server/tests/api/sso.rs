@@ -286,10 +286,24 @@ async fn oidc_logins_link_by_verified_email_and_refuse_every_bad_answer(app: Tes
         !back.headers["location"].to_str().unwrap().contains("lk_"),
         "a secret in the URL"
     );
+    // The session goes only to a poll with the code the browser brought
+    // back: whoever started a login and sent someone else's browser
+    // through it gets nothing (found in review).
+    for wrong in ["", "?code=not-the-code"] {
+        let polled = app
+            .send(
+                Method::GET,
+                &format!("/auth/logins/{id}{wrong}"),
+                Some(&secret),
+                None,
+            )
+            .await;
+        polled.expect_problem(403, "forbidden");
+    }
     let polled = app
         .send(
             Method::GET,
-            &format!("/auth/logins/{id}"),
+            &format!("/auth/logins/{id}?code={}", landed["code"]),
             Some(&secret),
             None,
         )
@@ -528,11 +542,12 @@ async fn an_unverified_email_links_nobody_and_provisioning_creates_users(app: Te
             ],
         )
         .await;
-        assert!(!location(&back).contains_key("error"));
+        let landed = location(&back);
+        assert!(!landed.contains_key("error"));
         let polled = app
             .send(
                 Method::GET,
-                &format!("/auth/logins/{id}"),
+                &format!("/auth/logins/{id}?code={}", landed["code"]),
                 Some(&secret),
                 None,
             )
@@ -624,8 +639,26 @@ async fn identity_providers_are_checked_and_never_show_their_secret(app: TestApp
     // A replacement without the secret keeps it.
     let mut without = github.clone();
     without.as_object_mut().unwrap().remove("clientSecret");
-    let r = app.put("/v1/identity-providers/github", without).await;
+    let r = app
+        .put("/v1/identity-providers/github", without.clone())
+        .await;
     assert_eq!(r.expect(200)["clientSecretSet"], true);
+    // Pointed at another provider, the old secret is not kept (nor are the
+    // old provider's links to users): a new one is required.
+    let mut elsewhere = without.clone();
+    elsewhere["tokenUrl"] = json!("https://git.evil.example/login/oauth/access_token");
+    let r = app
+        .put("/v1/identity-providers/github", elsewhere.clone())
+        .await;
+    r.expect_problem(400, "invalid_request");
+    assert!(r.text.contains("clientSecret"), "{}", r.text);
+    elsewhere["clientSecret"] = json!("another-secret-0123456789");
+    app.put("/v1/identity-providers/github", elsewhere)
+        .await
+        .expect(200);
+    app.put("/v1/identity-providers/github", github.clone())
+        .await
+        .expect(200);
     for path in ["/v1/identity-providers/github", "/v1/identity-providers"] {
         let r = app.get(path).await;
         assert!(!r.text.contains("gh-secret-value"), "{}", r.text);
@@ -702,7 +735,7 @@ async fn oauth2_providers_read_userinfo_and_never_count_as_mfa(app: TestApp) {
     let polled = app
         .send(
             Method::GET,
-            &format!("/auth/logins/{id2}"),
+            &format!("/auth/logins/{id2}?code={}", location(&back)["code"]),
             Some(&secret2),
             None,
         )
