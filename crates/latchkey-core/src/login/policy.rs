@@ -24,6 +24,8 @@ pub const MIN_PASSWORD_MIN_LENGTH: usize = 8;
 pub const MAX_PASSWORD_MIN_LENGTH: usize = 64;
 /// The most combinations a policy may list.
 pub const MAX_COMBINATIONS: usize = 16;
+/// The most factors a policy may list (repeats counted, as sent).
+pub const MAX_FACTORS: usize = 64;
 /// The most factors one combination may ask for.
 pub const MAX_COMBINATION_LEN: usize = 4;
 /// The most redirect URIs a policy may list.
@@ -94,6 +96,9 @@ pub enum PolicyError {
     /// No combination at all.
     #[error("require must list at least one combination")]
     NoCombination,
+    /// Too many factors listed.
+    #[error("factors lists at most {MAX_FACTORS} entries")]
+    TooManyFactors,
     /// Too many combinations.
     #[error("require lists at most {MAX_COMBINATIONS} combinations")]
     TooManyCombinations,
@@ -190,6 +195,18 @@ impl Policy {
     /// and the whole is checked.
     pub fn from_put(put: &PutLoginPolicy) -> Result<Policy, PolicyError> {
         let default = Policy::default();
+        // Counted as sent: repeats collapse into a set below.
+        if put.factors.as_ref().is_some_and(|f| f.len() > MAX_FACTORS) {
+            return Err(PolicyError::TooManyFactors);
+        }
+        if let Some(require) = &put.require {
+            if require.len() > MAX_COMBINATIONS {
+                return Err(PolicyError::TooManyCombinations);
+            }
+            if require.iter().any(|c| c.len() > MAX_COMBINATION_LEN) {
+                return Err(PolicyError::CombinationSize);
+            }
+        }
         let password_min_length = match put.password_min_length {
             Some(n) => usize::try_from(n).map_err(|_| PolicyError::PasswordLength)?,
             None => default.password_min_length,
@@ -366,6 +383,14 @@ mod tests {
             (
                 serde_json::json!({"require": []}),
                 PolicyError::NoCombination,
+            ),
+            (
+                serde_json::json!({"factors": vec!["password"; 65]}),
+                PolicyError::TooManyFactors,
+            ),
+            (
+                serde_json::json!({"require": [vec!["password"; 5]]}),
+                PolicyError::CombinationSize,
             ),
             (
                 serde_json::json!({"factors": ["password"], "require": [["totp"]]}),
