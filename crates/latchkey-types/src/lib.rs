@@ -10,6 +10,7 @@ pub mod error;
 pub mod federation;
 pub mod ids;
 pub mod login;
+pub mod migration;
 pub mod oauth;
 #[cfg(feature = "openapi")]
 pub mod schema;

@@ -7,6 +7,8 @@
 //! characters (shorter ones fail the length rule anyway), lowercased and
 //! sorted so a check is a binary search.
 
+pub mod imported;
+
 use std::sync::OnceLock;
 
 use argon2::password_hash::{
@@ -106,6 +108,43 @@ pub fn verify(stored: &str, password: &str) -> bool {
             .is_ok(),
         Err(_) => false,
     }
+}
+
+/// What a password check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The password does not match (or the stored hash is unusable).
+    Mismatch,
+    /// It matches; `rehash`: the stored hash is not Latchkey's own Argon2id
+    /// (an imported one), so store [`hash`] of the password in its place.
+    Match {
+        /// Replace the stored hash.
+        rehash: bool,
+    },
+}
+
+/// Checks `password` against a stored hash of any accepted format:
+/// Latchkey's Argon2id, or one imported from another system
+/// ([`imported`]), which asks for a rehash when it matches.
+pub fn check(stored: &str, password: &str) -> Verdict {
+    let matched = |ok: bool, rehash: bool| match ok {
+        true => Verdict::Match { rehash },
+        false => Verdict::Mismatch,
+    };
+    if is_current(stored) {
+        return matched(verify(stored, password), false);
+    }
+    if password.len() > 4 * MAX_CHARS || password.chars().count() > MAX_CHARS {
+        return Verdict::Mismatch;
+    }
+    matched(imported::verify(stored, password), true)
+}
+
+/// Whether `stored` is an Argon2id hash with Latchkey's parameters.
+pub fn is_current(stored: &str) -> bool {
+    stored.starts_with(&format!(
+        "$argon2id$v=19$m={MEMORY_KIB},t={ITERATIONS},p={PARALLELISM}$"
+    ))
 }
 
 /// The same work as [`verify`] against a real hash, for an identifier that
