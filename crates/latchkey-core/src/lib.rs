@@ -12,6 +12,7 @@ pub mod ids;
 pub mod issuance;
 pub mod keyplan;
 pub mod login;
+pub mod migration;
 pub mod oauth_form;
 pub mod rbac;
 pub mod sealing;

@@ -228,6 +228,32 @@ impl Store {
         self.commit_write(tx, (), Some(event), Vec::new()).await
     }
 
+    /// Replaces an imported password hash with its Argon2id rehash, only
+    /// while `old` is still the stored one (a password changed meanwhile
+    /// stays). Whether it was replaced.
+    pub async fn rehash_password(
+        &self,
+        mode: Mode,
+        user_id: &str,
+        old: &str,
+        new: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let _timer = self.timed("rehash_password");
+        let done = sqlx::query(
+            "UPDATE user_factors SET password_hash = $4, updated_at = $5 \
+             WHERE mode = $1 AND user_id = $2 AND password_hash = $3",
+        )
+        .bind(mode.as_str())
+        .bind(user_id)
+        .bind(old)
+        .bind(new)
+        .bind(to_unix_ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Starts a TOTP enrolment: the sealed secret waits for a code. A
     /// user whose TOTP is confirmed must remove it first (`Conflict`).
     pub async fn start_totp(

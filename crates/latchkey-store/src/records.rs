@@ -110,6 +110,8 @@ pub struct NewUser {
     pub id: String,
     /// Machine or human.
     pub kind: UserKind,
+    /// The id in the system it was imported from.
+    pub external_id: Option<String>,
     /// Display name.
     pub name: String,
     /// Email.
@@ -191,7 +193,7 @@ pub(crate) fn tenant_of(row: &AnyRow) -> StoreResult<Tenant> {
 
 pub(crate) const USER_COLUMNS: &str = "mode, id, kind, name, email, username, phone_number, \
      metadata, custom_claims, disabled, token_ttl_seconds, created_at, updated_at, \
-     email_verified, phone_verified";
+     email_verified, phone_verified, external_id";
 
 pub(crate) fn user_of(row: &AnyRow) -> StoreResult<User> {
     let kind: String = row.try_get("kind")?;
@@ -199,6 +201,7 @@ pub(crate) fn user_of(row: &AnyRow) -> StoreResult<User> {
         id: row.try_get("id")?,
         kind: UserKind::parse(&kind)
             .ok_or_else(|| StoreError::Internal(format!("bad kind {kind:?}").into()))?,
+        external_id: row.try_get("external_id")?,
         name: row.try_get("name")?,
         email: row.try_get("email")?,
         username: row.try_get("username")?,

@@ -29,6 +29,16 @@ impl Store {
         if let Some(username) = &user.username {
             ensure_username_free(&mut tx, mode, username, None).await?;
         }
+        if let Some(external_id) = &user.external_id {
+            if user_by_external_id(&mut tx, mode, external_id)
+                .await?
+                .is_some()
+            {
+                return Err(StoreError::Conflict(format!(
+                    "the externalId {external_id:?} is already another user's"
+                )));
+            }
+        }
         let created = insert_user(&mut tx, mode, user, now).await?;
         // A failed authentication with this id may have cached "no such
         // user".
@@ -366,6 +376,20 @@ async fn ensure_username_free(
     }
 }
 
+/// The id of the user with this external id.
+pub(crate) async fn user_by_external_id(
+    tx: &mut Transaction<'_, Any>,
+    mode: Mode,
+    external_id: &str,
+) -> StoreResult<Option<String>> {
+    let row = sqlx::query("SELECT id FROM users WHERE mode = $1 AND external_id = $2")
+        .bind(mode.as_str())
+        .bind(external_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(|r| sqlx::Row::try_get(&r, "id")).transpose()?)
+}
+
 /// Inserts a user row (the caller checked the username).
 pub(crate) async fn insert_user(
     tx: &mut Transaction<'static, Any>,
@@ -376,7 +400,7 @@ pub(crate) async fn insert_user(
     let at = to_unix_ms(now);
     let row = sqlx::query(&format!(
         "INSERT INTO users ({USER_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              RETURNING {USER_COLUMNS}"
     ))
     .bind(mode.as_str())
@@ -394,6 +418,7 @@ pub(crate) async fn insert_user(
     .bind(at)
     .bind(bool_int(user.email_verified))
     .bind(bool_int(user.phone_verified))
+    .bind(&user.external_id)
     .fetch_one(&mut **tx)
     .await?;
     user_of(&row)

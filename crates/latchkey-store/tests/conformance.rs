@@ -61,6 +61,7 @@ fn tenant(id: &str, parent: &str, cascade: bool) -> NewTenant {
 fn user(id: &str, username: Option<&str>) -> NewUser {
     NewUser {
         id: id.into(),
+        external_id: None,
         kind: UserKind::Machine,
         name: format!("machine {id}"),
         email: None,

@@ -131,6 +131,7 @@ async fn trusted_issuers_are_put_listed_and_deleted_per_mode(s: &Store) {
 fn workload_user(id: &str) -> NewUser {
     NewUser {
         id: id.into(),
+        external_id: None,
         kind: UserKind::Machine,
         name: "repo:acme/api".into(),
         email: None,

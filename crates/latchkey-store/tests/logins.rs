@@ -33,6 +33,7 @@ async fn setup(s: &Store) {
     ] {
         let user = NewUser {
             id: id.into(),
+            external_id: None,
             kind: UserKind::Machine,
             name: id.into(),
             email: email.map(Into::into),

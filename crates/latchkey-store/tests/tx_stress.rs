@@ -20,6 +20,7 @@ async fn hammer(s: &Store) {
     s.bootstrap(&ws, &[], &[], &[]).await.unwrap();
     let user = NewUser {
         id: "usr_1".into(),
+        external_id: None,
         kind: UserKind::Machine,
         name: "m".into(),
         email: None,

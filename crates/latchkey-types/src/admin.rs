@@ -161,6 +161,11 @@ pub struct User {
     pub id: String,
     /// Machine or human.
     pub kind: UserKind,
+    /// The user's id in the system it came from (set by an import, or at
+    /// creation); unique per mode. A client may also use it as its OAuth
+    /// `client_id`.
+    #[serde(default)]
+    pub external_id: Option<String>,
     /// Display name.
     pub name: String,
     /// Email address.
@@ -203,6 +208,10 @@ pub struct User {
 pub struct CreateUser {
     /// `machine` (default) or `human`.
     pub kind: Option<UserKind>,
+    /// The user's id in another system, unique per mode (1 to 255
+    /// printable characters).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    pub external_id: Option<String>,
     /// Display name.
     #[cfg_attr(feature = "openapi", schema(value_type = ShortText))]
     pub name: String,

@@ -350,6 +350,9 @@ pub struct UserCreate {
     /// User name, unique within the mode.
     #[arg(long)]
     pub username: Option<String>,
+    /// The user's id in the system it comes from (unique within the mode).
+    #[arg(long, value_name = "ID")]
+    pub external_id: Option<String>,
     /// Phone number.
     #[arg(long, value_name = "PHONE")]
     pub phone: Option<String>,

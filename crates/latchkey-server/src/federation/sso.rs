@@ -779,6 +779,7 @@ async fn resolve(
                 metadata.insert("identityProvider".into(), id.clone().into());
                 let user = NewUser {
                     id: user_id.clone(),
+                    external_id: None,
                     kind: provisioning.kind.unwrap_or(UserKind::Human),
                     name: person
                         .name

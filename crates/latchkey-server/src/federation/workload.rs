@@ -356,6 +356,7 @@ async fn provisioned(
     let name: String = actor.sub.chars().take(200).collect();
     let user = NewUser {
         id: user_id.as_str().to_owned(),
+        external_id: None,
         kind: kind.unwrap_or(UserKind::Machine),
         name,
         email: None,

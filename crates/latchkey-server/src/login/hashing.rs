@@ -15,6 +15,24 @@ use tokio::sync::Semaphore;
 /// The most of one core password hashing may use, over time.
 pub const CPU_SHARE: f64 = 0.25;
 
+/// What a password check found.
+#[derive(Debug, Default)]
+pub struct PasswordCheck {
+    /// The password matches.
+    pub matched: bool,
+    /// It matched an imported hash: store this one in its place.
+    pub rehashed: Option<Rehash>,
+}
+
+/// An imported hash and the Argon2id hash that replaces it.
+#[derive(Debug)]
+pub struct Rehash {
+    /// The hash the password matched (replaced only if still stored).
+    pub old: String,
+    /// Argon2id of the same password.
+    pub new: String,
+}
+
 /// The hashing queue.
 #[derive(Debug, Clone)]
 pub struct PasswordPool {
@@ -53,14 +71,43 @@ impl PasswordPool {
 
     /// Whether `presented` matches the stored hash; with no hash (an
     /// identifier that names nobody, a user without a password), the same
-    /// work against a decoy, and `false`.
-    pub async fn verify(&self, stored: Option<String>, presented: Secret) -> bool {
-        self.run(move || match stored {
-            Some(hash) => password::verify(&hash, presented.expose()),
-            None => password::verify_decoy(presented.expose()),
+    /// work against a decoy, and `false`. A match against an imported hash
+    /// (bcrypt, PBKDF2, …) also gives the Argon2id hash to store in its
+    /// place; a mismatch against one does the same Argon2id work against
+    /// the decoy, so right and wrong passwords cost alike there too, and
+    /// never less than against Latchkey's own hashes.
+    pub async fn verify(&self, stored: Option<String>, presented: Secret) -> PasswordCheck {
+        self.run(move || {
+            let pw = presented.expose();
+            match stored {
+                Some(hash) if password::is_current(&hash) => PasswordCheck {
+                    matched: password::verify(&hash, pw),
+                    rehashed: None,
+                },
+                Some(hash) => match password::check(&hash, pw) {
+                    password::Verdict::Match { rehash: true } => PasswordCheck {
+                        matched: true,
+                        rehashed: Some(Rehash {
+                            old: hash,
+                            new: password::hash(pw),
+                        }),
+                    },
+                    verdict => {
+                        password::verify_decoy(pw);
+                        PasswordCheck {
+                            matched: verdict != password::Verdict::Mismatch,
+                            rehashed: None,
+                        }
+                    }
+                },
+                None => PasswordCheck {
+                    matched: password::verify_decoy(pw),
+                    rehashed: None,
+                },
+            }
         })
         .await
-        .unwrap_or(false)
+        .unwrap_or_default()
     }
 
     /// A new Argon2id hash of `password`.

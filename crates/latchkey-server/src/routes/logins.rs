@@ -421,6 +421,7 @@ async fn password_step(
     ApiJson(body): ApiJson<PasswordStep>,
 ) -> Result<axum::Json<LoginObject>, ApiError> {
     let pool = state.passwords.clone();
+    let state2 = state.clone();
     step(
         &state,
         &credentials,
@@ -428,8 +429,25 @@ async fn password_step(
         Factor::Password,
         |login| async move {
             let stored = login.factors.password_hash.clone();
-            let ok = pool.verify(stored, Secret::new(body.password)).await;
-            Ok((login, ok))
+            let checked = pool.verify(stored, Secret::new(body.password)).await;
+            if let (Some(rehash), Some(user)) = (checked.rehashed, &login.user) {
+                // An imported hash becomes Argon2id now that the password
+                // is known; a failure here costs the login nothing.
+                if let Err(e) = state2
+                    .store
+                    .rehash_password(
+                        login.mode,
+                        &user.user.id,
+                        &rehash.old,
+                        &rehash.new,
+                        state2.clock.now(),
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not replace an imported password hash");
+                }
+            }
+            Ok((login, checked.matched))
         },
     )
     .await

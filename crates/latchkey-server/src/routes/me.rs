@@ -104,6 +104,7 @@ async fn change_password(
             .passwords
             .verify(factors.password_hash, Secret::new(body.current_password))
             .await
+            .matched
     {
         return Err(ApiError::InvalidCredentials);
     }

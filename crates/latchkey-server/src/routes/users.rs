@@ -34,7 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_authorization))
 }
 
-fn check_custom_claims(claims: &JsonObject) -> Result<(), ApiError> {
+pub(crate) fn check_custom_claims(claims: &JsonObject) -> Result<(), ApiError> {
     check_object("customClaims", claims)?;
     if let Some(k) = claims
         .keys()
@@ -47,11 +47,23 @@ fn check_custom_claims(claims: &JsonObject) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_ttl(ttl: Option<i64>) -> Result<(), ApiError> {
+pub(crate) fn check_ttl(ttl: Option<i64>) -> Result<(), ApiError> {
     match ttl {
         Some(t) if !(1..=MAX_TOKEN_TTL_SECONDS).contains(&t) => Err(ApiError::InvalidRequest(
             format!("tokenTtlSeconds must be between 1 and {MAX_TOKEN_TTL_SECONDS}"),
         )),
+        _ => Ok(()),
+    }
+}
+
+/// An external id: 1 to 255 characters, none of them a control character.
+pub(crate) fn check_external_id(field: &str, id: Option<&str>) -> Result<(), ApiError> {
+    match id {
+        Some(v) if v.is_empty() || v.chars().count() > 255 || v.chars().any(char::is_control) => {
+            Err(ApiError::InvalidRequest(format!(
+                "{field} must be 1 to 255 characters, none of them a control character"
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -85,9 +97,11 @@ async fn create_user(
     let custom_claims = body.custom_claims.unwrap_or_default();
     check_custom_claims(&custom_claims)?;
     check_ttl(body.token_ttl_seconds)?;
+    check_external_id("externalId", body.external_id.as_deref())?;
     let new = NewUser {
         id: ids::new_prefixed_id("usr"),
         kind: body.kind.unwrap_or_default(),
+        external_id: body.external_id,
         name: body.name,
         email: body.email,
         username: body.username,

@@ -16,6 +16,7 @@ pub async fn run(admin: &Admin, command: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::Create(a) => {
             let body = CreateUser {
                 kind: a.kind.map(UserKind::from),
+                external_id: a.external_id,
                 name: a.name,
                 email: a.email,
                 username: a.username,
