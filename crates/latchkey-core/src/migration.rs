@@ -133,20 +133,40 @@ pub struct ImportedCredential {
     pub legacy: bool,
 }
 
+/// A record's credential fields.
+#[derive(Debug, Clone, Copy)]
+pub struct CredentialInput<'a> {
+    /// The plain field's name (`key`, `secret`); `{field}Hash` is the
+    /// digest's.
+    pub field: &'a str,
+    /// The value.
+    pub value: Option<&'a str>,
+    /// Or its digest.
+    pub hash: Option<&'a CredentialHash>,
+    /// The value's non-secret first characters (bcrypt).
+    pub prefix: Option<&'a str>,
+    /// `legacy` as the record says.
+    pub legacy: Option<bool>,
+}
+
 /// Turns a record's `key`/`keyHash`/`prefix` (or `secret`/`secretHash`)
 /// into what is stored. `kind` is what a Latchkey-format value must be
-/// (an API key, a client secret) and `mode` its mode; `field` names the
-/// plain field (`key`, `secret`), `{field}Hash` the digest.
+/// (an API key, a client secret) and `mode` its mode. Only API keys take
+/// the slow forms (SHA-512, bcrypt): client secrets are matched against
+/// their user's SHA-256 digests.
 pub fn imported_credential(
-    field: &str,
-    value: Option<&str>,
-    hash: Option<&CredentialHash>,
-    prefix: Option<&str>,
-    legacy: Option<bool>,
+    input: CredentialInput<'_>,
     mode: Mode,
     kind: CredentialKind,
-    allow_slow: bool,
 ) -> Result<ImportedCredential, FieldError> {
+    let CredentialInput {
+        field,
+        value,
+        hash,
+        prefix,
+        legacy,
+    } = input;
+    let allow_slow = kind == CredentialKind::ApiKey;
     let hash_field = format!("{field}Hash");
     match (value, hash) {
         (Some(_), Some(_)) => Err(field_error(
@@ -375,14 +395,15 @@ mod tests {
         prefix: Option<&str>,
     ) -> Result<ImportedCredential, FieldError> {
         imported_credential(
-            "key",
-            value,
-            h,
-            prefix,
-            None,
+            CredentialInput {
+                field: "key",
+                value,
+                hash: h,
+                prefix,
+                legacy: None,
+            },
             Mode::Test,
             CredentialKind::ApiKey,
-            true,
         )
     }
 
@@ -486,14 +507,15 @@ mod tests {
         )
         .is_err());
         let secret = imported_credential(
-            "secret",
-            None,
-            Some(&h),
-            Some("acme"),
-            None,
+            CredentialInput {
+                field: "secret",
+                value: None,
+                hash: Some(&h),
+                prefix: Some("acme"),
+                legacy: None,
+            },
             Mode::Test,
             CredentialKind::ClientSecret,
-            false,
         );
         assert_eq!(secret.unwrap_err().field, "secretHash.algorithm");
     }

@@ -100,7 +100,8 @@ fn latchkeys_own_hashes_need_no_rehash() {
 #[test]
 fn bad_and_costly_hashes_are_refused_at_import() {
     use imported::HashRejection::*;
-    let cases: &[(&str, fn(&imported::HashRejection) -> bool)] = &[
+    type Expect = fn(&imported::HashRejection) -> bool;
+    let cases: &[(&str, Expect)] = &[
         ("plaintext", |e| matches!(e, UnknownFormat(_))),
         ("$1$abc$def", |e| matches!(e, UnknownFormat(_))),
         ("$2b$15$", |e| matches!(e, Malformed { .. })),

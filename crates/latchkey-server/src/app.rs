@@ -40,6 +40,28 @@ async fn limit_headers(request: axum::extract::Request, next: axum::middleware::
     next.run(request).await
 }
 
+/// How long an import or export request may take: a file of hundreds of
+/// thousands of records is read and written in one request.
+pub const MIGRATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Answers 408 when a request (reading its body included) takes longer than
+/// `limit`, or [`MIGRATION_TIMEOUT`] for an import or export.
+async fn limit_time(
+    limit: std::time::Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let limit = match path == "/v1/import" || path == "/v1/export" {
+        true => MIGRATION_TIMEOUT,
+        false => limit,
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::http::StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -63,6 +85,7 @@ async fn limit_headers(request: axum::extract::Request, next: axum::middleware::
         (name = "sessions", description = "Sessions: listing, ending, logout"),
         (name = "me", description = "Self-service with a session's access token"),
         (name = "federation", description = "Trusted issuers (workload identity federation) and identity providers"),
+        (name = "migration", description = "Import and export of records, legacy credentials included"),
     )
 )]
 struct ApiDoc;
@@ -146,6 +169,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::identity_providers::router())
         .merge(routes::sso::router())
         .merge(routes::saml::router())
+        .merge(routes::migration::router())
         .split_for_parts();
     let (router, mut api) = (router, api);
     document_error_responses(&mut api);
@@ -299,10 +323,9 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(CatchPanicLayer::custom(panic_response))
         // Outermost, so reading a body anywhere below counts against it.
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            limit_time(request_timeout, req, next)
+        }))
         .with_state(state)
 }
 

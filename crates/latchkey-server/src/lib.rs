@@ -14,6 +14,7 @@ pub mod config;
 mod federation;
 mod http;
 mod login;
+mod migration;
 mod routes;
 mod startup;
 mod state;

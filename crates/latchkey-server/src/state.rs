@@ -58,6 +58,8 @@ pub struct Inner {
     pub delivery: crate::login::delivery::Delivery,
     /// Batched API-key last-used times.
     pub usage: Arc<UsageRecorder>,
+    /// Whether each mode has imported keys only a slow hash finds.
+    pub legacy_keys: crate::authn::keycheck::SlowLegacyKeys,
     /// Revoked access tokens.
     pub deny_list: DenyList,
     /// Trusted issuers (workload identity federation) and their keys.
@@ -202,6 +204,7 @@ impl AppState {
             passwords: crate::login::hashing::PasswordPool::default(),
             delivery,
             usage: Arc::new(UsageRecorder::default()),
+            legacy_keys: Default::default(),
             deny_list,
             federation: crate::federation::workload::Federation::default(),
             providers: crate::federation::sso::Providers::default(),

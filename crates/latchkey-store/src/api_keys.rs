@@ -2,6 +2,7 @@
 
 use latchkey_core::clock::to_unix_ms;
 use latchkey_core::credential::CredentialDigest;
+use latchkey_core::migration::{self, StoredCredential};
 use latchkey_types::api_keys::{ApiKey, RateLimit};
 use latchkey_types::audit::AuditEvent;
 use latchkey_types::{JsonObject, Mode};
@@ -15,7 +16,7 @@ use crate::{
 };
 
 const KEY_COLUMNS: &str = "mode, id, user_id, tenant_id, name, roles, metadata, ratelimit_limit, \
-     ratelimit_window_seconds, remaining, expires_at, revoked_at, last_used_at, created_at";
+     ratelimit_window_seconds, remaining, expires_at, revoked_at, last_used_at, created_at, legacy";
 
 /// A new API key (its digest only), validated by the caller.
 #[derive(Debug, Clone)]
@@ -76,6 +77,7 @@ fn api_key_of(row: &AnyRow) -> StoreResult<ApiKey> {
         last_used_at: opt_time_of(row, "last_used_at")?,
         mode: mode_of(row)?,
         created_at: time_of(row, "created_at")?,
+        legacy: row.try_get::<i64, _>("legacy")? != 0,
     })
 }
 
@@ -121,7 +123,7 @@ impl Store {
         let roles = key.roles.as_ref().map(to_json).transpose()?;
         let row = sqlx::query(&format!(
             "INSERT INTO api_keys ({KEY_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12, 0) \
              RETURNING {KEY_COLUMNS}"
         ))
         .bind(mode.as_str())
@@ -285,6 +287,95 @@ impl Store {
         .transpose()
     }
 
+    /// Whether the mode has API keys imported as a digest that is not a
+    /// plain SHA-256 (SHA-512, bcrypt) and not yet presented.
+    pub async fn has_slow_legacy_keys(&self, mode: Mode) -> StoreResult<bool> {
+        let _timer = self.timed("has_slow_legacy_keys");
+        let row = sqlx::query(
+            "SELECT h.key_id FROM api_key_legacy_hashes h WHERE h.mode = $1 AND NOT EXISTS \
+             (SELECT 1 FROM api_key_digests d WHERE d.mode = h.mode AND d.key_id = h.key_id) \
+             LIMIT 1",
+        )
+        .bind(mode.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// The imported slow hashes that could match `value` in `mode`: its
+    /// SHA-512, and bcrypt hashes under one of its prefixes (longest
+    /// first); at most `limit`.
+    pub async fn legacy_key_candidates(
+        &self,
+        mode: Mode,
+        value: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, StoredCredential)>> {
+        let _timer = self.timed("legacy_key_candidates");
+        let prefixes = migration::candidate_prefixes(value);
+        let mut sql = String::from(
+            "SELECT key_id, algorithm, prefix, hash FROM api_key_legacy_hashes WHERE mode = $1 \
+             AND ((algorithm = 'sha512' AND hash = $2)",
+        );
+        if !prefixes.is_empty() {
+            sql.push_str(" OR (algorithm = 'bcrypt' AND prefix IN (");
+            for i in 0..prefixes.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", i + 3));
+            }
+            sql.push_str("))");
+        }
+        sql.push_str(&format!(
+            ") ORDER BY length(prefix) DESC LIMIT {}",
+            limit.max(1)
+        ));
+        let mut q = sqlx::query(&sql)
+            .bind(mode.as_str())
+            .bind(migration::sha512_hex(value));
+        for p in &prefixes {
+            q = q.bind(*p);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let algorithm: String = r.try_get("algorithm")?;
+                let hash: String = r.try_get("hash")?;
+                let stored = match algorithm.as_str() {
+                    "sha512" => StoredCredential::Sha512(hash),
+                    _ => StoredCredential::Bcrypt {
+                        prefix: r.try_get("prefix")?,
+                        hash,
+                    },
+                };
+                Ok((r.try_get("key_id")?, stored))
+            })
+            .collect()
+    }
+
+    /// Adds the SHA-256 digest of an imported key's value, once the value
+    /// matched its slow hash: later checks find it like any key's. A value
+    /// already known (a race with another node) changes nothing.
+    pub async fn add_legacy_key_digest(
+        &self,
+        mode: Mode,
+        key_id: &str,
+        digest: &CredentialDigest,
+    ) -> StoreResult<Written<()>> {
+        let _timer = self.timed("add_legacy_key_digest");
+        let mut tx = self.begin_write().await?;
+        let known = sqlx::query("SELECT key_id FROM api_key_digests WHERE digest = $1")
+            .bind(digest.to_hex())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if known.is_none() {
+            insert_digest(&mut tx, mode, key_id, digest).await?;
+        }
+        let changes = vec![Invalidation::api_key(mode, key_id, &[*digest])];
+        self.commit_write(tx, (), None, changes).await
+    }
+
     /// Spends one use of a key with a budget, atomically (exact across
     /// nodes). Returns the uses left, or `None` when the budget was spent.
     pub async fn spend_api_key_use(&self, mode: Mode, id: &str) -> StoreResult<Option<i64>> {
@@ -327,7 +418,7 @@ impl Store {
     }
 }
 
-async fn insert_digest(
+pub(crate) async fn insert_digest(
     tx: &mut Transaction<'_, Any>,
     mode: Mode,
     key_id: &str,

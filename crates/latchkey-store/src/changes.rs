@@ -73,6 +73,11 @@ pub enum Invalidation {
         /// Its mode.
         mode: Mode,
     },
+    /// Anything of a mode may have changed (an import).
+    Everything {
+        /// Its mode.
+        mode: Mode,
+    },
 }
 
 impl Invalidation {
@@ -87,6 +92,7 @@ impl Invalidation {
             Invalidation::TokenRevoked { .. } => "token_revoked",
             Invalidation::SigningKeys => "signing_keys",
             Invalidation::TrustedIssuers { .. } => "trusted_issuers",
+            Invalidation::Everything { .. } => "everything",
         }
     }
 

@@ -313,7 +313,11 @@ impl Store {
     }
 }
 
-async fn tenant_exists(tx: &mut Transaction<'_, Any>, mode: Mode, id: &str) -> StoreResult<bool> {
+pub(crate) async fn tenant_exists(
+    tx: &mut Transaction<'_, Any>,
+    mode: Mode,
+    id: &str,
+) -> StoreResult<bool> {
     Ok(
         sqlx::query("SELECT id FROM tenants WHERE mode = $1 AND id = $2")
             .bind(mode.as_str())
@@ -324,7 +328,11 @@ async fn tenant_exists(tx: &mut Transaction<'_, Any>, mode: Mode, id: &str) -> S
     )
 }
 
-async fn fetch_tenant(tx: &mut Transaction<'_, Any>, mode: Mode, id: &str) -> StoreResult<Tenant> {
+pub(crate) async fn fetch_tenant(
+    tx: &mut Transaction<'_, Any>,
+    mode: Mode,
+    id: &str,
+) -> StoreResult<Tenant> {
     let row = sqlx::query(&format!(
         "SELECT {TENANT_COLUMNS} FROM tenants WHERE mode = $1 AND id = $2"
     ))

@@ -47,6 +47,21 @@ impl Store {
         self.commit_write(tx, created, Some(event), changes).await
     }
 
+    /// The id of the user imported with this external id.
+    pub async fn user_id_by_external_id(
+        &self,
+        mode: Mode,
+        external_id: &str,
+    ) -> StoreResult<Option<String>> {
+        let _timer = self.timed("user_id_by_external_id");
+        let row = sqlx::query("SELECT id FROM users WHERE mode = $1 AND external_id = $2")
+            .bind(mode.as_str())
+            .bind(external_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| sqlx::Row::try_get(&r, "id")).transpose()?)
+    }
+
     /// One user.
     pub async fn get_user(&self, mode: Mode, id: &str) -> StoreResult<User> {
         let _timer = self.timed("get_user");

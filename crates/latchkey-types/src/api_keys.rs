@@ -60,6 +60,10 @@ pub struct ApiKey {
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Imported from another system (its value in any format); rotating it
+    /// issues a Latchkey key.
+    #[serde(default)]
+    pub legacy: bool,
 }
 
 /// A new or rotated API key: the only time `key` is shown.

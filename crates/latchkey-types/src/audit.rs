@@ -168,11 +168,17 @@ pub enum AuditAction {
     /// user provisioned for it).
     #[serde(rename = "identity.linked")]
     IdentityLinked,
+    /// Records were imported (`POST /v1/import`; the detail has the counts).
+    #[serde(rename = "import.completed")]
+    ImportCompleted,
+    /// The mode's records were exported (`GET /v1/export`).
+    #[serde(rename = "export.started")]
+    ExportStarted,
 }
 
 impl AuditAction {
     /// Every action, in a stable order.
-    pub const ALL: [AuditAction; 37] = [
+    pub const ALL: [AuditAction; 39] = [
         AuditAction::WorkspaceCreated,
         AuditAction::AdminKeyCreated,
         AuditAction::SigningKeyCreated,
@@ -210,6 +216,8 @@ impl AuditAction {
         AuditAction::IdentityProviderPut,
         AuditAction::IdentityProviderDeleted,
         AuditAction::IdentityLinked,
+        AuditAction::ImportCompleted,
+        AuditAction::ExportStarted,
     ];
 
     /// The dotted name (`api_key.created`), as in JSON and the store.
@@ -251,6 +259,8 @@ impl AuditAction {
             AuditAction::IdentityProviderPut => "identity_provider.put",
             AuditAction::IdentityProviderDeleted => "identity_provider.deleted",
             AuditAction::IdentityLinked => "identity.linked",
+            AuditAction::ImportCompleted => "import.completed",
+            AuditAction::ExportStarted => "export.started",
             AuditAction::FactorRemoved => "factor.removed",
         }
     }

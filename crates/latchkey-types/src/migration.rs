@@ -219,8 +219,9 @@ pub struct UserRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MembershipRecord {
-    /// The tenant.
-    pub tenant_id: TenantId,
+    /// The tenant (default: the workspace, whose roles are global).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<TenantId>,
     /// The user.
     pub user: UserRef,
     /// The roles held there directly (replacing what was held).

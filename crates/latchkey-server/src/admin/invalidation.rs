@@ -59,6 +59,12 @@ impl AppState {
                 }
             }
             Invalidation::TrustedIssuers { mode } => self.federation.invalidate(*mode),
+            Invalidation::Everything { mode } => {
+                // Both modes' caches go; they refill from the store.
+                self.caches.clear();
+                self.federation.invalidate(*mode);
+                self.legacy_keys.forget();
+            }
         }
     }
 

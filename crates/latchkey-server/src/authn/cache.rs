@@ -666,6 +666,7 @@ mod tests {
                 last_used_at: None,
                 mode: Mode::Live,
                 created_at: datetime!(2026-01-01 0:00 UTC),
+                legacy: false,
             },
             value_expires_at: Some(datetime!(2026-06-01 12:00:00.250 UTC)),
         }

@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
-use latchkey_core::{authorization, issuance};
+use latchkey_core::{authorization, issuance, migration};
 use latchkey_store::{Store, StoreError};
 use latchkey_types::api_keys::{KeyInvalidCode, ValidApiKey};
 use latchkey_types::Mode;
@@ -77,14 +77,17 @@ async fn check_uncounted(
     expected_mode: Option<Mode>,
     how: Check,
 ) -> Result<Result<VerifiedKey, KeyInvalidCode>, StoreError> {
-    let info = match credential::parse(value) {
-        Ok(info) if info.kind == CredentialKind::ApiKey => info,
+    let mode = match credential::parse(value) {
+        Ok(info) if info.kind == CredentialKind::ApiKey => info.mode,
+        Err(_) if legacy_shaped(value) => match legacy_mode(state, value, expected_mode).await? {
+            Some(mode) => mode,
+            None => return Ok(Err(KeyInvalidCode::NotFound)),
+        },
         _ => return Ok(Err(KeyInvalidCode::Malformed)),
     };
-    if expected_mode.is_some_and(|m| m != info.mode) {
+    if expected_mode.is_some_and(|m| m != mode) {
         return Ok(Err(KeyInvalidCode::WrongMode));
     }
-    let mode = info.mode;
     let digest = CredentialDigest::of(value);
     let Some(found) = state.caches.api_key(&state.store, mode, &digest).await? else {
         return Ok(Err(KeyInvalidCode::NotFound));
@@ -144,6 +147,106 @@ async fn check_uncounted(
         principal,
         remaining,
     }))
+}
+
+/// Whether `value` could be an imported key: not Latchkey-shaped (a
+/// malformed Latchkey key stays malformed), and of an importable length.
+fn legacy_shaped(value: &str) -> bool {
+    !value.starts_with("lk_")
+        && (migration::MIN_VALUE_CHARS..=migration::MAX_VALUE_CHARS)
+            .contains(&value.chars().count())
+}
+
+/// The mode of the imported key `value` is, if it is one: its SHA-256 in
+/// either mode's cache (the caller's mode first), else, when a mode has
+/// keys only a slow hash (SHA-512, bcrypt) finds, those whose prefix fits;
+/// a match adds the SHA-256, so the next check is a cache hit like any
+/// key's.
+async fn legacy_mode(
+    state: &AppState,
+    value: &str,
+    expected: Option<Mode>,
+) -> Result<Option<Mode>, StoreError> {
+    let digest = CredentialDigest::of(value);
+    let order = match expected {
+        Some(Mode::Test) | None => [Mode::Test, Mode::Live],
+        Some(Mode::Live) => [Mode::Live, Mode::Test],
+    };
+    for mode in order {
+        if state
+            .caches
+            .api_key(&state.store, mode, &digest)
+            .await?
+            .is_some()
+        {
+            return Ok(Some(mode));
+        }
+    }
+    for mode in order {
+        if !state.legacy_keys.present(&state.store, mode).await? {
+            continue;
+        }
+        let candidates = state
+            .store
+            .legacy_key_candidates(mode, value, MAX_SLOW_CANDIDATES)
+            .await?;
+        if candidates.is_empty() {
+            continue;
+        }
+        let presented = latchkey_core::Secret::new(value.to_owned());
+        let matched = state
+            .passwords
+            .run_blocking(move || {
+                candidates
+                    .into_iter()
+                    .find(|(_, stored)| stored.matches(presented.expose()))
+                    .map(|(id, _)| id)
+            })
+            .await
+            .flatten();
+        if let Some(key_id) = matched {
+            let written = state
+                .store
+                .add_legacy_key_digest(mode, &key_id, &digest)
+                .await?;
+            state.applied(written).await;
+            state.legacy_keys.forget();
+            return Ok(Some(mode));
+        }
+    }
+    Ok(None)
+}
+
+/// The most slow hashes one check tries (keys sharing a prefix).
+pub const MAX_SLOW_CANDIDATES: usize = 4;
+
+/// Whether each mode has imported keys that only a slow hash finds,
+/// re-read at most every few seconds (and at once after an import).
+#[derive(Debug, Default)]
+pub struct SlowLegacyKeys {
+    known: Mutex<HashMap<Mode, (bool, std::time::Instant)>>,
+}
+
+impl SlowLegacyKeys {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
+    async fn present(&self, store: &Store, mode: Mode) -> Result<bool, StoreError> {
+        if let Some((present, at)) = self.known.lock().get(&mode) {
+            if at.elapsed() < Self::FRESH {
+                return Ok(*present);
+            }
+        }
+        let present = store.has_slow_legacy_keys(mode).await?;
+        self.known
+            .lock()
+            .insert(mode, (present, std::time::Instant::now()));
+        Ok(present)
+    }
+
+    /// Re-read on the next check.
+    pub fn forget(&self) {
+        self.known.lock().clear();
+    }
 }
 
 /// The verify endpoint's description of a valid key.

@@ -110,6 +110,15 @@ impl PasswordPool {
         .unwrap_or_default()
     }
 
+    /// Other CPU-heavy credential work (an imported key's bcrypt) on the
+    /// same budget.
+    pub async fn run_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        self.run(work).await
+    }
+
     /// A new Argon2id hash of `password`.
     pub async fn hash(&self, password: Secret) -> Option<String> {
         self.run(move || password::hash(password.expose())).await

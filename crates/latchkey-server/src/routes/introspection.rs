@@ -94,7 +94,7 @@ async fn caller(state: &AppState, request: &OAuthRequest) -> Result<OAuthCaller,
         };
     }
     let client_auth = ClientAuth::required_from_header(authorization, request.params())?;
-    let client = authenticate_client(state, &client_auth).await?;
+    let client = authenticate_client(state, &client_auth, request.0.secure).await?;
     Ok(OAuthCaller::Client {
         mode: client.mode,
         client_id: client.principal.user.id.clone(),

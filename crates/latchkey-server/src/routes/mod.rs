@@ -12,6 +12,7 @@ pub mod login_policy;
 pub mod logins;
 pub mod magic;
 pub mod me;
+pub mod migration;
 pub mod oauth;
 pub mod outbox;
 pub mod roles;

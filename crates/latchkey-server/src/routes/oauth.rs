@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use latchkey_core::credential::{self, CredentialDigest, CredentialKind};
 use latchkey_core::oauth_form::{ClientAuth, Grant, Params, TokenRequestForm, ACCESS_TOKEN_TYPE};
 use latchkey_core::signing::Algorithm;
+use latchkey_types::api_keys::KeyInvalidCode;
 use latchkey_types::error::OAuthErrorBody;
 use latchkey_types::ids::{Identifier as _, UserId};
 use latchkey_types::oauth::{JwkSet, ServerMetadata, TokenResponse};
@@ -243,13 +244,18 @@ async fn token(
     let credentials = &request.0;
     let form = TokenRequestForm::from_header(&credentials.authorization, request.params())?;
     let client = match &form.grant {
-        Grant::ClientCredentials => authenticate_client(&state, &form.client_auth).await?,
+        Grant::ClientCredentials => {
+            authenticate_client(&state, &form.client_auth, credentials.secure).await?
+        }
         Grant::JwtBearer { assertion } => {
             // A trusted issuer's token (RFC 7523 §2.1 with another issuer's
             // JWT) is a workload's; anything else is a user's own assertion.
             match workload_grant(&state, assertion.expose(), &form, credentials, false).await? {
                 Some(issued) => return Ok(issued),
-                None => jwt_bearer_client(&state, assertion.expose(), &form.client_auth).await?,
+                None => {
+                    jwt_bearer_client(&state, assertion.expose(), &form.client_auth, credentials)
+                        .await?
+                }
             }
         }
         Grant::TokenExchange { subject_token, .. } => {
@@ -268,7 +274,7 @@ async fn token(
             // authenticate, it must be the session's user.
             let client = match form.client_auth {
                 ClientAuth::None => None,
-                ref auth => Some(authenticate_client(&state, auth).await?),
+                ref auth => Some(authenticate_client(&state, auth, credentials.secure).await?),
             };
             let issued = crate::login::sessions::refresh(
                 &state,
@@ -323,7 +329,7 @@ async fn workload_grant(
     };
     require_tls_for(exchanged.mode, credentials)?;
     if form.client_auth != ClientAuth::None {
-        let client = authenticate_client(state, &form.client_auth).await?;
+        let client = authenticate_client(state, &form.client_auth, credentials.secure).await?;
         if client.principal.user.id != exchanged.principal.user.id {
             return Err(OAuthError::new(
                 OAuthErrorCode::InvalidGrant,
@@ -383,6 +389,7 @@ async fn jwt_bearer_client(
     state: &AppState,
     assertion: &str,
     client_auth: &ClientAuth,
+    credentials: &RequestCredentials,
 ) -> Result<Client, OAuthError> {
     let asserted = assertion::check(state, assertion, None)
         .await
@@ -394,7 +401,7 @@ async fn jwt_bearer_client(
             OAuthError::new(OAuthErrorCode::InvalidGrant, "the assertion is not valid")
         })?;
     if *client_auth != ClientAuth::None {
-        let client = authenticate_client(state, client_auth).await?;
+        let client = authenticate_client(state, client_auth, credentials.secure).await?;
         if client.principal.user.id != asserted.principal.user.id {
             return Err(OAuthError::new(
                 OAuthErrorCode::InvalidGrant,
@@ -422,6 +429,24 @@ pub(crate) struct Client {
 /// `client_secret_post` with a client secret or an API key of the user as
 /// the secret. Every failure is the same `invalid_client`.
 pub(crate) async fn authenticate_client(
+    state: &AppState,
+    client_auth: &ClientAuth,
+    secure: bool,
+) -> Result<Client, OAuthError> {
+    let client = authenticate_client_any_transport(state, client_auth).await?;
+    // An imported credential says its mode only once found: a live one
+    // over plain HTTP is refused here (Latchkey's own were refused before
+    // they were read).
+    if client.mode == Mode::Live && !secure {
+        return Err(OAuthError::new(
+            OAuthErrorCode::TlsRequired,
+            "live credentials are accepted over TLS only",
+        ));
+    }
+    Ok(client)
+}
+
+async fn authenticate_client_any_transport(
     state: &AppState,
     client_auth: &ClientAuth,
 ) -> Result<Client, OAuthError> {
@@ -452,31 +477,50 @@ pub(crate) async fn authenticate_client(
     let fail = || OAuthError::invalid_client(used_basic);
     let presented = CredentialDigest::of(secret);
     let info = credential::parse(secret).ok();
-    if info.is_some_and(|i| i.kind == CredentialKind::ApiKey) {
+    let imported = info.is_none() && !secret.starts_with("lk_");
+    if info.is_some_and(|i| i.kind == CredentialKind::ApiKey) || imported {
         // An API key of this user used as its client secret: the token is
-        // scoped to the key's tenant and roles, and the use counts.
-        return match keycheck::check(state, secret, None, keycheck::Check::Use).await? {
-            Ok(key) if key.key.user_id() == client_id => Ok(Client {
-                mode: key.key.mode,
-                principal: key.principal.clone(),
-                key: Some(key),
-            }),
-            _ => Err(fail()),
-        };
-    }
-    let mode = match info {
-        Some(info) if info.kind == CredentialKind::ClientSecret => Some(info.mode),
-        _ => None,
-    };
-    let principal = match mode {
-        Some(mode) if UserId::is_valid(client_id) => {
-            state
-                .caches
-                .principal(&state.store, mode, client_id)
-                .await?
+        // scoped to the key's tenant and roles, and the use counts. A value
+        // in another format may be an imported key, or else an imported
+        // client secret (below).
+        match keycheck::check(state, secret, None, keycheck::Check::Use).await? {
+            Ok(key) if names(&key.principal, client_id) => {
+                return Ok(Client {
+                    mode: key.key.mode,
+                    principal: key.principal.clone(),
+                    key: Some(key),
+                })
+            }
+            Err(KeyInvalidCode::NotFound | KeyInvalidCode::Malformed) if imported => {}
+            _ => return Err(fail()),
         }
-        _ => None,
+    }
+    let modes: &[Mode] = match info {
+        Some(info) if info.kind == CredentialKind::ClientSecret => match info.mode {
+            Mode::Test => &[Mode::Test],
+            Mode::Live => &[Mode::Live],
+        },
+        // An imported secret has no mode of its own: the client's id
+        // finds it in one.
+        None if imported => &[Mode::Live, Mode::Test],
+        _ => &[],
     };
+    let mut principal = None;
+    let mut mode = None;
+    for m in modes {
+        if let Some(p) = client_principal(state, *m, client_id).await? {
+            let matches = credential::matches_current(
+                p.secrets.iter().map(|s| (&s.digest, s.expires_at)),
+                &presented,
+                state.clock.now(),
+            );
+            if matches || modes.len() == 1 {
+                principal = Some(p);
+                mode = Some(*m);
+                break;
+            }
+        }
+    }
     // Read before the branch: both sides do the same work.
     let now = state.clock.now();
     let Some(principal) = principal else {
@@ -495,6 +539,33 @@ pub(crate) async fn authenticate_client(
         principal,
         key: None,
     })
+}
+
+/// Whether `client_id` names this principal: its id, or the external id it
+/// was imported with (a client keeps its old `client_id`).
+fn names(principal: &Principal, client_id: &str) -> bool {
+    principal.user.id == client_id || principal.user.external_id.as_deref() == Some(client_id)
+}
+
+/// The principal a `client_id` names in `mode`: a user id, or else an
+/// imported user's external id (one store read to find which user). An id
+/// shaped like a user id is only ever a user id, so an unknown one costs
+/// what a known one does (the timing test in `attacks.rs`).
+async fn client_principal(
+    state: &AppState,
+    mode: Mode,
+    client_id: &str,
+) -> Result<Option<Arc<Principal>>, OAuthError> {
+    if UserId::is_valid(client_id) {
+        return Ok(state
+            .caches
+            .principal(&state.store, mode, client_id)
+            .await?);
+    }
+    match state.store.user_id_by_external_id(mode, client_id).await? {
+        Some(id) => Ok(state.caches.principal(&state.store, mode, &id).await?),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

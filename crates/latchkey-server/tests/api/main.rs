@@ -20,6 +20,7 @@ mod introspection;
 mod limits;
 mod logins;
 mod metrics;
+mod migration;
 mod multinode;
 mod oidc_interop;
 mod openapi;

@@ -24,6 +24,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/oauth/introspect"),
     ("post", "/oauth/revoke"),
     ("get", "/v1/workspace"),
+    ("post", "/v1/import"),
+    ("get", "/v1/export"),
     ("post", "/v1/tenants"),
     ("get", "/v1/tenants"),
     ("get", "/v1/tenants/{id}"),
