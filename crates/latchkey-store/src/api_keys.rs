@@ -43,6 +43,17 @@ pub struct NewApiKey {
     pub digest: CredentialDigest,
 }
 
+/// An imported key's slow hash that may match a presented value.
+#[derive(Debug, Clone)]
+pub struct LegacyCandidate {
+    /// The key.
+    pub key_id: String,
+    /// The hash.
+    pub stored: StoredCredential,
+    /// When it stops working (the key was rotated).
+    pub expires_at: Option<OffsetDateTime>,
+}
+
 /// An API key found by one of its digests.
 #[derive(Debug, Clone)]
 pub struct ApiKeyMatch {
@@ -238,6 +249,24 @@ impl Store {
         .bind(to_unix_ms(previous_until))
         .execute(&mut *tx)
         .await?;
+        // An imported key's slow hash ends with the grace period too, and
+        // the key is Latchkey's from now on.
+        sqlx::query(
+            "UPDATE api_key_legacy_hashes SET expires_at = $3 \
+             WHERE mode = $1 AND key_id = $2 AND expires_at IS NULL",
+        )
+        .bind(mode.as_str())
+        .bind(id)
+        .bind(to_unix_ms(previous_until))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE api_keys SET legacy = 0 WHERE mode = $1 AND id = $2")
+            .bind(mode.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let mut key = key;
+        key.legacy = false;
         insert_digest(&mut tx, mode, id, digest).await?;
         self.commit_key_change(tx, key, record).await
     }
@@ -289,33 +318,39 @@ impl Store {
 
     /// Whether the mode has API keys imported as a digest that is not a
     /// plain SHA-256 (SHA-512, bcrypt) and not yet presented.
-    pub async fn has_slow_legacy_keys(&self, mode: Mode) -> StoreResult<bool> {
+    pub async fn has_slow_legacy_keys(&self, mode: Mode, now: OffsetDateTime) -> StoreResult<bool> {
         let _timer = self.timed("has_slow_legacy_keys");
         let row = sqlx::query(
-            "SELECT h.key_id FROM api_key_legacy_hashes h WHERE h.mode = $1 AND NOT EXISTS \
-             (SELECT 1 FROM api_key_digests d WHERE d.mode = h.mode AND d.key_id = h.key_id) \
+            "SELECT h.key_id FROM api_key_legacy_hashes h WHERE h.mode = $1 \
+             AND (h.expires_at IS NULL OR h.expires_at > $2) AND NOT EXISTS \
+             (SELECT 1 FROM api_key_digests d WHERE d.mode = h.mode AND d.key_id = h.key_id \
+              AND d.expires_at IS NOT DISTINCT FROM h.expires_at) \
              LIMIT 1",
         )
         .bind(mode.as_str())
+        .bind(to_unix_ms(now))
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.is_some())
     }
 
-    /// The imported slow hashes that could match `value` in `mode`: its
-    /// SHA-512, and bcrypt hashes under one of its prefixes (longest
-    /// first); at most `limit`.
+    /// The imported slow hashes that could match `value` in `mode`, with
+    /// when they stop working (a rotated key's): its SHA-512, and bcrypt
+    /// hashes under one of its prefixes (longest first); at most `limit`.
     pub async fn legacy_key_candidates(
         &self,
         mode: Mode,
         value: &str,
         limit: usize,
-    ) -> StoreResult<Vec<(String, StoredCredential)>> {
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<LegacyCandidate>> {
         let _timer = self.timed("legacy_key_candidates");
         let prefixes = migration::candidate_prefixes(value);
-        let mut sql = String::from(
-            "SELECT key_id, algorithm, prefix, hash FROM api_key_legacy_hashes WHERE mode = $1 \
+        let mut sql = format!(
+            "SELECT key_id, algorithm, prefix, hash, expires_at FROM api_key_legacy_hashes \
+             WHERE mode = $1 AND (expires_at IS NULL OR expires_at > {}) \
              AND ((algorithm = 'sha512' AND hash = $2)",
+            to_unix_ms(now)
         );
         if !prefixes.is_empty() {
             sql.push_str(" OR (algorithm = 'bcrypt' AND prefix IN (");
@@ -349,7 +384,11 @@ impl Store {
                         hash,
                     },
                 };
-                Ok((r.try_get("key_id")?, stored))
+                Ok(LegacyCandidate {
+                    key_id: r.try_get("key_id")?,
+                    stored,
+                    expires_at: opt_time_of(r, "expires_at")?,
+                })
             })
             .collect()
     }
@@ -360,9 +399,10 @@ impl Store {
     pub async fn add_legacy_key_digest(
         &self,
         mode: Mode,
-        key_id: &str,
+        candidate: &LegacyCandidate,
         digest: &CredentialDigest,
     ) -> StoreResult<Written<()>> {
+        let key_id = candidate.key_id.as_str();
         let _timer = self.timed("add_legacy_key_digest");
         let mut tx = self.begin_write().await?;
         let known = sqlx::query("SELECT key_id FROM api_key_digests WHERE digest = $1")
@@ -370,7 +410,16 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         if known.is_none() {
-            insert_digest(&mut tx, mode, key_id, digest).await?;
+            sqlx::query(
+                "INSERT INTO api_key_digests (digest, mode, key_id, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(digest.to_hex())
+            .bind(mode.as_str())
+            .bind(key_id)
+            .bind(candidate.expires_at.map(to_unix_ms))
+            .execute(&mut *tx)
+            .await?;
         }
         let changes = vec![Invalidation::api_key(mode, key_id, &[*digest])];
         self.commit_write(tx, (), None, changes).await

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
-pub use api_keys::{ApiKeyMatch, NewApiKey};
+pub use api_keys::{ApiKeyMatch, LegacyCandidate, NewApiKey};
 pub use audit::AuditFilter;
 pub use changes::{Invalidation, Written};
 pub use export::ExportSection;

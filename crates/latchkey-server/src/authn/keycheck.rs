@@ -183,12 +183,16 @@ async fn legacy_mode(
         }
     }
     for mode in order {
-        if !state.legacy_keys.present(&state.store, mode).await? {
+        if !state
+            .legacy_keys
+            .present(&state.store, mode, state.clock.now())
+            .await?
+        {
             continue;
         }
         let candidates = state
             .store
-            .legacy_key_candidates(mode, value, MAX_SLOW_CANDIDATES)
+            .legacy_key_candidates(mode, value, MAX_SLOW_CANDIDATES, state.clock.now())
             .await?;
         if candidates.is_empty() {
             continue;
@@ -199,15 +203,14 @@ async fn legacy_mode(
             .run_blocking(move || {
                 candidates
                     .into_iter()
-                    .find(|(_, stored)| stored.matches(presented.expose()))
-                    .map(|(id, _)| id)
+                    .find(|c| c.stored.matches(presented.expose()))
             })
             .await
             .flatten();
-        if let Some(key_id) = matched {
+        if let Some(candidate) = matched {
             let written = state
                 .store
-                .add_legacy_key_digest(mode, &key_id, &digest)
+                .add_legacy_key_digest(mode, &candidate, &digest)
                 .await?;
             state.applied(written).await;
             state.legacy_keys.forget();
@@ -230,13 +233,18 @@ pub struct SlowLegacyKeys {
 impl SlowLegacyKeys {
     const FRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
-    async fn present(&self, store: &Store, mode: Mode) -> Result<bool, StoreError> {
+    async fn present(
+        &self,
+        store: &Store,
+        mode: Mode,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         if let Some((present, at)) = self.known.lock().get(&mode) {
             if at.elapsed() < Self::FRESH {
                 return Ok(*present);
             }
         }
-        let present = store.has_slow_legacy_keys(mode).await?;
+        let present = store.has_slow_legacy_keys(mode, now).await?;
         self.known
             .lock()
             .insert(mode, (present, std::time::Instant::now()));

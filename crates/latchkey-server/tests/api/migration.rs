@@ -387,7 +387,55 @@ async fn an_export_imported_into_an_empty_server_reproduces_it(app: TestApp) {
     r.expect(200);
 }
 
+async fn legacy_keys_rotate_into_latchkey_keys_with_a_grace_period(app: TestApp) {
+    import(&app, "", ndjson(&legacy_file()[..11]))
+        .await
+        .expect(200);
+    let keys = app.get("/v1/api-keys?limit=100").await;
+    let keys = keys.expect(200)["data"].as_array().unwrap().clone();
+    // The bcrypt one was never presented (it has only its slow hash); the
+    // plain one has its SHA-256 from the import.
+    for old in [BCRYPT_KEY, LEGACY_KEY] {
+        let id = verify(&app, old).await["keyId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(keys
+            .iter()
+            .any(|k| k["id"] == id.as_str() && k["legacy"] == true));
+        let r = app
+            .post(
+                &format!("/v1/api-keys/{id}/rotate"),
+                json!({"gracePeriodSeconds": 300}),
+            )
+            .await;
+        let new = r.expect(200)["key"].as_str().unwrap().to_owned();
+        assert!(new.starts_with("lk_test_key_"), "{new}");
+        let key = app.get(&format!("/v1/api-keys/{id}")).await;
+        assert_eq!(key.expect(200)["legacy"], false);
+        assert_eq!(
+            verify(&app, old).await["valid"],
+            true,
+            "{old} in its grace period"
+        );
+        assert_eq!(verify(&app, &new).await["valid"], true);
+    }
+    app.clock.advance(301);
+    for old in [BCRYPT_KEY, LEGACY_KEY] {
+        let v = verify(&app, old).await;
+        assert_eq!(v["valid"], false, "{old} after its grace period: {v}");
+    }
+    // The export has the Latchkey values now, not the legacy hashes.
+    let exported = export(&app).await;
+    assert_eq!(
+        exported.matches("\"algorithm\":\"bcrypt\"").count(),
+        0,
+        "{exported}"
+    );
+}
+
 crate::on_both_stores!(
+    legacy_keys_rotate_into_latchkey_keys_with_a_grace_period,
     legacy_records_import_once_and_work_like_latchkeys_own,
     dry_runs_and_atomic_imports_write_nothing_when_they_say_so,
     an_export_imported_into_an_empty_server_reproduces_it,
