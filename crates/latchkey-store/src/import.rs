@@ -6,6 +6,8 @@
 //! `externalId`, id or credential digest, so an import run twice changes
 //! nothing the second time.
 
+use std::collections::{HashMap, HashSet};
+
 use latchkey_core::clock::to_unix_ms;
 use latchkey_core::credential::CredentialDigest;
 use latchkey_core::ids;
@@ -73,34 +75,80 @@ pub struct ImportTx {
     mode: Mode,
     workspace: String,
     now: i64,
+    /// Tenants seen to exist in this transaction (an import never deletes
+    /// one).
+    tenants: HashSet<String>,
+    /// External ids resolved in this transaction, bounded.
+    users: HashMap<String, String>,
 }
 
+/// What an import's committed transactions found (tenants that exist,
+/// users by external id), carried into its next transaction.
+#[derive(Debug, Default)]
+pub struct ImportMemory {
+    tenants: HashSet<String>,
+    users: HashMap<String, String>,
+}
+
+/// The most external ids an import transaction remembers.
+const REMEMBERED_USERS: usize = 100_000;
+
 impl Store {
-    /// Starts an import into `mode`.
-    pub async fn begin_import(&self, mode: Mode, now: OffsetDateTime) -> StoreResult<ImportTx> {
+    /// Starts an import's transaction in `mode`, with what an earlier,
+    /// committed transaction of the same import learned.
+    pub async fn begin_import(
+        &self,
+        mode: Mode,
+        now: OffsetDateTime,
+        memory: Option<ImportMemory>,
+    ) -> StoreResult<ImportTx> {
         let mut tx = self.begin_write().await?;
+        if self.backend == crate::Backend::Sqlite && memory.is_none() {
+            // Imports insert into indexes on random digests: a page cache
+            // of 64 MiB (instead of 2) keeps them off the disk. It stays on
+            // the one writer connection, a bound, not a growth.
+            sqlx::query("PRAGMA cache_size = -65536")
+                .execute(&mut *tx)
+                .await?;
+        }
+        if self.backend == crate::Backend::Postgres {
+            // The import grows tables from nothing within minutes: a cached
+            // generic plan made while a table was empty scans it whole for
+            // every lookup. Plan each statement with the table as it is.
+            sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+                .execute(&mut *tx)
+                .await?;
+        }
         let row = sqlx::query("SELECT id FROM workspace")
             .fetch_one(&mut *tx)
             .await?;
+        let memory = memory.unwrap_or_default();
         Ok(ImportTx {
             tx,
             mode,
             workspace: row.try_get("id")?,
             now: to_unix_ms(now),
+            tenants: memory.tenants,
+            users: memory.users,
         })
     }
 
-    /// Commits an import's transaction with its audit event. Every cache of
-    /// every node drops what it holds (an import can touch anything).
+    /// Commits an import's transaction with its audit event, and gives back
+    /// what it learned for the next one. Every cache of every node drops
+    /// what it holds (an import can touch anything).
     pub async fn commit_import(
         &self,
         import: ImportTx,
         event: Option<AuditEvent>,
-    ) -> StoreResult<Written<()>> {
+    ) -> StoreResult<Written<ImportMemory>> {
         let mode = import.mode;
+        let memory = ImportMemory {
+            tenants: import.tenants,
+            users: import.users,
+        };
         self.commit_write(
             import.tx,
-            (),
+            memory,
             event,
             vec![Invalidation::Everything { mode }],
         )
@@ -113,6 +161,24 @@ fn changed<T: PartialEq>(current: &T, wanted: &Option<T>) -> bool {
 }
 
 impl ImportTx {
+    async fn tenant_here(&mut self, id: &str) -> StoreResult<bool> {
+        if self.tenants.contains(id) {
+            return Ok(true);
+        }
+        let here = tenant_exists(&mut self.tx, self.mode, id).await?;
+        if here {
+            self.tenants.insert(id.to_owned());
+        }
+        Ok(here)
+    }
+
+    fn remember_user(&mut self, external_id: &str, id: &str) {
+        if self.users.len() >= REMEMBERED_USERS {
+            self.users.clear();
+        }
+        self.users.insert(external_id.to_owned(), id.to_owned());
+    }
+
     /// Discards everything (a dry run, a failed atomic import).
     pub async fn rollback(self) -> StoreResult<()> {
         self.tx.rollback().await?;
@@ -153,14 +219,14 @@ impl ImportTx {
                     .into(),
             )));
         }
-        if !tenant_exists(&mut self.tx, self.mode, &parent).await? {
+        if !self.tenant_here(&parent).await? {
             return Ok(Err(Refused::Missing(format!(
                 "parentId: no tenant {parent:?} here or earlier in the file"
             ))));
         }
         let cascade = r.cascade.unwrap_or(true);
         let metadata = r.metadata.clone().unwrap_or_default();
-        if !tenant_exists(&mut self.tx, self.mode, id).await? {
+        if !self.tenant_here(id).await? {
             sqlx::query(
                 "INSERT INTO tenants (mode, id, name, parent_id, cascades, metadata, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -174,6 +240,7 @@ impl ImportTx {
             .bind(self.now)
             .execute(&mut *self.tx)
             .await?;
+            self.tenants.insert(id.to_owned());
             return Ok(Ok(Applied::Created));
         }
         let current = fetch_tenant(&mut self.tx, self.mode, id).await?;
@@ -262,7 +329,16 @@ impl ImportTx {
     /// The user a record names, if it is here.
     async fn find_user(&mut self, r: &UserRef) -> StoreResult<Option<String>> {
         if let Some(ext) = &r.external_id {
-            let found = user_by_external_id(&mut self.tx, self.mode, ext).await?;
+            let found = match self.users.get(ext.as_str()) {
+                Some(id) => Some(id.clone()),
+                None => {
+                    let found = user_by_external_id(&mut self.tx, self.mode, ext).await?;
+                    if let Some(id) = &found {
+                        self.remember_user(ext, id);
+                    }
+                    found
+                }
+            };
             return Ok(match (found, &r.id) {
                 (Some(found), Some(id)) if found != id.as_str() => None,
                 (found, _) => found,
@@ -336,6 +412,9 @@ impl ImportTx {
             };
             let now = latchkey_core::clock::from_unix_ms(self.now);
             insert_user(&mut self.tx, self.mode, &new, now).await?;
+            if let Some(ext) = &new.external_id {
+                self.remember_user(ext, &new.id);
+            }
             if let Some(hash) = hash {
                 self.set_password(&new.id, hash).await?;
             }
@@ -469,14 +548,12 @@ impl ImportTx {
         tenant: Option<&str>,
     ) -> StoreResult<Result<String, Refused>> {
         let tenant = tenant.unwrap_or(&self.workspace).to_owned();
-        Ok(
-            match tenant_exists(&mut self.tx, self.mode, &tenant).await? {
-                true => Ok(tenant),
-                false => Err(Refused::Missing(format!(
-                    "tenantId: no tenant {tenant:?} here or earlier in the file"
-                ))),
-            },
-        )
+        Ok(match self.tenant_here(&tenant).await? {
+            true => Ok(tenant),
+            false => Err(Refused::Missing(format!(
+                "tenantId: no tenant {tenant:?} here or earlier in the file"
+            ))),
+        })
     }
 
     async fn membership(&mut self, r: &MembershipRecord) -> StoreResult<Outcome> {
@@ -514,8 +591,22 @@ impl ImportTx {
                 Applied::Updated
             }
         };
-        let now = latchkey_core::clock::from_unix_ms(self.now);
-        replace_membership(&mut self.tx, self.mode, &tenant, &user, &roles, now).await?;
+        if outcome == Applied::Created {
+            sqlx::query(
+                "INSERT INTO memberships (mode, tenant_id, user_id, roles, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(self.m())
+            .bind(&tenant)
+            .bind(&user)
+            .bind(to_json(&roles)?)
+            .bind(self.now)
+            .execute(&mut *self.tx)
+            .await?;
+        } else {
+            let now = latchkey_core::clock::from_unix_ms(self.now);
+            replace_membership(&mut self.tx, self.mode, &tenant, &user, &roles, now).await?;
+        }
         Ok(Ok(outcome))
     }
 

@@ -40,7 +40,7 @@ pub use audit::AuditFilter;
 pub use changes::{Invalidation, Written};
 pub use export::ExportSection;
 pub use federation::Provisioned;
-pub use import::{Applied, ImportItem, ImportTx, Outcome, Refused};
+pub use import::{Applied, ImportItem, ImportMemory, ImportTx, Outcome, Refused};
 pub use logins::{Challenge, LoginRecord, RemovableFactor, UserFactors};
 pub use notify::{ListenEvent, StoreListener, NOTIFY_CHANNEL};
 pub use outbox::OutboxMessage;

@@ -54,6 +54,13 @@ pub enum Command {
     SigningKeys(SigningKeysArgs),
     /// Read the audit log of the admin key's mode, newest first.
     Audit(AuditArgs),
+    /// Import records from an NDJSON file (users, tenants, roles,
+    /// memberships, API keys and client secrets made by another system),
+    /// into the admin key's mode. Running it twice changes nothing.
+    Import(ImportArgs),
+    /// Write every record of the admin key's mode as NDJSON to stdout
+    /// (credentials as digests, never values), in the format `import` reads.
+    Export(ExportArgs),
     /// Get an access token with the client-credentials grant.
     Token(TokenArgs),
     /// Check an access token (against the issuer's JWKS) or an API key
@@ -783,6 +790,31 @@ pub struct ApiKeyList {
     /// Paging.
     #[command(flatten)]
     pub page: PageArgs,
+}
+
+/// `latchkey import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
+    /// The NDJSON file (`-` for stdin).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Check every record and count what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The whole file or nothing: one refused line writes nothing at all.
+    #[arg(long)]
+    pub atomic: bool,
+}
+
+/// `latchkey export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Connection options.
+    #[command(flatten)]
+    pub admin: AdminOpts,
 }
 
 /// `latchkey audit`.

@@ -15,6 +15,8 @@ use serde::Deserialize;
 
 /// How long one request may take before the CLI gives up.
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an import or export may take (the server allows an hour).
+const LONG_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long connecting may take: an unreachable host fails sooner than a
 /// slow answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -219,6 +221,68 @@ impl Client {
             req = req.header(*name, value.clone());
         }
         self.finish(req, &url).await
+    }
+
+    /// `POST` of a streamed body with the admin key (an import); the
+    /// answer as text. No overall timeout: a large file takes minutes.
+    pub async fn post_body(
+        &self,
+        segments: &[&str],
+        query: &[(&str, Option<String>)],
+        content_type: &'static str,
+        body: reqwest::Body,
+    ) -> anyhow::Result<Response> {
+        let url = self.url(segments, query);
+        let mut req = self
+            .http
+            .post(url.clone())
+            .header(CONTENT_TYPE, content_type)
+            .timeout(LONG_TIMEOUT)
+            .body(body);
+        if let Some(auth) = &self.authorization {
+            req = req.header(AUTHORIZATION, auth.clone());
+        }
+        self.finish(req, &url).await
+    }
+
+    /// `GET` whose 2xx body is read piece by piece (an export), passed to
+    /// `each` as it arrives.
+    pub async fn get_chunks(
+        &self,
+        segments: &[&str],
+        mut each: impl FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let url = self.url(segments, &[]);
+        let mut req = self.http.get(url.clone()).timeout(LONG_TIMEOUT);
+        if let Some(auth) = &self.authorization {
+            req = req.header(AUTHORIZATION, auth.clone());
+        }
+        let mut resp = req.send().await.map_err(|e| {
+            anyhow::Error::new(e.without_url()).context(format!("request to {url} failed"))
+        })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let content_type = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body = resp.text().await.unwrap_or_default();
+            return Err(ApiError {
+                status,
+                message: describe_error(status, &content_type, &body, &url),
+            }
+            .into());
+        }
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| anyhow::Error::new(e.without_url()).context(format!("reading {url}")))?
+        {
+            each(&chunk)?;
+        }
+        Ok(())
     }
 
     async fn finish(&self, req: reqwest::RequestBuilder, url: &Url) -> anyhow::Result<Response> {

@@ -9,7 +9,7 @@
 use latchkey_core::credential::CredentialKind;
 use latchkey_core::login::password::imported;
 use latchkey_core::migration::{self, FieldError};
-use latchkey_store::{Applied, ImportItem, ImportTx, Refused, StoreError};
+use latchkey_store::{Applied, ImportItem, ImportMemory, ImportTx, Refused, StoreError};
 use latchkey_types::audit::AuditEvent;
 use latchkey_types::migration::{ImportError, ImportSummary, Record};
 use latchkey_types::Mode;
@@ -188,6 +188,8 @@ struct Run<'a> {
     options: Options,
     summary: ImportSummary,
     tx: Option<ImportTx>,
+    /// What the committed transactions learned (a failed one forgets).
+    memory: Option<ImportMemory>,
     /// The records of the open transaction, to replay one by one when it
     /// fails as a whole.
     batch: Vec<(u64, ImportItem)>,
@@ -217,7 +219,13 @@ impl Run<'_> {
     async fn tx(&mut self) -> Result<&mut ImportTx, StoreError> {
         if self.tx.is_none() {
             let now = self.state.clock.now();
-            self.tx = Some(self.state.store.begin_import(self.mode, now).await?);
+            let memory = self.memory.take();
+            self.tx = Some(
+                self.state
+                    .store
+                    .begin_import(self.mode, now, memory)
+                    .await?,
+            );
         }
         Ok(self.tx.as_mut().expect("just opened"))
     }
@@ -243,7 +251,16 @@ impl Run<'_> {
         match outcome {
             Ok(applied) => {
                 self.count(applied);
-                self.batch.push((line, item));
+                let tenant_created =
+                    matches!(item, ImportItem::Tenant(_)) && applied == Applied::Created;
+                if !self.options.atomic && !self.options.dry_run {
+                    self.batch.push((line, item));
+                }
+                if tenant_created {
+                    // Tenants waiting for this one as their parent go now,
+                    // so records in them need not wait for the file's end.
+                    Box::pin(self.retry_waiting_tenants()).await?;
+                }
             }
             Err(Refused::Missing(why)) if waiting => {
                 if self.waiting.len() >= MAX_WAITING {
@@ -265,17 +282,37 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Retries the tenants that wait for a parent.
+    async fn retry_waiting_tenants(&mut self) -> Result<(), StoreError> {
+        if !self
+            .waiting
+            .iter()
+            .any(|(_, item, _)| matches!(item, ImportItem::Tenant(_)))
+        {
+            return Ok(());
+        }
+        let (tenants, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(_, item, _)| matches!(item, ImportItem::Tenant(_)));
+        self.waiting = rest;
+        for (line, item, _) in tenants {
+            self.apply(line, item, true).await?;
+        }
+        Ok(())
+    }
+
     /// The open transaction failed: each of its records (counted already)
     /// and then `failed`, in a transaction of its own.
     async fn replay(&mut self, line: u64, failed: ImportItem) -> Result<(), StoreError> {
         if let Some(tx) = self.tx.take() {
             let _ = tx.rollback().await;
         }
+        self.memory = None;
         let items = std::mem::take(&mut self.batch);
         let last = items.len();
         for (i, (line, item)) in items.into_iter().chain([(line, failed)]).enumerate() {
             let now = self.state.clock.now();
-            let mut tx = self.state.store.begin_import(self.mode, now).await?;
+            let mut tx = self.state.store.begin_import(self.mode, now, None).await?;
             match tx.apply(&item).await {
                 Ok(outcome) => {
                     let written = self.state.store.commit_import(tx, None).await?;
@@ -306,7 +343,7 @@ impl Run<'_> {
         self.batch.clear();
         if let Some(tx) = self.tx.take() {
             let written = self.state.store.commit_import(tx, event).await?;
-            self.state.applied(written).await;
+            self.memory = Some(self.state.applied(written).await);
         } else if let Some(event) = event {
             self.state.store.append_audit_events(&[event]).await?;
         }
@@ -329,6 +366,7 @@ pub async fn run(
         options,
         summary: ImportSummary::default(),
         tx: None,
+        memory: None,
         batch: Vec::new(),
         waiting: Vec::new(),
     };

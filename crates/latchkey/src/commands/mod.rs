@@ -7,6 +7,7 @@ mod authorization;
 mod identity_providers;
 mod login;
 mod members;
+mod migration;
 mod roles;
 mod secrets;
 mod serve;
@@ -57,6 +58,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::ApiKeys(args) => api_keys::run(&Admin::new(args.admin)?, args.command).await,
         Command::Audit(args) => audit::run(&Admin::new(args.admin)?, args.query).await,
+        Command::Import(args) => {
+            let admin = Admin::new(args.admin)?;
+            return migration::import(&admin, &args.file, args.dry_run, args.atomic).await;
+        }
+        Command::Export(args) => migration::export(&Admin::new(args.admin)?).await,
         Command::Token(args) => token::run(args).await,
         Command::Login(args) => login::login(args).await,
         Command::Logout(args) => login::logout(args).await,
