@@ -371,6 +371,7 @@ pub async fn run(
         waiting: Vec::new(),
     };
     let mut lines = Lines::new(body, migration::MAX_LINE_BYTES);
+    let mut lines_read: u64 = 0;
     loop {
         let next = match lines.next().await {
             Ok(next) => next,
@@ -386,6 +387,7 @@ pub async fn run(
             }
         };
         let Some((number, line)) = next else { break };
+        lines_read += 1;
         let text = match line {
             Line::Text(t) => t,
             Line::TooLong => {
@@ -430,6 +432,14 @@ pub async fn run(
             }
             break;
         }
+    }
+    if lines_read == 0 {
+        if let Some(tx) = run.tx.take() {
+            let _ = tx.rollback().await;
+        }
+        return Err(ApiError::InvalidRequest(
+            "the body holds no records: send NDJSON, one record per line".into(),
+        ));
     }
     run.summary.errors.sort_by_key(|e| e.line);
     let failed_atomic = options.atomic && run.summary.error_count > 0;

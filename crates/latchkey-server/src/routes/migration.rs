@@ -27,6 +27,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(export_records))
 }
 
+/// NDJSON text: one record per line, at least one.
+struct NdjsonBody;
+
+impl utoipa::PartialSchema for NdjsonBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .pattern(Some("\\S"))
+            .description(Some("NDJSON: one record per line, at least one"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for NdjsonBody {}
+
 /// How to import.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -45,7 +61,7 @@ struct ImportQuery {
 /// body is read as it arrives (no size limit; lines up to 64 KiB).
 #[utoipa::path(post, path = "/v1/import", tag = "migration",
     security(("adminKey" = [])), params(ImportQuery),
-    request_body(content = String, content_type = "application/x-ndjson",
+    request_body(content = inline(NdjsonBody), content_type = "application/x-ndjson",
         description = "One record per line: {\"type\": \"tenant\" | \"role\" | \"user\" | \
             \"membership\" | \"api_key\" | \"secret\", …}"),
     responses((status = 200, body = ImportSummary), (status = 400, body = Problem),

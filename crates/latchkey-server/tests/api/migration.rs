@@ -273,6 +273,8 @@ async fn dry_runs_and_atomic_imports_write_nothing_when_they_say_so(app: TestApp
         .map(|e| e["line"].as_u64().unwrap())
         .collect();
     assert_eq!(lines, vec![1, 3, 4], "{r}");
+    let empty = import(&app, "", "\n  \n".into()).await;
+    empty.expect_problem(400, "invalid_request");
     let anonymous = app
         .send(Method::POST, "/v1/import", None, Some(json!({})))
         .await;
@@ -434,7 +436,58 @@ async fn legacy_keys_rotate_into_latchkey_keys_with_a_grace_period(app: TestApp)
     );
 }
 
+async fn legacy_credentials_keep_to_their_mode(app: TestApp) {
+    let file = ndjson(&[
+        json!({"type": "user", "externalId": "svc", "name": "Service"}),
+        json!({"type": "api_key", "user": {"externalId": "svc"}, "key": LEGACY_KEY}),
+        json!({"type": "secret", "user": {"externalId": "svc"}, "secret": CLIENT_SECRET}),
+    ]);
+    let r = app
+        .client
+        .post(app.url("/v1/import"))
+        .bearer_auth(&app.live_admin)
+        .header("content-type", "application/x-ndjson")
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        verify(&app, LEGACY_KEY).await,
+        json!({"valid": false, "code": "wrong_mode"})
+    );
+    let live = app
+        .send(
+            Method::POST,
+            "/v1/api-keys/verify",
+            Some(&app.live_admin),
+            Some(json!({ "key": LEGACY_KEY })),
+        )
+        .await;
+    assert_eq!(live.expect(200)["valid"], true);
+    // Over TLS (the suite's client says so through the trusted proxy) the
+    // old credentials get a live token; over plain HTTP they are refused
+    // once found, as live.
+    let form = [("grant_type", "client_credentials")];
+    for secret in [CLIENT_SECRET, LEGACY_KEY] {
+        let r = app.token(Some(("svc", secret)), &form).await;
+        let token = r.expect(200)["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(crate::helpers::decode_claims(&token)["mode"], "live");
+        let plain = reqwest::Client::new()
+            .post(app.url("/oauth/token"))
+            .basic_auth("svc", Some(secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(plain.status(), 403, "{secret}");
+        let body: Value = plain.json().await.unwrap();
+        assert_eq!(body["error"], "tls_required");
+    }
+}
+
 crate::on_both_stores!(
+    legacy_credentials_keep_to_their_mode,
     legacy_keys_rotate_into_latchkey_keys_with_a_grace_period,
     legacy_records_import_once_and_work_like_latchkeys_own,
     dry_runs_and_atomic_imports_write_nothing_when_they_say_so,

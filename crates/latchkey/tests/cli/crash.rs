@@ -508,3 +508,137 @@ async fn kill_9_during_revocations_every_committed_one_reaches_the_other_node() 
         revoked.len()
     );
 }
+
+/// An import file: `n` users, each with a membership and a legacy API key.
+fn import_file(n: usize) -> (String, Vec<String>) {
+    let mut body = String::from(
+        "{\"type\":\"role\",\"name\":\"device\",\"permissions\":[\"telemetry:write\"]}\n",
+    );
+    let mut keys = Vec::with_capacity(n);
+    for i in 0..n {
+        let key = format!(
+            "legacy_{i:08}_{}",
+            latchkey_core::ids::random_lower_alnum(24)
+        );
+        body.push_str(&format!(
+            "{{\"type\":\"user\",\"externalId\":\"dev-{i}\",\"name\":\"Device {i}\"}}\n\
+             {{\"type\":\"membership\",\"user\":{{\"externalId\":\"dev-{i}\"}},\"roles\":[\"device\"]}}\n\
+             {{\"type\":\"api_key\",\"user\":{{\"externalId\":\"dev-{i}\"}},\"key\":\"{key}\"}}\n"
+        ));
+        keys.push(key);
+    }
+    (body, keys)
+}
+
+async fn import(http: &reqwest::Client, base: &str, admin: &str, body: String) -> Value {
+    http.post(format!("{base}/v1/import"))
+        .bearer_auth(admin)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `kill -9` in the middle of an import: what was committed is whole
+/// records (no key without its digest, no membership without its user),
+/// and running the same import again completes it, changing nothing that
+/// was already there.
+async fn kill_during_import_leaves_whole_records(database_url: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let extra: Vec<&str> = match &database_url {
+        Some(url) => vec!["--database-url", url.as_str()],
+        None => vec![],
+    };
+    let (mut server, admin) = first_start(dir.path(), &data, &extra).await;
+    let http = reqwest::Client::new();
+    let n = 20_000;
+    let (file, keys) = import_file(n);
+    let total = (1 + 3 * n) as u64;
+    let upload = {
+        let (http, base, admin, file) = (
+            http.clone(),
+            server.url.clone(),
+            admin.clone(),
+            file.clone(),
+        );
+        tokio::spawn(async move {
+            http.post(format!("{base}/v1/import"))
+                .bearer_auth(&admin)
+                .header("content-type", "application/x-ndjson")
+                .body(file)
+                .send()
+                .await
+        })
+    };
+    kill_mid_burst(&mut server, Duration::from_millis(1500), vec![]).await;
+    assert!(
+        upload.await.unwrap().is_err(),
+        "the import finished before the kill"
+    );
+
+    let url = database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=ro", data.join("latchkey.db").display()));
+    let mut db = database(&url).await;
+    let (users,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM users WHERE external_id IS NOT NULL")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    let orphans: Vec<(String,)> = sqlx::query_as(
+        "SELECT k.id FROM api_keys k WHERE NOT EXISTS \
+         (SELECT 1 FROM api_key_digests d WHERE d.mode = k.mode AND d.key_id = k.id)",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert!(orphans.is_empty(), "API keys without a digest: {orphans:?}");
+    let (stray,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM memberships m WHERE NOT EXISTS \
+         (SELECT 1 FROM users u WHERE u.mode = m.mode AND u.id = m.user_id)",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(stray, 0);
+    drop(db);
+    assert!(
+        users > 0 && (users as usize) < n,
+        "the kill should land mid-import: {users} of {n} users committed"
+    );
+
+    let mut server = Serve::start_with(dir.path(), &data, &extra);
+    server.wait_healthy().await;
+    let summary = import(&http, &server.url, &admin, file.clone()).await;
+    assert_eq!(summary["errorCount"], 0, "{summary}");
+    let created = summary["created"].as_u64().unwrap();
+    let unchanged = summary["unchanged"].as_u64().unwrap();
+    assert_eq!(created + unchanged, total, "{summary}");
+    assert!(unchanged >= users as u64, "{summary}");
+    let again = import(&http, &server.url, &admin, file).await;
+    assert_eq!(again["unchanged"].as_u64(), Some(total), "{again}");
+    for key in keys.iter().step_by(997) {
+        let v = verdict(&http, &server.url, &admin, key).await;
+        assert_eq!(v["valid"], true, "{key}: {v}");
+    }
+    eprintln!("killed after {users} of {n} users; the rerun created {created}, found {unchanged}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_an_import_on_sqlite_leaves_whole_records_and_a_rerun_completes_it() {
+    kill_during_import_leaves_whole_records(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_an_import_on_postgres_leaves_whole_records_and_a_rerun_completes_it() {
+    let Some(url) = latchkey_store::testing::fresh_postgres_url().await else {
+        eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    kill_during_import_leaves_whole_records(Some(url)).await;
+}

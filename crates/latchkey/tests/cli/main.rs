@@ -8,6 +8,7 @@ mod api_keys;
 mod crash;
 mod helpers;
 mod login;
+mod migration;
 mod serve;
 mod verify;
 mod walkthrough;
