@@ -78,15 +78,6 @@ pub enum StoredCredential {
 }
 
 impl StoredCredential {
-    /// The algorithm's name, as the store and the export write it.
-    pub fn algorithm(&self) -> &'static str {
-        match self {
-            StoredCredential::Sha256(_) => "sha256",
-            StoredCredential::Sha512(_) => "sha512",
-            StoredCredential::Bcrypt { .. } => "bcrypt",
-        }
-    }
-
     /// Whether a presented `value` matches (the slow forms; the SHA-256
     /// form is found by its digest instead). bcrypt costs what its cost
     /// says.

@@ -240,26 +240,19 @@ impl Store {
                 "a revoked API key cannot be rotated".into(),
             ));
         }
-        sqlx::query(
-            "UPDATE api_key_digests SET expires_at = $3 \
-             WHERE mode = $1 AND key_id = $2 AND expires_at IS NULL",
-        )
-        .bind(mode.as_str())
-        .bind(id)
-        .bind(to_unix_ms(previous_until))
-        .execute(&mut *tx)
-        .await?;
-        // An imported key's slow hash ends with the grace period too, and
-        // the key is Latchkey's from now on.
-        sqlx::query(
-            "UPDATE api_key_legacy_hashes SET expires_at = $3 \
-             WHERE mode = $1 AND key_id = $2 AND expires_at IS NULL",
-        )
-        .bind(mode.as_str())
-        .bind(id)
-        .bind(to_unix_ms(previous_until))
-        .execute(&mut *tx)
-        .await?;
+        // The current value, and an imported key's slow hash, end with the
+        // grace period; the key is Latchkey's from now on.
+        for table in ["api_key_digests", "api_key_legacy_hashes"] {
+            sqlx::query(&format!(
+                "UPDATE {table} SET expires_at = $3 \
+                 WHERE mode = $1 AND key_id = $2 AND expires_at IS NULL"
+            ))
+            .bind(mode.as_str())
+            .bind(id)
+            .bind(to_unix_ms(previous_until))
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query("UPDATE api_keys SET legacy = 0 WHERE mode = $1 AND id = $2")
             .bind(mode.as_str())
             .bind(id)

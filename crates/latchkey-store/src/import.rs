@@ -185,11 +185,6 @@ impl ImportTx {
         Ok(())
     }
 
-    /// The workspace's id, the default tenant.
-    pub fn workspace(&self) -> &str {
-        &self.workspace
-    }
-
     /// Applies one record.
     pub async fn apply(&mut self, item: &ImportItem) -> StoreResult<Outcome> {
         match item {
@@ -515,18 +510,7 @@ impl ImportTx {
     }
 
     async fn set_password(&mut self, user_id: &str, hash: &str) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO user_factors (mode, user_id, password_hash, totp_confirmed, backup_codes, \
-             updated_at) VALUES ($1, $2, $3, 0, '[]', $4) ON CONFLICT (mode, user_id) DO UPDATE \
-             SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
-        )
-        .bind(self.m())
-        .bind(user_id)
-        .bind(hash)
-        .bind(self.now)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        crate::logins::upsert_password(&mut self.tx, self.mode, user_id, hash, self.now).await
     }
 
     /// The user named, or why the record must wait.

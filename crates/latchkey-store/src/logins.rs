@@ -209,17 +209,7 @@ impl Store {
         let _timer = self.timed("set_password");
         let mut tx = self.begin_write().await?;
         require_user(&mut tx, mode, user_id).await?;
-        sqlx::query(
-            "INSERT INTO user_factors (mode, user_id, password_hash, totp_confirmed, backup_codes, \
-             updated_at) VALUES ($1, $2, $3, 0, '[]', $4) ON CONFLICT (mode, user_id) DO UPDATE \
-             SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
-        )
-        .bind(mode.as_str())
-        .bind(user_id)
-        .bind(hash)
-        .bind(to_unix_ms(now))
-        .execute(&mut *tx)
-        .await?;
+        upsert_password(&mut tx, mode, user_id, hash, to_unix_ms(now)).await?;
         if let Some(except) = end_sessions {
             crate::sessions::end_all(&mut tx, mode, user_id, except, "password_changed", now)
                 .await?;
@@ -709,6 +699,28 @@ impl Store {
 }
 
 /// `NotFound("user")` unless the user exists in this mode.
+/// Sets a user's password hash (the user known to exist).
+pub(crate) async fn upsert_password(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    mode: Mode,
+    user_id: &str,
+    hash: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO user_factors (mode, user_id, password_hash, totp_confirmed, backup_codes, \
+         updated_at) VALUES ($1, $2, $3, 0, '[]', $4) ON CONFLICT (mode, user_id) DO UPDATE \
+         SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
+    )
+    .bind(mode.as_str())
+    .bind(user_id)
+    .bind(hash)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 pub(crate) async fn require_user(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     mode: Mode,

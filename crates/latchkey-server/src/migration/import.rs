@@ -141,9 +141,11 @@ fn prepare(mode: Mode, record: Record) -> Result<ImportItem, String> {
                 CredentialKind::ApiKey,
             )
             .map_err(fe)?;
+            // Only the digest goes on: the plain value is not kept.
+            r.key = None;
             ImportItem::ApiKey(r, credential.stored, credential.legacy)
         }
-        Record::Secret(r) => {
+        Record::Secret(mut r) => {
             check_user_ref(&r.user)?;
             check_optional_text("name", r.name.as_deref()).map_err(field)?;
             if let Some(id) = &r.id {
@@ -169,6 +171,7 @@ fn prepare(mode: Mode, record: Record) -> Result<ImportItem, String> {
             let migration::StoredCredential::Sha256(digest) = credential.stored else {
                 return Err("secretHash.algorithm: client secrets take sha256".into());
             };
+            r.secret = None;
             ImportItem::Secret(r, digest)
         }
     })

@@ -509,12 +509,15 @@ async fn authenticate_client_any_transport(
     let mut mode = None;
     for m in modes {
         if let Some(p) = client_principal(state, *m, client_id).await? {
-            let matches = credential::matches_current(
-                p.secrets.iter().map(|s| (&s.digest, s.expires_at)),
-                &presented,
-                state.clock.now(),
-            );
-            if matches || modes.len() == 1 {
+            // With one mode the comparison below decides; an imported
+            // secret's mode is the one whose user it matches.
+            let this_one = modes.len() == 1
+                || credential::matches_current(
+                    p.secrets.iter().map(|s| (&s.digest, s.expires_at)),
+                    &presented,
+                    state.clock.now(),
+                );
+            if this_one {
                 principal = Some(p);
                 mode = Some(*m);
                 break;

@@ -114,11 +114,13 @@ pub fn accept(hash: &str) -> Result<String, HashRejection> {
         return Err(malformed("password", "longer than 1024 bytes"));
     }
     let Some(format) = format_of(hash) else {
-        let shown: String = hash.chars().take(12).collect();
-        return Err(HashRejection::UnknownFormat(format!(
-            "it starts with {shown:?}; expected $argon2…, $scrypt$, $pbkdf2…, $2b$, $5$, $6$, \
-             pbkdf2_sha256$, bcrypt_sha256$, argon2$ or {{SSHA}}…"
-        )));
+        // The value is not echoed: a plain password sent here by mistake
+        // must not come back in a response.
+        return Err(HashRejection::UnknownFormat(
+            "expected $argon2…, $scrypt$, $pbkdf2…, $2b$, $5$, $6$, pbkdf2_sha256$, \
+             bcrypt_sha256$, argon2$ or {SSHA}…"
+                .into(),
+        ));
     };
     match format {
         Format::Argon2 => check_argon2(hash)?,
@@ -232,11 +234,6 @@ pub fn verify(stored: &str, password: &str) -> bool {
             .and_then(|c| Auth0Digest::parse(&c).ok())
             .is_some_and(|h| h.verify(password)),
     }
-}
-
-/// Whether `stored` is one of the imported formats (not Latchkey's own).
-pub fn is_imported(stored: &str) -> bool {
-    format_of(stored).is_some()
 }
 
 fn verify_phc(stored: &str, password: &[u8]) -> bool {
